@@ -1,0 +1,42 @@
+# Two entry points for a fresh machine (Python 3.11, nothing else): `make reproduce` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+# Stage commands (papermill, jupyter-book) run from the venv.
+export PATH := $(BIN):$(PATH)
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: reproduce test venv data pipeline bench
+
+reproduce: data pipeline
+	@echo "Book: $(CURDIR)/_build/html/index.html"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet pip==26.3
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test]'
+	touch $@
+
+# Materialise data/ (SynthFaces with the preset and seed of params.yaml) unless it is already there,
+# then check it against the hash recorded in data.dvc.
+data: $(STAMP)
+	@if [ -f data/synthfaces.json ]; then echo "data/: already materialised"; else \
+	  read preset seed < <($(BIN)/python -c "import yaml; d = yaml.safe_load(open('params.yaml'))['data']; print(d['preset'], d['seed'])"); \
+	  echo "data/: generating SynthFaces (preset $$preset, seed $$seed)"; \
+	  $(BIN)/dmlfaces synth --out data --preset $$preset --seed $$seed; fi
+	@if $(BIN)/dvc status --quiet data.dvc; then \
+	  echo "data/: identical to the hash recorded in data.dvc"; else \
+	  echo "data/: DIFFERS from the hash recorded in data.dvc (different generator, preset, seed or library versions); the study runs on what is in data/"; fi
+
+pipeline: $(STAMP)
+	$(BIN)/dvc repro
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_synth.py

@@ -1,0 +1,545 @@
+"""Procedural face renderer of SynthFaces: latent factors in, a 112x112 RGB face and its 5 landmarks out.
+
+A face is drawn from two sets of factors:
+
+* :class:`PersonFactors` are fixed for one identity: head and jaw shape, eye spacing and size, brows,
+  nose, mouth, ears, hair style and colour, skin tone, gender and age group. They are what an identity
+  embedding has to learn.
+* :class:`ImageFactors` vary from one image of a person to the next: beard, glasses, expression, head
+  pose, illumination, background, framing (scale, shift, roll), occlusion, blur, noise, low resolution
+  and JPEG compression. Each image has a ground-truth quality in [0, 1] derived from its degradations
+  (:func:`quality_score`).
+
+Geometry is drawn in "aligned" coordinates (the ArcFace 112x112 template puts the eyes near y = 51.6,
+x = 38.3 / 73.5), with a little depth per feature so that yaw and pitch move the features against the
+head outline as a turning head does. Shapes are drawn at 2x and downsampled for anti-aliasing.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+SIZE = 112
+SUPERSAMPLE = 2
+# Head centre in aligned coordinates; features are placed relative to it.
+CENTRE_X, CENTRE_Y = 56.0, 62.0
+
+HAIR_STYLES = ("short", "long", "bangs", "bald", "curly")
+HAIR_COLOURS = ("black", "brown", "blond", "red")
+_HAIR_RGB = {
+    "black": (30, 26, 24),
+    "brown": (96, 62, 38),
+    "blond": (196, 160, 96),
+    "red": (150, 64, 34),
+}
+_GREY_RGB = (170, 168, 165)
+_PALE_SKIN = np.array([238.0, 206.0, 184.0])
+_DARK_SKIN = np.array([92.0, 60.0, 42.0])
+EXPRESSIONS = ("neutral", "smiling", "surprised")
+BACKGROUNDS = ("plain", "gradient", "stripes", "blobs")
+GLASSES_FRAMES = ("thin", "thick")
+
+
+@dataclass(frozen=True)
+class PersonFactors:
+    """Identity-level factors, fixed for one person. Lengths are in aligned 112-pixel units."""
+
+    person_id: int
+    gender: str  # "male" | "female"
+    age_group: str  # "young" | "older"
+    skin_tone: float  # 0 = palest, 1 = darkest; labelled pale below 0.5
+    skin_hue: float  # small red/yellow shift of the skin colour
+    head_width: float  # half-width of the head at the cheekbones
+    jaw_width: float  # half-width of the jaw at mouth level
+    chin_length: float  # distance from mouth level to chin
+    forehead_height: float  # distance from eye level to hairline
+    eye_spacing: float  # half the distance between the eye centres
+    eye_height: float  # vertical position of the eyes (offset from the template)
+    eye_size: float
+    eye_colour: tuple[int, int, int]
+    brow_thickness: float
+    brow_arch: float
+    brow_gap: float  # vertical gap between eye and brow
+    nose_length: float
+    nose_width: float
+    mouth_width: float
+    lip_thickness: float
+    lip_colour: tuple[int, int, int]
+    ear_size: float
+    hair_style: str
+    hair_colour: str
+    grey_fraction: float  # 0 young; up to 1 for grey-haired older people
+    beard_style: str  # "full" | "goatee" | "stubble"; shown only on images with beard on
+    glasses_frame: str  # the frame this person wears when glasses are on
+    glasses_shape: str  # "round" | "rect"
+    shirt_colour: tuple[int, int, int]
+
+    @property
+    def is_pale(self) -> bool:
+        return self.skin_tone < 0.5
+
+
+@dataclass(frozen=True)
+class ImageFactors:
+    """Image-level factors of one rendered image (pose angles in radians, lengths in pixels)."""
+
+    beard: bool
+    glasses: bool
+    expression: str
+    yaw: float
+    pitch: float
+    roll: float
+    light_angle: float
+    light_strength: float  # 0 = flat light, 1 = strong side light
+    brightness: float  # 1 = normal exposure
+    background: str
+    background_colour: tuple[int, int, int]
+    background_seed: int
+    scale: float  # 1 = aligned size
+    shift_x: float
+    shift_y: float
+    occlusion: float  # fraction of the face area covered, 0 = none
+    occlusion_x: float  # centre of the occluder, in [-1, 1] across the face
+    occlusion_y: float
+    blur: float  # Gaussian radius in pixels
+    noise: float  # standard deviation of additive noise, in 8-bit levels
+    low_resolution: float  # 1 = full resolution; 0.25 = rendered at a quarter and upsampled
+    jpeg_quality: int
+    noise_seed: int
+
+
+def _person_rng_colour(rng: np.random.Generator, base: tuple[int, int, int], spread: float) -> tuple[int, int, int]:
+    colour = np.clip(np.array(base, dtype=float) + rng.normal(0.0, spread, 3), 0, 255)
+    return tuple(int(c) for c in colour)
+
+
+def sample_person(rng: np.random.Generator, person_id: int) -> PersonFactors:
+    """Draw one identity. The rng must be the person's own stream so that identities are stable."""
+    male = bool(rng.random() < 0.5)
+    older = bool(rng.random() < 0.4)
+    # Skin tone is bimodal so that the pale / dark label is meaningful, but continuous within a mode.
+    dark = rng.random() < 0.45
+    skin_tone = float(np.clip(rng.beta(3, 9) if not dark else 1.0 - rng.beta(3, 9), 0.0, 1.0))
+    style_p = [0.55, 0.05, 0.1, 0.15, 0.15] if male else [0.1, 0.5, 0.25, 0.0, 0.15]
+    hair_colour = str(rng.choice(HAIR_COLOURS, p=[0.45, 0.3, 0.15, 0.1] if skin_tone < 0.5 else [0.8, 0.17, 0.02, 0.01]))
+    lip_base = (150, 70, 80) if not male else (160, 100, 95)
+    return PersonFactors(
+        person_id=person_id,
+        gender="male" if male else "female",
+        age_group="older" if older else "young",
+        skin_tone=skin_tone,
+        skin_hue=float(rng.normal(0.0, 1.0)),
+        head_width=float(rng.uniform(36, 44) + (2.0 if male else 0.0)),
+        jaw_width=float(rng.uniform(22, 32) + (4.0 if male else -1.0)),
+        chin_length=float(rng.uniform(12, 20) + (2.0 if male else 0.0)),
+        forehead_height=float(rng.uniform(28, 38)),
+        eye_spacing=float(rng.uniform(15.0, 20.0)),
+        eye_height=float(rng.uniform(-3.0, 3.0)),
+        eye_size=float(rng.uniform(4.0, 6.5) + (0.0 if male else 0.4)),
+        eye_colour=_person_rng_colour(rng, [(60, 40, 25), (70, 110, 150), (80, 110, 70)][int(rng.integers(3))], 12),
+        brow_thickness=float(rng.uniform(1.5, 3.5) + (1.0 if male else 0.0)),
+        brow_arch=float(rng.uniform(-1.0, 4.0)),
+        brow_gap=float(rng.uniform(6.0, 10.0)),
+        nose_length=float(rng.uniform(14, 24)),
+        nose_width=float(rng.uniform(6, 12)),
+        mouth_width=float(rng.uniform(11, 17)),
+        lip_thickness=float(rng.uniform(1.5, 4.5) - (0.5 if male else 0.0)),
+        lip_colour=_person_rng_colour(rng, lip_base, 12),
+        ear_size=float(rng.uniform(6, 11)),
+        hair_style=str(rng.choice(HAIR_STYLES, p=style_p)),
+        hair_colour=hair_colour,
+        grey_fraction=float(rng.uniform(0.4, 1.0)) if older else 0.0,
+        beard_style=str(rng.choice(["full", "goatee", "stubble"], p=[0.5, 0.25, 0.25])),
+        glasses_frame=str(rng.choice(GLASSES_FRAMES)),
+        glasses_shape=str(rng.choice(["round", "rect"])),
+        shirt_colour=tuple(int(c) for c in rng.integers(20, 230, 3)),
+    )
+
+
+def sample_image(
+    rng: np.random.Generator,
+    person: PersonFactors,
+    *,
+    difficulty: float,
+    loose: bool,
+    beard_rate: float = 0.5,
+    glasses_rate: float = 0.3,
+) -> ImageFactors:
+    """Draw image-level factors for one image of ``person``.
+
+    Args:
+        difficulty: 0 = studio still, 1 = worst surveillance frame; scales every degradation.
+        loose: a loose detector crop (IJB layout: free scale, shift and roll) instead of an aligned crop.
+    """
+    d = float(np.clip(difficulty, 0.0, 1.0))
+    beard = person.gender == "male" and bool(rng.random() < beard_rate)
+    glasses = bool(rng.random() < glasses_rate)
+    expression = str(rng.choice(EXPRESSIONS, p=[0.45, 0.35, 0.2]))
+    framing = 1.0 if loose else 0.15
+    occluded = rng.random() < 0.25 * d + 0.03
+    return ImageFactors(
+        beard=beard,
+        glasses=glasses,
+        expression=expression,
+        yaw=float(np.clip(rng.normal(0.0, 0.25 + 0.35 * d), -1.0, 1.0)),
+        pitch=float(np.clip(rng.normal(0.0, 0.12 + 0.15 * d), -0.5, 0.5)),
+        roll=float(np.clip(rng.normal(0.0, 0.06 + 0.25 * d * framing), -0.6, 0.6)),
+        light_angle=float(rng.uniform(0, 2 * math.pi)),
+        light_strength=float(rng.uniform(0.0, 0.3 + 0.6 * d)),
+        brightness=float(np.clip(rng.normal(1.0, 0.1 + 0.25 * d), 0.35, 1.4)),
+        background=str(rng.choice(BACKGROUNDS)),
+        background_colour=tuple(int(c) for c in rng.integers(0, 256, 3)),
+        background_seed=int(rng.integers(2**31)),
+        scale=float(np.clip(rng.normal(1.0 - 0.1 * framing, 0.03 + 0.1 * framing), 0.6, 1.2)),
+        shift_x=float(rng.normal(0.0, 1.0 + 6.0 * framing)),
+        shift_y=float(rng.normal(0.0, 1.0 + 5.0 * framing)),
+        occlusion=float(rng.uniform(0.08, 0.35)) if occluded else 0.0,
+        occlusion_x=float(rng.uniform(-1, 1)),
+        occlusion_y=float(rng.uniform(-1, 1)),
+        blur=float(max(0.0, rng.normal(1.6 * d, 0.5)) if rng.random() < 0.3 + 0.6 * d else 0.0),
+        noise=float(abs(rng.normal(0.0, 2.0 + 14.0 * d))),
+        low_resolution=float(rng.uniform(0.2, 0.6)) if rng.random() < 0.5 * d else 1.0,
+        jpeg_quality=int(rng.integers(max(15, int(95 - 75 * d)), 96)),
+        noise_seed=int(rng.integers(2**31)),
+    )
+
+
+def quality_score(image: ImageFactors) -> float:
+    """Ground-truth quality in [0, 1] from the degradations of an image (1 = pristine).
+
+    Each degradation contributes a severity in [0, 1]; quality = exp(-sum of weighted severities),
+    so independent degradations compound multiplicatively.
+    """
+    severities = {
+        "pose": (abs(image.yaw) / 1.0) ** 1.5 + (abs(image.pitch) / 0.5) ** 1.5 * 0.5,
+        "blur": min(image.blur / 3.0, 1.0),
+        "noise": min(image.noise / 30.0, 1.0),
+        "low_resolution": (1.0 - image.low_resolution) / 0.8,
+        "occlusion": min(image.occlusion / 0.35, 1.0),
+        "exposure": min(abs(math.log(image.brightness)) / 1.0, 1.0) + 0.3 * image.light_strength,
+        "compression": (95 - image.jpeg_quality) / 80.0,
+        "size": max(0.0, 1.0 - image.scale) / 0.4,
+    }
+    weights = {
+        "pose": 1.2,
+        "blur": 1.5,
+        "noise": 1.0,
+        "low_resolution": 1.4,
+        "occlusion": 1.2,
+        "exposure": 0.8,
+        "compression": 0.6,
+        "size": 0.5,
+    }
+    return float(math.exp(-sum(weights[k] * v for k, v in severities.items())))
+
+
+def skin_rgb(person: PersonFactors) -> np.ndarray:
+    """(3,) float skin colour: interpolated between pale and dark, with a per-person hue shift."""
+    colour = (1 - person.skin_tone) * _PALE_SKIN + person.skin_tone * _DARK_SKIN
+    return np.clip(colour + person.skin_hue * np.array([4.0, 1.0, -4.0]), 0, 255)
+
+
+def hair_rgb(person: PersonFactors) -> tuple[int, int, int]:
+    """Hair colour, greyed by age."""
+    base = np.array(_HAIR_RGB[person.hair_colour], dtype=float)
+    grey = np.array(_GREY_RGB, dtype=float)
+    mixed = (1 - person.grey_fraction) * base + person.grey_fraction * grey
+    return tuple(int(c) for c in mixed)
+
+
+class _Projector:
+    """Maps face-frame points (x right, y down, z towards the camera) to 2x canvas pixels.
+
+    Yaw and pitch rotate the point about the head centre and project orthographically, so features
+    with depth (nose, eyes) slide across the head outline as the head turns.
+    """
+
+    def __init__(self, yaw: float, pitch: float) -> None:
+        self.cy, self.sy = math.cos(yaw), math.sin(yaw)
+        self.cp, self.sp = math.cos(pitch), math.sin(pitch)
+
+    def __call__(self, x: float, y: float, z: float = 0.0) -> tuple[float, float]:
+        x1 = x * self.cy + z * self.sy
+        z1 = -x * self.sy + z * self.cy
+        y1 = y * self.cp - z1 * self.sp
+        return ((CENTRE_X + x1) * SUPERSAMPLE, (CENTRE_Y + y1) * SUPERSAMPLE)
+
+    def many(self, points: np.ndarray, z: float = 0.0) -> list[tuple[float, float]]:
+        return [self(float(px), float(py), z) for px, py in points]
+
+
+def _head_outline(person: PersonFactors, n: int = 40) -> np.ndarray:
+    """(n, 2) head outline from forehead to chin: an ellipse on top, the jaw tapering below."""
+    eye_y = 51.6 - CENTRE_Y + person.eye_height
+    top = eye_y - person.forehead_height
+    mouth_y = 92.3 - CENTRE_Y
+    chin = mouth_y + person.chin_length
+    t = np.linspace(0, 2 * math.pi, n, endpoint=False)
+    xs, ys = [], []
+    for a in t:
+        s, c = math.sin(a), math.cos(a)
+        if c <= 0:  # upper half: ellipse through the hairline
+            xs.append(person.head_width * s)
+            ys.append(eye_y + (eye_y - top) * c)
+        else:  # lower half: narrow from the cheekbones to the jaw and chin
+            width = person.head_width + (person.jaw_width - person.head_width) * c**0.8
+            xs.append(width * s)
+            ys.append(eye_y + (chin - eye_y) * c)
+    return np.stack([xs, ys], axis=1)
+
+
+def _background(image: ImageFactors) -> Image.Image:
+    """The scene behind the head, drawn at 2x."""
+    size = SIZE * SUPERSAMPLE
+    rng = np.random.default_rng(image.background_seed)
+    base = np.array(image.background_colour, dtype=float)
+    if image.background == "plain":
+        array = np.broadcast_to(base, (size, size, 3)).copy()
+    elif image.background == "gradient":
+        other = rng.integers(0, 256, 3).astype(float)
+        ramp = np.linspace(0, 1, size)[:, None, None]
+        array = (1 - ramp) * base + ramp * other
+        array = np.broadcast_to(array, (size, size, 3)).copy()
+    elif image.background == "stripes":
+        period = rng.uniform(10, 40)
+        angle = rng.uniform(0, math.pi)
+        yy, xx = np.mgrid[0:size, 0:size]
+        wave = 0.5 + 0.5 * np.sin((xx * math.cos(angle) + yy * math.sin(angle)) * 2 * math.pi / period)
+        other = rng.integers(0, 256, 3).astype(float)
+        array = base + wave[..., None] * (other - base)
+    else:
+        array = np.broadcast_to(base, (size, size, 3)).copy()
+        canvas = Image.fromarray(array.astype(np.uint8))
+        draw = ImageDraw.Draw(canvas)
+        for _ in range(6):
+            x, y, r = rng.uniform(0, size), rng.uniform(0, size), rng.uniform(10, 60)
+            draw.ellipse([x - r, y - r, x + r, y + r], fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
+        return canvas
+    return Image.fromarray(np.clip(array, 0, 255).astype(np.uint8))
+
+
+def _thick_line(draw: ImageDraw.ImageDraw, points: list[tuple[float, float]], colour, width: float) -> None:
+    draw.line(points, fill=colour, width=max(1, int(round(width * SUPERSAMPLE))), joint="curve")
+
+
+def _draw_face(canvas: Image.Image, person: PersonFactors, image: ImageFactors) -> np.ndarray:
+    """Draw the head on the 2x canvas; returns the (5, 2) landmarks in aligned 112-pixel units."""
+    draw = ImageDraw.Draw(canvas)
+    project = _Projector(image.yaw, image.pitch)
+    skin = skin_rgb(person)
+    skin_t = tuple(int(c) for c in skin)
+    shade_t = tuple(int(c) for c in skin * 0.78)
+    hair = hair_rgb(person)
+    outline = _head_outline(person)
+    eye_y = 51.6 - CENTRE_Y + person.eye_height
+    mouth_y = 92.3 - CENTRE_Y
+    top = eye_y - person.forehead_height
+    chin = mouth_y + person.chin_length
+
+    # Long hair falls behind the head and shoulders.
+    if person.hair_style == "long":
+        arc = np.linspace(math.pi, 2 * math.pi, 16)
+        crown_y = (eye_y + top) / 2
+        back = np.stack([(person.head_width + 7) * np.cos(arc), crown_y + (crown_y - top + 6) * np.sin(arc)], 1)
+        back = np.concatenate([back, [(person.head_width + 11, chin + 22), (-person.head_width - 11, chin + 22)]])
+        draw.polygon(project.many(back, z=-15), fill=hair)
+    # Neck and shoulders.
+    neck = [(-person.jaw_width * 0.6, mouth_y), (person.jaw_width * 0.6, mouth_y),
+            (person.jaw_width * 0.7, chin + 30), (-person.jaw_width * 0.7, chin + 30)]
+    draw.polygon(project.many(np.array(neck), z=-10), fill=shade_t)
+    shoulders = [(-70, chin + 18), (70, chin + 18), (80, 120), (-80, 120)]
+    draw.polygon(project.many(np.array(shoulders), z=-20), fill=person.shirt_colour)
+    # Ears sit behind the face plane, so they move against the turn.
+    for side in (-1, 1):
+        ex = side * (person.head_width - 1)
+        ex0, ey0 = project(ex, eye_y + 6, -12)
+        r = person.ear_size * SUPERSAMPLE
+        draw.ellipse([ex0 - r * 0.55, ey0 - r, ex0 + r * 0.55, ey0 + r], fill=shade_t)
+    # Head.
+    draw.polygon(project.many(outline, z=0.0), fill=skin_t)
+    if person.age_group == "older":
+        line_colour = tuple(int(c) for c in skin * 0.68)
+        for k in range(3):
+            y = top + 8 + 4 * k
+            _thick_line(draw, [project(-12, y, 14), project(0, y - 1, 16), project(12, y, 14)], line_colour, 0.7)
+        for side in (-1, 1):
+            _thick_line(draw, [project(side * 9, mouth_y - 14, 20), project(side * 14, mouth_y + 2, 18)],
+                        line_colour, 0.9)
+    # Beard: drawn over the jaw before the mouth so the lips stay visible.
+    if image.beard:
+        beard_colour = hair
+        lower = outline[outline[:, 1] > mouth_y - 12]
+        if person.beard_style == "goatee":
+            pts = np.array([(-9, mouth_y + 3), (9, mouth_y + 3), (6, chin), (-6, chin)])
+        else:
+            pts = np.concatenate([lower, np.array([(0.0, mouth_y - 7.0)])])
+        fill = beard_colour
+        if person.beard_style == "stubble":
+            fill = tuple(int(0.55 * s + 0.45 * b) for s, b in zip(skin_t, beard_colour))
+        draw.polygon(project.many(pts, z=8), fill=fill)
+    # Eyes.
+    open_factor = {"neutral": 1.0, "smiling": 0.7, "surprised": 1.45}[image.expression]
+    eye_centres = []
+    for side in (-1, 1):
+        cx, cy = side * person.eye_spacing, eye_y
+        px, py = project(cx, cy, 18)
+        eye_centres.append((px / SUPERSAMPLE, py / SUPERSAMPLE))
+        w = person.eye_size * 1.5 * SUPERSAMPLE * abs(project.cy) ** 0.5
+        h = person.eye_size * 0.75 * open_factor * SUPERSAMPLE
+        draw.ellipse([px - w, py - h, px + w, py + h], fill=(245, 245, 240))
+        r = min(h, person.eye_size * 0.7 * SUPERSAMPLE)
+        draw.ellipse([px - r, py - r, px + r, py + r], fill=person.eye_colour)
+        r2 = r * 0.45
+        draw.ellipse([px - r2, py - r2, px + r2, py + r2], fill=(10, 10, 10))
+        # Brows rise with surprise.
+        lift = 3.0 if image.expression == "surprised" else 0.0
+        by = cy - person.brow_gap - lift
+        brow = [project(cx - side * 7, by + 1, 18), project(cx, by - person.brow_arch, 19),
+                project(cx + side * 8, by + 2, 17)]
+        brow_colour = hair if person.hair_style != "bald" else tuple(int(c) for c in np.array(hair) * 0.7)
+        _thick_line(draw, brow, brow_colour, person.brow_thickness)
+    # Nose: bridge line, tip and nostrils; the tip has the most depth.
+    nose_tip_y = eye_y + person.nose_length
+    tip = project(0, nose_tip_y, 30)
+    _thick_line(draw, [project(-2, eye_y + 4, 22), project(-person.nose_width / 2.5, nose_tip_y - 1, 27)],
+                shade_t, 1.0)
+    draw.polygon([project(-person.nose_width / 2, nose_tip_y + 1, 24), tip,
+                  project(person.nose_width / 2, nose_tip_y + 1, 24)], fill=shade_t)
+    for side in (-1, 1):
+        nx, ny = project(side * person.nose_width / 4, nose_tip_y + 1.5, 26)
+        draw.ellipse([nx - 2, ny - 1.5, nx + 2, ny + 1.5], fill=tuple(int(c) for c in skin * 0.45))
+    # Mouth: the expression changes its shape; the corners are landmarks 4 and 5.
+    half = person.mouth_width * (1.15 if image.expression == "smiling" else 1.0)
+    corner_lift = {"neutral": 0.0, "smiling": -3.0, "surprised": 1.0}[image.expression]
+    left = project(-half, mouth_y + corner_lift, 20)
+    right = project(half, mouth_y + corner_lift, 20)
+    if image.expression == "surprised":
+        c = project(0, mouth_y + 1, 21)
+        rx, ry = half * 0.6 * SUPERSAMPLE, 6 * SUPERSAMPLE
+        draw.ellipse([c[0] - rx, c[1] - ry, c[0] + rx, c[1] + ry], fill=person.lip_colour)
+        draw.ellipse([c[0] - rx * 0.7, c[1] - ry * 0.7, c[0] + rx * 0.7, c[1] + ry * 0.7], fill=(50, 15, 20))
+    elif image.expression == "smiling":
+        upper = [left, project(0, mouth_y, 21), right]
+        lower = [right, project(0, mouth_y + 6 + person.lip_thickness, 21), left]
+        draw.polygon(upper + lower, fill=person.lip_colour)
+        teeth = [project(-half * 0.8, mouth_y - 1, 21), project(half * 0.8, mouth_y - 1, 21),
+                 project(0, mouth_y + 4, 21)]
+        draw.polygon(teeth, fill=(235, 232, 225))
+    else:
+        upper = [left, project(0, mouth_y - person.lip_thickness, 21), right]
+        lower = [right, project(0, mouth_y + person.lip_thickness * 1.2, 21), left]
+        draw.polygon(upper + lower, fill=person.lip_colour)
+        _thick_line(draw, [left, project(0, mouth_y, 21), right], tuple(int(c) for c in np.array(person.lip_colour) * 0.6), 0.8)
+    # Hair on top of the head, by style.
+    if person.hair_style != "bald":
+        crown = outline[outline[:, 1] < eye_y - person.forehead_height * 0.55]
+        if person.hair_style == "bangs":
+            cap = np.concatenate([crown * [1.06, 1.0] + [0, -3], np.array([(person.head_width * 0.9, top + 15),
+                                                                             (-person.head_width * 0.9, top + 15)])])
+        elif person.hair_style == "curly":
+            cap = crown * [1.15, 1.0] + [0, -7]
+        else:
+            cap = crown * [1.05, 1.0] + [0, -4]
+        draw.polygon(project.many(cap, z=2), fill=hair)
+        if person.hair_style == "curly":
+            for x in np.linspace(-person.head_width, person.head_width, 7):
+                cx, cy = project(float(x), top - 4, 4)
+                r = 6 * SUPERSAMPLE
+                draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=hair)
+    # Glasses over the eyes.
+    if image.glasses:
+        width = 1.1 if person.glasses_frame == "thin" else 2.6
+        frame_colour = (20, 20, 25) if person.glasses_frame == "thick" else (45, 40, 38)
+        for (ex, ey) in eye_centres:
+            px, py = ex * SUPERSAMPLE, ey * SUPERSAMPLE
+            rx, ry = 9.5 * SUPERSAMPLE * abs(project.cy) ** 0.5, 7 * SUPERSAMPLE
+            box = [px - rx, py - ry, px + rx, py + ry]
+            w = max(1, int(width * SUPERSAMPLE))
+            if person.glasses_shape == "round":
+                draw.ellipse(box, outline=frame_colour, width=w)
+            else:
+                draw.rectangle(box, outline=frame_colour, width=w)
+        _thick_line(draw, [project(-person.eye_spacing + 9, eye_y - 1, 20), project(person.eye_spacing - 9, eye_y - 1, 20)],
+                    frame_colour, width)
+    nose = (tip[0] / SUPERSAMPLE, tip[1] / SUPERSAMPLE)
+    mouth_l = (left[0] / SUPERSAMPLE, left[1] / SUPERSAMPLE)
+    mouth_r = (right[0] / SUPERSAMPLE, right[1] / SUPERSAMPLE)
+    return np.array([eye_centres[0], eye_centres[1], nose, mouth_l, mouth_r], dtype=np.float64)
+
+
+def _framing_matrix(image: ImageFactors) -> np.ndarray:
+    """(2, 3) forward affine of the framing: roll and scale about the head centre, then shift."""
+    c, s = math.cos(image.roll) * image.scale, math.sin(image.roll) * image.scale
+    tx = CENTRE_X + image.shift_x - (c * CENTRE_X - s * CENTRE_Y)
+    ty = CENTRE_Y + image.shift_y - (s * CENTRE_X + c * CENTRE_Y)
+    return np.array([[c, -s, tx], [s, c, ty]])
+
+
+def render_face(person: PersonFactors, image: ImageFactors) -> tuple[np.ndarray, np.ndarray]:
+    """Render one face.
+
+    Returns:
+        pixels: (112, 112, 3) uint8 RGB, before JPEG compression.
+        landmarks: (5, 2) float64 (x, y) of left eye, right eye, nose tip, left and right mouth corner.
+    """
+    canvas = _background(image)
+    # The head is drawn on a transparent layer so that framing moves the person, not the scene.
+    face_layer = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
+    landmarks = _draw_face(face_layer, person, image)
+    forward = _framing_matrix(image)
+    inverse = np.linalg.inv(np.vstack([forward, [0, 0, 1]]))[:2]
+    # PIL's AFFINE maps output pixels to input pixels; at 2x only the translation scales.
+    coeffs = (inverse[0, 0], inverse[0, 1], inverse[0, 2] * SUPERSAMPLE,
+              inverse[1, 0], inverse[1, 1], inverse[1, 2] * SUPERSAMPLE)
+    warped = face_layer.transform(canvas.size, Image.Transform.AFFINE, coeffs, resample=Image.Resampling.BILINEAR)
+    canvas = Image.alpha_composite(canvas.convert("RGBA"), warped).convert("RGB")
+    landmarks = landmarks @ forward[:, :2].T + forward[:, 2]
+    pixels = canvas.resize((SIZE, SIZE), Image.Resampling.BOX)
+    pixels = _degrade(pixels, image)
+    return pixels, landmarks
+
+
+def _degrade(pixels: Image.Image, image: ImageFactors) -> np.ndarray:
+    """Occlusion, illumination, low resolution, blur and noise, in the order a camera applies them."""
+    rng = np.random.default_rng(image.noise_seed)
+    if image.occlusion > 0:
+        draw = ImageDraw.Draw(pixels)
+        side = math.sqrt(image.occlusion) * 70
+        cx = CENTRE_X + image.shift_x + image.occlusion_x * 25
+        cy = CENTRE_Y + image.shift_y + image.occlusion_y * 25
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        draw.rectangle([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], fill=colour)
+    array = np.asarray(pixels, dtype=np.float32)
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32) / (SIZE - 1) - 0.5
+    light = 1.0 + image.light_strength * (math.cos(image.light_angle) * xx + math.sin(image.light_angle) * yy) * 1.6
+    array = array * (light[..., None] * image.brightness)
+    pixels = Image.fromarray(np.clip(array, 0, 255).astype(np.uint8))
+    if image.low_resolution < 1.0:
+        small = max(8, int(round(SIZE * image.low_resolution)))
+        pixels = pixels.resize((small, small), Image.Resampling.BILINEAR).resize((SIZE, SIZE), Image.Resampling.BILINEAR)
+    if image.blur > 0.05:
+        pixels = pixels.filter(ImageFilter.GaussianBlur(image.blur))
+    array = np.asarray(pixels, dtype=np.float32)
+    if image.noise > 0:
+        array = array + rng.normal(0.0, image.noise, array.shape).astype(np.float32)
+    return np.clip(np.rint(array), 0, 255).astype(np.uint8)
+
+
+def encode_jpeg(pixels: np.ndarray, quality: int) -> bytes:
+    """JPEG bytes of (H, W, 3) uint8 pixels; fixed encoder settings keep the bytes deterministic."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=int(quality), subsampling=2, optimize=False)
+    return buffer.getvalue()
+
+
+def factor_record(person: PersonFactors, image: ImageFactors) -> dict[str, object]:
+    """Flat dict of every latent factor and the quality, for ground_truth.csv."""
+    record: dict[str, object] = {f"person_{k}": v for k, v in asdict(person).items() if k != "person_id"}
+    record.update({f"image_{f.name}": getattr(image, f.name) for f in fields(image)})
+    record["quality"] = quality_score(image)
+    return record

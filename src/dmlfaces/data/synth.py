@@ -1,0 +1,347 @@
+"""SynthFaces: the package's own face benchmark, written in the real public layouts.
+
+``synthesize(out, preset, seed)`` renders identities with :mod:`dmlfaces.data.faces` and writes
+
+* ``IJBS/`` : an IJB-B/C-style 1:1 and 1:N protocol (``loose_crop/*.jpg`` + ``meta/ijbs_*``), templates
+  mixing stills and video clips (bursts of near-duplicate frames);
+* ``celeba/``: a CelebA-layout attribute set (``img_align_celeba/``, the four text files);
+* ``train/<identity>/<image>.jpg``: a training image folder;
+* ``ground_truth.csv``: every image with its identity, template, media and all latent factors and quality;
+* ``synthfaces.json``: the preset, the seed and the counts.
+
+Determinism: identity ``g`` draws its factors from the stream ``(seed, PERSON, g)`` and image key ``k`` of
+it from ``(seed, IMAGE, g, *k)``, so the same preset and seed give byte-identical files and adding
+people changes no existing person. Each split owns a disjoint block of identity numbers, so training,
+IJB and CelebA identities never overlap.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import multiprocessing
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from dmlfaces.data import celeba as celeba_layout
+from dmlfaces.data import ijb as ijb_layout
+from dmlfaces.data.faces import (
+    ImageFactors,
+    PersonFactors,
+    encode_jpeg,
+    factor_record,
+    quality_score,
+    render_face,
+    sample_image,
+    sample_person,
+)
+from dmlfaces.io import atomic_path
+
+GENERATOR_VERSION = 1
+MANIFEST = "synthfaces.json"
+# Streams of the seed sequence; never renumber them, or every data set changes.
+PERSON, IMAGE, LAYOUT, PAIRS = 0, 1, 2, 3
+# First identity number of each split: blocks far apart keep the splits disjoint as presets grow.
+SPLIT_OFFSETS = {"train": 0, "ijbs": 1_000_000, "celeba": 2_000_000}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Sizes of one SynthFaces data set."""
+
+    train_identities: int
+    train_images_per_identity: int
+    ijb_identities: int
+    ijb_min_templates: int
+    ijb_max_templates: int
+    ijb_max_impostor_pairs: int
+    celeba_identities: int
+    celeba_images_per_identity: int
+
+
+PRESETS: dict[str, Preset] = {
+    "tiny": Preset(12, 6, 8, 2, 3, 2_000, 10, 6),
+    "default": Preset(300, 20, 150, 3, 6, 150_000, 250, 16),
+}
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    """One image to render: where it goes and what it shows."""
+
+    path: str  # relative to the output directory
+    person: PersonFactors
+    image: ImageFactors
+
+
+def _rng(seed: int, *key: int) -> np.random.Generator:
+    return np.random.default_rng([seed, *key])
+
+
+def person_factors(seed: int, person_id: int) -> PersonFactors:
+    """The identity-level factors of global person number ``person_id``."""
+    return sample_person(_rng(seed, PERSON, person_id), person_id)
+
+
+def _clip_frames(seed: int, person: PersonFactors, key: tuple[int, ...], n_frames: int, difficulty: float) -> list[ImageFactors]:
+    """A video clip: a base image drifting slowly in pose, with fresh sensor noise per frame."""
+    base = sample_image(_rng(seed, IMAGE, person.person_id, *key), person, difficulty=difficulty, loose=True)
+    drift = _rng(seed, IMAGE, person.person_id, *key, 1_000_000)
+    step_yaw, step_pitch = drift.normal(0.0, 0.015, 2)
+    frames = []
+    for f in range(n_frames):
+        jitter = _rng(seed, IMAGE, person.person_id, *key, f)
+        frames.append(
+            dataclasses.replace(
+                base,
+                yaw=float(np.clip(base.yaw + f * step_yaw + jitter.normal(0, 0.01), -1, 1)),
+                pitch=float(np.clip(base.pitch + f * step_pitch + jitter.normal(0, 0.01), -0.5, 0.5)),
+                shift_x=base.shift_x + float(jitter.normal(0, 0.5)),
+                shift_y=base.shift_y + float(jitter.normal(0, 0.5)),
+                noise_seed=int(jitter.integers(2**31)),
+            )
+        )
+    return frames
+
+
+@dataclass
+class _IJBCrop:
+    job: RenderJob
+    template_id: int
+    media_id: int
+    subject_id: int
+    media_kind: str
+    frame: int
+
+
+def _ijb_crops(seed: int, preset: Preset) -> list[_IJBCrop]:
+    """Templates of 1 to 40+ media per subject; each media a still or a clip of 2 to 40 frames."""
+    crops: list[_IJBCrop] = []
+    template_id, media_id = 0, 10_000
+    for k in range(preset.ijb_identities):
+        g = SPLIT_OFFSETS["ijbs"] + k
+        person = person_factors(seed, g)
+        layout = _rng(seed, LAYOUT, g)
+        n_templates = int(layout.integers(preset.ijb_min_templates, preset.ijb_max_templates + 1))
+        for t in range(n_templates):
+            # Real IJB template ids are not contiguous; neither are ours, so readers cannot assume it.
+            template_id += int(layout.integers(1, 4))
+            big = layout.random() < 0.05
+            n_media = int(layout.integers(20, 46)) if big else int(min(layout.geometric(1 / 3), 19))
+            for m in range(n_media):
+                media_id += int(layout.integers(1, 3))
+                is_clip = layout.random() < 0.3
+                if is_clip:
+                    n_frames = int(min(40, 1 + layout.geometric(1 / 7)))
+                    n_frames = max(n_frames, 2)
+                    images = _clip_frames(seed, person, (t, m), n_frames, float(layout.beta(3, 2)))
+                else:
+                    images = [sample_image(_rng(seed, IMAGE, g, t, m), person, difficulty=float(layout.beta(1.5, 3)), loose=True)]
+                for f, image in enumerate(images):
+                    job = RenderJob(f"IJBS/loose_crop/{len(crops) + 1}.jpg", person, image)
+                    crops.append(_IJBCrop(job, template_id, media_id, k + 1, "clip" if is_clip else "still", f))
+    return crops
+
+
+def _ijb_pairs(seed: int, preset: Preset, template_subjects: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """All genuine template pairs and up to ``ijb_max_impostor_pairs`` impostor pairs, sorted."""
+    templates = np.array(sorted(template_subjects), dtype=np.int64)
+    subjects = np.array([template_subjects[t] for t in templates])
+    i, j = np.triu_indices(len(templates), k=1)
+    genuine = subjects[i] == subjects[j]
+    impostor_idx = np.flatnonzero(~genuine)
+    if len(impostor_idx) > preset.ijb_max_impostor_pairs:
+        impostor_idx = np.sort(_rng(seed, PAIRS).choice(impostor_idx, preset.ijb_max_impostor_pairs, replace=False))
+    keep = np.sort(np.concatenate([np.flatnonzero(genuine), impostor_idx]))
+    pairs = np.stack([templates[i[keep]], templates[j[keep]]], axis=1)
+    return pairs, genuine[keep].astype(np.int8)
+
+
+def _detector_score(seed: int, crop_index: int, quality: float) -> float:
+    """A detector's confidence: high for good crops, with a little noise of its own."""
+    noise = _rng(seed, IMAGE, SPLIT_OFFSETS["ijbs"] - 1, crop_index).normal(0.0, 0.01)
+    return float(np.clip(0.55 + 0.45 * quality + noise, 0.0, 0.999))
+
+
+def celeba_labels(person: PersonFactors, image: ImageFactors) -> np.ndarray:
+    """(40,) int8 CelebA attribute vector in {-1, 1}; attributes SynthFaces does not render are -1."""
+    hair_shown = person.hair_style != "bald" and person.grey_fraction < 0.5
+    rendered = {
+        "5_o_Clock_Shadow": image.beard and person.beard_style == "stubble",
+        "Bald": person.hair_style == "bald",
+        "Bangs": person.hair_style == "bangs",
+        "Black_Hair": hair_shown and person.hair_colour == "black",
+        "Blond_Hair": hair_shown and person.hair_colour == "blond",
+        "Blurry": image.blur > 1.0 or image.low_resolution < 0.5,
+        "Brown_Hair": hair_shown and person.hair_colour == "brown",
+        "Eyeglasses": image.glasses,
+        "Goatee": image.beard and person.beard_style == "goatee",
+        "Gray_Hair": person.hair_style != "bald" and person.grey_fraction >= 0.5,
+        "Male": person.gender == "male",
+        "Mouth_Slightly_Open": image.expression == "surprised",
+        "No_Beard": not image.beard,
+        "Pale_Skin": person.is_pale,
+        "Smiling": image.expression == "smiling",
+        "Wavy_Hair": person.hair_style == "curly",
+        "Young": person.age_group == "young",
+    }
+    return np.array([1 if rendered.get(name, False) else -1 for name in celeba_layout.CELEBA_ATTRIBUTES], dtype=np.int8)
+
+
+RENDERED_CELEBA_ATTRIBUTES = (
+    "5_o_Clock_Shadow", "Bald", "Bangs", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Eyeglasses",
+    "Goatee", "Gray_Hair", "Male", "Mouth_Slightly_Open", "No_Beard", "Pale_Skin", "Smiling", "Wavy_Hair", "Young",
+)
+
+
+def _render_to(args: tuple[Path, RenderJob]) -> np.ndarray:
+    """Worker: render one job, write its JPEG, return its (5, 2) landmarks."""
+    root, job = args
+    pixels, landmarks = render_face(job.person, job.image)
+    (root / job.path).write_bytes(encode_jpeg(pixels, job.image.jpeg_quality))
+    return landmarks
+
+
+def _render_all(root: Path, jobs: list[RenderJob], workers: int) -> np.ndarray:
+    """Render every job (in parallel; output does not depend on ``workers``). Returns (N, 5, 2)."""
+    for parent in sorted({(root / job.path).parent for job in jobs}):
+        parent.mkdir(parents=True, exist_ok=True)
+    tasks = [(root, job) for job in jobs]
+    progress = dict(total=len(jobs), desc="synth", unit="img", mininterval=2.0)
+    if workers <= 1:
+        results = [_render_to(task) for task in tqdm(tasks, **progress)]
+    else:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            results = list(tqdm(pool.imap(_render_to, tasks, chunksize=32), **progress))
+    return np.stack(results)
+
+
+def _ground_truth_csv(rows: list[dict[str, object]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def synthesize(out: str | os.PathLike[str], preset: str = "default", seed: int = 0, workers: int | None = None) -> dict[str, int]:
+    """Write a SynthFaces data set to ``out`` (replacing an earlier SynthFaces output there).
+
+    Everything is written into a temporary sibling and renamed at the end, so an interrupted run
+    leaves either the old data set or the new one, never a mix.
+
+    Returns:
+        The counts recorded in ``synthfaces.json``.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not (out / MANIFEST).exists():
+        raise FileExistsError(
+            f"{out} exists and is not a SynthFaces output (no {MANIFEST}); "
+            "choose an empty or new directory so nothing of yours is overwritten"
+        )
+    sizes = PRESETS[preset]
+    workers = workers or os.cpu_count() or 1
+
+    jobs: list[RenderJob] = []
+    rows: list[dict[str, object]] = []
+
+    def add(job: RenderJob, split: str, identity: str, **extra: object) -> None:
+        jobs.append(job)
+        rows.append({"split": split, "path": job.path, "person_id": job.person.person_id, "identity": identity,
+                     "template_id": extra.get("template_id", -1), "media_id": extra.get("media_id", -1),
+                     "media_kind": extra.get("media_kind", "still"), "frame": extra.get("frame", 0),
+                     **factor_record(job.person, job.image)})
+
+    for k in range(sizes.train_identities):
+        g = SPLIT_OFFSETS["train"] + k
+        person = person_factors(seed, g)
+        layout = _rng(seed, LAYOUT, g)
+        for j in range(sizes.train_images_per_identity):
+            image = sample_image(_rng(seed, IMAGE, g, j), person, difficulty=float(layout.beta(1.5, 3)), loose=False)
+            add(RenderJob(f"train/{g:07d}/{j:04d}.jpg", person, image), "train", f"{g:07d}")
+
+    ijb_start = len(jobs)
+    ijb_crops = _ijb_crops(seed, sizes)
+    for crop in ijb_crops:
+        add(crop.job, "ijbs", str(crop.subject_id), template_id=crop.template_id, media_id=crop.media_id,
+            media_kind=crop.media_kind, frame=crop.frame)
+
+    celeba_start = len(jobs)
+    celeba_identities, celeba_partitions = [], []
+    for k in range(sizes.celeba_identities):
+        g = SPLIT_OFFSETS["celeba"] + k
+        person = person_factors(seed, g)
+        layout = _rng(seed, LAYOUT, g)
+        for j in range(sizes.celeba_images_per_identity):
+            image = sample_image(_rng(seed, IMAGE, g, j), person, difficulty=float(layout.beta(1.2, 4)), loose=False)
+            name = f"{len(jobs) - celeba_start + 1:06d}.jpg"
+            add(RenderJob(f"celeba/img_align_celeba/{name}", person, image), "celeba", str(k + 1))
+            celeba_identities.append(k + 1)
+            # CelebA's partitions are identity-disjoint: 8 of 10 identities train, 1 val, 1 test.
+            celeba_partitions.append(0 if k % 10 < 8 else (1 if k % 10 == 8 else 2))
+
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        landmarks = _render_all(tmp, jobs, workers)
+
+        ijb_landmarks = landmarks[ijb_start:celeba_start]
+        template_subjects = {c.template_id: c.subject_id for c in ijb_crops}
+        pairs, labels = _ijb_pairs(seed, sizes, template_subjects)
+        gallery_templates = {}
+        for c in ijb_crops:  # the first template of each subject is its gallery template
+            gallery_templates.setdefault(c.subject_id, c.template_id)
+        one_to_n: dict[str, list[tuple[int, int, str]]] = {"1N_gallery_G1": [], "1N_gallery_G2": [], "1N_probe_mixed": []}
+        for c in ijb_crops:
+            row = (c.template_id, c.subject_id, Path(c.job.path).name)
+            if gallery_templates[c.subject_id] == c.template_id:
+                one_to_n["1N_gallery_G1" if c.subject_id % 2 else "1N_gallery_G2"].append(row)
+            else:
+                one_to_n["1N_probe_mixed"].append(row)
+        ijb_layout.write_ijb(
+            tmp / "IJBS", "ijbs",
+            crop_names=np.array([Path(c.job.path).name for c in ijb_crops]),
+            template_ids=np.array([c.template_id for c in ijb_crops], dtype=np.int64),
+            media_ids=np.array([c.media_id for c in ijb_crops], dtype=np.int64),
+            landmarks=ijb_landmarks.astype(np.float32),
+            detector_scores=np.array(
+                [_detector_score(seed, i, quality_score(c.job.image)) for i, c in enumerate(ijb_crops)], dtype=np.float32
+            ),
+            pairs=pairs, pair_labels=labels, one_to_n=one_to_n,
+        )
+
+        celeba_jobs = jobs[celeba_start:]
+        celeba_layout.write_celeba(
+            tmp / "celeba",
+            image_names=[Path(j.path).name for j in celeba_jobs],
+            attributes=np.stack([celeba_labels(j.person, j.image) for j in celeba_jobs]),
+            identities=np.array(celeba_identities, dtype=np.int64),
+            partitions=np.array(celeba_partitions, dtype=np.int8),
+            landmarks=landmarks[celeba_start:],
+        )
+
+        for row, points in zip(rows, landmarks):
+            row.update({f"landmark_{i}_{axis}": round(float(points[i, a]), 3) for i in range(5) for a, axis in enumerate("xy")})
+        (tmp / "ground_truth.csv").write_text(_ground_truth_csv(rows), encoding="utf-8")
+        counts = {
+            "train_identities": sizes.train_identities,
+            "train_images": sizes.train_identities * sizes.train_images_per_identity,
+            "ijb_subjects": sizes.ijb_identities,
+            "ijb_templates": len(template_subjects),
+            "ijb_media": len({c.media_id for c in ijb_crops}),
+            "ijb_crops": len(ijb_crops),
+            "ijb_genuine_pairs": int(labels.sum()),
+            "ijb_impostor_pairs": int(len(labels) - labels.sum()),
+            "celeba_identities": sizes.celeba_identities,
+            "celeba_images": len(celeba_jobs),
+        }
+        manifest = {"generator_version": GENERATOR_VERSION, "preset": preset, "seed": seed, "counts": counts}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return counts
