@@ -226,14 +226,14 @@ def quality_score(image: ImageFactors) -> float:
         "size": max(0.0, 1.0 - image.scale) / 0.4,
     }
     weights = {
-        "pose": 1.2,
-        "blur": 1.5,
-        "noise": 1.0,
-        "low_resolution": 1.4,
-        "occlusion": 1.2,
-        "exposure": 0.8,
-        "compression": 0.6,
-        "size": 0.5,
+        "pose": 0.7,
+        "blur": 0.9,
+        "noise": 0.6,
+        "low_resolution": 0.85,
+        "occlusion": 0.7,
+        "exposure": 0.5,
+        "compression": 0.35,
+        "size": 0.3,
     }
     return float(math.exp(-sum(weights[k] * v for k, v in severities.items())))
 

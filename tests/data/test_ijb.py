@@ -1,0 +1,282 @@
+"""The IJB_release-layout reader and writer: published lines, round trips and every malformed-file error."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dmlfaces.data.align import align_face
+from dmlfaces.data.errors import DataFormatError
+from dmlfaces.data.ijb import IJBProtocol, read_ijb, write_ijb
+
+# Lines in the published format; the first of each file is the FORMATS.md example.
+TID_MID = ["1.jpg 1 69544", "2.jpg 1 69544", "3.jpg 11065 70001", "4.jpg 11065 70002", "5.jpg 20 70003"]
+POINTS = [
+    "1.jpg 46.060 62.026 87.785 60.323 68.851 77.656 52.162 99.875 86.450 98.648 0.999",
+    "2.jpg 45.000 60.000 85.000 61.000 66.000 80.000 50.000 98.000 84.000 97.000 0.870",
+    "3.jpg 40.500 55.250 80.125 55.000 60.000 75.000 45.000 95.000 78.000 94.000 0.500",
+    "4.jpg 47.000 63.000 88.000 61.000 69.000 78.000 53.000 100.000 87.000 99.000 0.950",
+    "5.jpg 44.000 58.000 84.000 58.000 64.000 76.000 48.000 96.000 82.000 95.000 0.010",
+]
+PAIRS = ["1 11065 1", "1 20 0", "11065 20 0"]
+GALLERY = ["TEMPLATE_ID,SUBJECT_ID,FILENAME,SIGHTING_ID", "1,7,1.jpg,100", "20,9,5.jpg,101", "1,7,2.jpg,102"]
+PROBE = ["TEMPLATE_ID,SUBJECT_ID,FILENAME", "11065,7,3.jpg", "11065,7,4.jpg"]
+
+
+def _lines(path: Path, lines: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+
+
+def _make(
+    tmp_path: Path,
+    tid_mid: list[str] = TID_MID,
+    points: list[str] = POINTS,
+    pairs: list[str] = PAIRS,
+    csvs: dict[str, list[str]] | None = None,
+    images: bool = True,
+) -> Path:
+    """An IJBC directory with the given meta lines and 128x128 JPEG crops for 1.jpg ... 5.jpg."""
+    root = tmp_path / "IJBC"
+    _lines(root / "meta" / "ijbc_face_tid_mid.txt", tid_mid)
+    _lines(root / "meta" / "ijbc_name_5pts_score.txt", points)
+    _lines(root / "meta" / "ijbc_template_pair_label.txt", pairs)
+    for stem, rows in (csvs or {}).items():
+        _lines(root / "meta" / f"ijbc_{stem}.csv", rows)
+    if images:
+        (root / "loose_crop").mkdir()
+        rng = np.random.default_rng(0)
+        for k in range(1, 6):
+            pixels = rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / "loose_crop" / f"{k}.jpg", quality=90)
+    return root
+
+
+def _replaced(lines: list[str], index: int, new: str) -> list[str]:
+    return lines[:index] + [new] + lines[index + 1:]
+
+
+def test_reads_the_published_lines(tmp_path: Path) -> None:
+    protocol = read_ijb(_make(tmp_path, images=False))
+    assert isinstance(protocol, IJBProtocol)
+    assert protocol.name == "ijbc" and protocol.num_crops == 5
+    assert protocol.crop_names.tolist() == ["1.jpg", "2.jpg", "3.jpg", "4.jpg", "5.jpg"]
+    assert protocol.template_ids.dtype == np.int64 and protocol.template_ids.tolist() == [1, 1, 11065, 11065, 20]
+    assert protocol.media_ids.tolist() == [69544, 69544, 70001, 70002, 70003]
+    assert protocol.landmarks.shape == (5, 5, 2) and protocol.landmarks.dtype == np.float32
+    np.testing.assert_array_equal(
+        protocol.landmarks[0],
+        np.array([[46.060, 62.026], [87.785, 60.323], [68.851, 77.656], [52.162, 99.875], [86.450, 98.648]],
+                 dtype=np.float32),
+    )
+    assert protocol.detector_scores.dtype == np.float32
+    np.testing.assert_allclose(protocol.detector_scores, [0.999, 0.87, 0.5, 0.95, 0.01], rtol=1e-6)
+    assert protocol.pairs.dtype == np.int64 and protocol.pairs.tolist() == [[1, 11065], [1, 20], [11065, 20]]
+    assert protocol.pair_labels.dtype == np.int8 and protocol.pair_labels.tolist() == [1, 0, 0]
+    assert protocol.unique_templates.tolist() == [1, 20, 11065]
+    assert protocol.one_to_n == {}
+    assert protocol.crop_path(2) == tmp_path / "IJBC" / "loose_crop" / "3.jpg"
+
+
+def test_name_can_be_given_explicitly(tmp_path: Path) -> None:
+    root = _make(tmp_path, images=False)
+    renamed = root.rename(tmp_path / "elsewhere")
+    assert read_ijb(renamed, name="ijbc").num_crops == 5
+    with pytest.raises(DataFormatError, match="elsewhere_face_tid_mid.txt"):
+        read_ijb(renamed)
+
+
+def test_reads_one_to_n_lists_one_row_per_template(tmp_path: Path) -> None:
+    root = _make(tmp_path, csvs={"1N_gallery_G1": GALLERY, "1N_probe_mixed": PROBE}, images=False)
+    protocol = read_ijb(root)
+    assert sorted(protocol.one_to_n) == ["1N_gallery_G1", "1N_probe_mixed"]
+    gallery = protocol.one_to_n["1N_gallery_G1"]
+    assert gallery.template_ids.dtype == np.int64 and gallery.template_ids.tolist() == [1, 20]
+    assert gallery.subject_ids.dtype == np.int64 and gallery.subject_ids.tolist() == [7, 9]
+    assert protocol.one_to_n["1N_probe_mixed"].template_ids.tolist() == [11065]
+
+
+def test_crops_load_align_and_pass_the_image_check(tmp_path: Path) -> None:
+    protocol = read_ijb(_make(tmp_path), check_images=True)
+    crop = protocol.load_crop(0)
+    assert crop.shape == (128, 128, 3) and crop.dtype == np.uint8
+    np.testing.assert_array_equal(protocol.aligned_crop(0), align_face(crop, protocol.landmarks[0]))
+    assert protocol.aligned_crop(1, size=64).shape == (64, 64, 3)
+
+
+def _random_protocol(seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    n, p = 30, 40
+    templates = np.sort(rng.choice(np.arange(1, 500), 8, replace=False))
+    template_ids = templates[rng.integers(0, 8, n)]
+    landmarks = rng.uniform(0, 200, (n, 5, 2)).astype(np.float32)
+    landmarks[0] = [[46.06, 62.026], [87.785, 60.323], [68.851, 77.656], [52.162, 99.875], [86.45, 98.648]]
+    scores = rng.uniform(0, 1, n).astype(np.float32)
+    scores[0] = 0.999
+    names = np.array([f"{i + 1}.jpg" for i in range(n)])
+    return dict(
+        crop_names=names, template_ids=template_ids, media_ids=rng.integers(1, 10**5, n),
+        landmarks=landmarks, detector_scores=scores,
+        pairs=templates[rng.integers(0, 8, (p, 2))], pair_labels=rng.integers(0, 2, p).astype(np.int8),
+        one_to_n={
+            "1N_gallery_G1": [(int(t), int(t) % 3, str(names[i])) for i, t in enumerate(template_ids) if t % 2],
+            "1N_probe_mixed": [(int(t), int(t) % 3, str(names[i])) for i, t in enumerate(template_ids) if not t % 2],
+        },
+    )
+
+
+def test_write_then_read_round_trips(tmp_path: Path) -> None:
+    data = _random_protocol(0)
+    write_ijb(tmp_path / "IJBS", "ijbs", **data)
+    protocol = read_ijb(tmp_path / "IJBS")
+    assert protocol.name == "ijbs"
+    assert protocol.crop_names.tolist() == data["crop_names"].tolist()
+    np.testing.assert_array_equal(protocol.template_ids, data["template_ids"])
+    np.testing.assert_array_equal(protocol.media_ids, data["media_ids"])
+    np.testing.assert_allclose(protocol.landmarks, data["landmarks"], atol=5e-4)
+    np.testing.assert_allclose(protocol.detector_scores, data["detector_scores"], atol=5e-4)
+    np.testing.assert_array_equal(protocol.pairs, data["pairs"])
+    np.testing.assert_array_equal(protocol.pair_labels, data["pair_labels"])
+    for key, rows in data["one_to_n"].items():
+        first = dict.fromkeys(t for t, _, _ in rows)
+        assert protocol.one_to_n[key].template_ids.tolist() == list(first)
+        assert protocol.one_to_n[key].subject_ids.tolist() == [t % 3 for t in first]
+
+
+def test_writer_output_is_the_published_format_and_deterministic(tmp_path: Path) -> None:
+    data = _random_protocol(1)
+    write_ijb(tmp_path / "a", "ijbs", **data)
+    write_ijb(tmp_path / "b", "ijbs", **data)
+    files = sorted(p.name for p in (tmp_path / "a" / "meta").iterdir())
+    assert files == ["ijbs_1N_gallery_G1.csv", "ijbs_1N_probe_mixed.csv", "ijbs_face_tid_mid.txt",
+                     "ijbs_name_5pts_score.txt", "ijbs_template_pair_label.txt"]
+    for name in files:
+        assert (tmp_path / "a" / "meta" / name).read_bytes() == (tmp_path / "b" / "meta" / name).read_bytes()
+    meta = tmp_path / "a" / "meta"
+    assert meta.joinpath("ijbs_name_5pts_score.txt").read_text().splitlines()[0] == POINTS[0]
+    first_tid = meta.joinpath("ijbs_face_tid_mid.txt").read_text().splitlines()[0]
+    assert first_tid == f"1.jpg {data['template_ids'][0]} {data['media_ids'][0]}"
+    pair_line = meta.joinpath("ijbs_template_pair_label.txt").read_text().splitlines()[0]
+    assert pair_line == f"{data['pairs'][0, 0]} {data['pairs'][0, 1]} {data['pair_labels'][0]}"
+    csv_lines = meta.joinpath("ijbs_1N_gallery_G1.csv").read_text().splitlines()
+    t, s, f = data["one_to_n"]["1N_gallery_G1"][0]
+    assert csv_lines[:2] == ["TEMPLATE_ID,SUBJECT_ID,FILENAME", f"{t},{s},{f}"]
+
+
+def test_writer_rejects_inconsistent_arrays(tmp_path: Path) -> None:
+    data = _random_protocol(2)
+    with pytest.raises(ValueError, match="landmarks"):
+        write_ijb(tmp_path, "ijbs", **{**data, "landmarks": data["landmarks"][:, :4]})
+    with pytest.raises(ValueError, match="crop name"):
+        write_ijb(tmp_path, "ijbs", **{**data, "crop_names": np.array(["a b.jpg"] + list(data["crop_names"][1:]))})
+    assert not (tmp_path / "meta").exists()
+
+
+Mutation = Callable[[Path], Path]
+
+ERROR_CASES: dict[str, tuple[Mutation, str, int | None, str]] = {
+    # case: (build the broken protocol, file named in the message, line, words in the message)
+    "missing meta file": (
+        lambda d: _make(d, images=False).joinpath("meta", "ijbc_template_pair_label.txt").unlink() or d / "IJBC",
+        "ijbc_template_pair_label.txt", None, "missing"),
+    "tid_mid extra column": (
+        lambda d: _make(d, tid_mid=_replaced(TID_MID, 2, "3.jpg 11065 70001 9"), images=False),
+        "ijbc_face_tid_mid.txt", 3, "4 fields"),
+    "tid_mid missing column": (
+        lambda d: _make(d, tid_mid=_replaced(TID_MID, 3, "4.jpg 11065"), images=False),
+        "ijbc_face_tid_mid.txt", 4, "2 fields"),
+    "tid_mid every line 4 columns": (
+        lambda d: _make(d, tid_mid=[line + " 0" for line in TID_MID], images=False),
+        "ijbc_face_tid_mid.txt", 1, "4 fields"),
+    "pairs missing column": (
+        lambda d: _make(d, pairs=_replaced(PAIRS, 1, "1 20"), images=False),
+        "ijbc_template_pair_label.txt", 2, "2 fields"),
+    "5pts 11 columns": (
+        lambda d: _make(d, points=_replaced(POINTS, 3, POINTS[3].rsplit(" ", 1)[0]), images=False),
+        "ijbc_name_5pts_score.txt", 4, "11 fields"),
+    "trailing space": (
+        lambda d: _make(d, pairs=_replaced(PAIRS, 2, "11065 20 0 "), images=False),
+        "ijbc_template_pair_label.txt", 3, "field 4 is empty"),
+    "non-integer template id": (
+        lambda d: _make(d, tid_mid=_replaced(TID_MID, 1, "2.jpg x1 69544"), images=False),
+        "ijbc_face_tid_mid.txt", 2, "not an integer"),
+    "non-integer pair id": (
+        lambda d: _make(d, pairs=_replaced(PAIRS, 2, "11065 2.5 0"), images=False),
+        "ijbc_template_pair_label.txt", 3, "not an integer"),
+    "label not 0 or 1": (
+        lambda d: _make(d, pairs=_replaced(PAIRS, 2, "11065 20 2"), images=False),
+        "ijbc_template_pair_label.txt", 3, "not 0 or 1"),
+    "landmark not a number": (
+        lambda d: _make(d, points=_replaced(POINTS, 1, POINTS[1].replace("85.000", "eye")), images=False),
+        "ijbc_name_5pts_score.txt", 2, "not a number"),
+    "landmark nan": (
+        lambda d: _make(d, points=_replaced(POINTS, 4, POINTS[4].replace("0.010", "nan")), images=False),
+        "ijbc_name_5pts_score.txt", 5, "not a finite number"),
+    "detector score infinite": (
+        lambda d: _make(d, points=_replaced(POINTS, 3, POINTS[3].replace("0.950", "inf")), images=False),
+        "ijbc_name_5pts_score.txt", 4, "not a finite number"),
+    "duplicate crop name": (
+        lambda d: _make(d, tid_mid=_replaced(TID_MID, 3, "2.jpg 11065 70002"), images=False),
+        "ijbc_face_tid_mid.txt", 4, "lines 2 and 4"),
+    "5pts names another image": (
+        lambda d: _make(d, points=_replaced(POINTS, 2, POINTS[2].replace("3.jpg", "9.jpg")), images=False),
+        "ijbc_name_5pts_score.txt", 3, "row 3 names '9.jpg' but row 3 of ijbc_face_tid_mid.txt (line 3) names '3.jpg'"),
+    "5pts out of step after a blank line": (
+        lambda d: _make(d, points=[POINTS[0], ""] + [POINTS[2], POINTS[1]] + POINTS[3:], images=False),
+        "ijbc_name_5pts_score.txt", 3, "row 2 names '3.jpg'"),
+    "5pts row missing": (
+        lambda d: _make(d, points=POINTS[:4], images=False),
+        "ijbc_face_tid_mid.txt", 5, "no counterpart"),
+    "pair names an unknown template": (
+        lambda d: _make(d, pairs=_replaced(PAIRS, 1, "1 999 0"), images=False),
+        "ijbc_template_pair_label.txt", 2, "template 999"),
+    "pair names an unknown first template": (
+        lambda d: _make(d, pairs=_replaced(PAIRS, 2, "888 20 0"), images=False),
+        "ijbc_template_pair_label.txt", 3, "template 888"),
+    "1:N empty template": (
+        lambda d: _make(d, csvs={"1N_gallery_G1": GALLERY[:2] + ["777,8,x.jpg,5"] + GALLERY[2:]}, images=False),
+        "ijbc_1N_gallery_G1.csv", 3, "empty template"),
+    "1:N template with two subjects": (
+        lambda d: _make(d, csvs={"1N_gallery_G1": GALLERY + ["1,8,2.jpg,103"]}, images=False),
+        "ijbc_1N_gallery_G1.csv", 5, "line 2"),
+    "1:N non-integer subject": (
+        lambda d: _make(d, csvs={"1N_probe_mixed": _replaced(PROBE, 2, "11065,seven,4.jpg")}, images=False),
+        "ijbc_1N_probe_mixed.csv", 3, "subject id 'seven' is not an integer"),
+    "1:N header missing": (
+        lambda d: _make(d, csvs={"1N_probe_mixed": PROBE[1:]}, images=False),
+        "ijbc_1N_probe_mixed.csv", 1, "header"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ERROR_CASES))
+def test_malformed_protocols_name_file_and_line(tmp_path: Path, case: str) -> None:
+    build, filename, line, words = ERROR_CASES[case]
+    root = build(tmp_path)
+    with pytest.raises(DataFormatError) as caught:
+        read_ijb(root)
+    error = caught.value
+    assert Path(error.path).name == filename
+    assert error.line == line
+    message = str(error)
+    assert filename in message and words in message and "Fix:" in message
+    if line is not None:
+        assert f"{filename}:{line}:" in message
+
+
+def test_image_check_reports_a_missing_crop(tmp_path: Path) -> None:
+    root = _make(tmp_path)
+    (root / "loose_crop" / "4.jpg").unlink()
+    read_ijb(root)  # images are only opened when asked
+    with pytest.raises(DataFormatError, match=r"4\.jpg: image file is missing \(listed on line 4 of ijbc_face_tid_mid"):
+        read_ijb(root, check_images=True)
+
+
+def test_image_check_reports_an_unreadable_crop(tmp_path: Path) -> None:
+    root = _make(tmp_path)
+    (root / "loose_crop" / "2.jpg").write_bytes(b"not a jpeg at all")
+    with pytest.raises(DataFormatError, match=r"2\.jpg: image cannot be decoded .*line 2 of ijbc_face_tid_mid"):
+        read_ijb(root, check_images=True)
