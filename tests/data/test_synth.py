@@ -1,0 +1,141 @@
+"""SynthFaces generation: determinism, stable identities, disjoint splits, the real layouts."""
+
+from __future__ import annotations
+
+import dataclasses
+import filecmp
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dmlfaces.data import synth
+from dmlfaces.data.celeba import CELEBA_ATTRIBUTES, read_celeba
+from dmlfaces.data.folders import read_image_folder
+from dmlfaces.data.ijb import read_ijb
+
+
+def _tree_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_same_seed_gives_byte_identical_trees_and_worker_count_does_not_matter(tiny_data: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again"
+    synth.synthesize(again, preset="tiny", seed=0, workers=1)
+    first, second = _tree_bytes(tiny_data), _tree_bytes(again)
+    assert first.keys() == second.keys()
+    assert [k for k in first if first[k] != second[k]] == []
+
+
+def test_different_seed_differs(tiny_data: Path, tmp_path: Path) -> None:
+    other = tmp_path / "seed1"
+    synth.synthesize(other, preset="tiny", seed=1, workers=2)
+    same_name = "IJBS/loose_crop/1.jpg"
+    assert (other / same_name).read_bytes() != (tiny_data / same_name).read_bytes()
+    assert (other / "ground_truth.csv").read_text() != (tiny_data / "ground_truth.csv").read_text()
+
+
+def test_adding_people_changes_no_existing_person(tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bigger = dataclasses.replace(synth.PRESETS["tiny"], train_identities=14, celeba_identities=11)
+    monkeypatch.setitem(synth.PRESETS, "tiny_plus", bigger)
+    out = tmp_path / "bigger"
+    synth.synthesize(out, preset="tiny_plus", seed=0, workers=2)
+    for identity_dir in sorted((tiny_data / "train").iterdir()):
+        match, mismatch, errors = filecmp.cmpfiles(identity_dir, out / "train" / identity_dir.name,
+                                                   [p.name for p in identity_dir.iterdir()], shallow=False)
+        assert mismatch == [] and errors == []
+    assert len(list((out / "train").iterdir())) == 14
+
+
+def test_readers_load_the_output_and_counts_match_the_manifest(tiny_data: Path) -> None:
+    manifest = json.loads((tiny_data / synth.MANIFEST).read_text())
+    counts = manifest["counts"]
+    protocol = read_ijb(tiny_data / "IJBS", check_images=True)
+    assert protocol.name == "ijbs"
+    assert protocol.num_crops == counts["ijb_crops"]
+    assert len(protocol.unique_templates) == counts["ijb_templates"]
+    assert int(protocol.pair_labels.sum()) == counts["ijb_genuine_pairs"] > 0
+    assert set(protocol.one_to_n) == {"1N_gallery_G1", "1N_gallery_G2", "1N_probe_mixed"}
+    celeba = read_celeba(tiny_data / "celeba", check_images=True)
+    assert len(celeba.attributes) == counts["celeba_images"]
+    assert list(celeba.attributes.columns) == list(CELEBA_ATTRIBUTES)
+    folder = read_image_folder(tiny_data / "train")
+    assert len(folder.identities) == counts["train_identities"]
+    assert len(folder.paths) == counts["train_images"]
+
+
+def test_ijb_protocol_is_consistent_with_ground_truth(tiny_data: Path) -> None:
+    protocol = read_ijb(tiny_data / "IJBS")
+    truth = pd.read_csv(tiny_data / "ground_truth.csv")
+    crops = truth[truth["split"] == "ijbs"].set_index(truth[truth["split"] == "ijbs"]["path"].str.rsplit("/", n=1).str[-1])
+    crops = crops.loc[protocol.crop_names]
+    assert np.array_equal(crops["template_id"].to_numpy(), protocol.template_ids)
+    assert np.array_equal(crops["media_id"].to_numpy(), protocol.media_ids)
+    # Genuine pairs are template pairs of one person, impostor pairs of two.
+    person_of_template = dict(zip(crops["template_id"], crops["person_id"]))
+    same = np.array([person_of_template[a] == person_of_template[b] for a, b in protocol.pairs])
+    assert np.array_equal(same, protocol.pair_labels.astype(bool))
+    # Landmarks in the 5pts file are those of the rendered faces, and detector scores track quality.
+    assert np.allclose(protocol.landmarks[:, 0, 0], crops["landmark_0_x"].to_numpy(), atol=1e-3)
+    assert np.corrcoef(protocol.detector_scores, crops["quality"].to_numpy())[0, 1] > 0.9
+    # Templates are not numbered contiguously, as in the real IJB-C.
+    assert np.any(np.diff(protocol.unique_templates) > 1)
+
+
+def test_templates_mix_stills_and_clips_of_near_duplicate_frames(tiny_data: Path) -> None:
+    truth = pd.read_csv(tiny_data / "ground_truth.csv")
+    crops = truth[truth["split"] == "ijbs"]
+    assert set(crops["media_kind"]) == {"still", "clip"}
+    clip_lengths = crops[crops["media_kind"] == "clip"].groupby("media_id").size()
+    assert clip_lengths.min() >= 2 and clip_lengths.max() <= 40
+    clip = crops[crops["media_id"] == clip_lengths.idxmax()]
+    assert clip["image_yaw"].std() < 0.2 and clip["image_expression"].nunique() == 1
+
+
+def test_splits_have_disjoint_identities(tiny_data: Path) -> None:
+    truth = pd.read_csv(tiny_data / "ground_truth.csv")
+    persons = {split: set(group["person_id"]) for split, group in truth.groupby("split")}
+    assert persons["train"].isdisjoint(persons["ijbs"])
+    assert persons["train"].isdisjoint(persons["celeba"])
+    assert persons["ijbs"].isdisjoint(persons["celeba"])
+
+
+def test_celeba_labels_follow_the_rendered_factors(tiny_data: Path) -> None:
+    celeba = read_celeba(tiny_data / "celeba")
+    truth = pd.read_csv(tiny_data / "ground_truth.csv")
+    rows = truth[truth["split"] == "celeba"]
+    rows = rows.set_index(rows["path"].str.rsplit("/", n=1).str[-1]).loc[celeba.attributes.index]
+    attrs = celeba.attributes
+    assert np.array_equal(attrs["Male"] == 1, rows["person_gender"] == "male")
+    assert np.array_equal(attrs["Eyeglasses"] == 1, rows["image_glasses"])
+    assert np.array_equal(attrs["No_Beard"] == -1, rows["image_beard"])
+    assert np.array_equal(attrs["Smiling"] == 1, rows["image_expression"] == "smiling")
+    assert np.array_equal(attrs["Young"] == 1, rows["person_age_group"] == "young")
+    assert np.array_equal(attrs["Pale_Skin"] == 1, rows["person_skin_tone"] < 0.5)
+    unrendered = [a for a in CELEBA_ATTRIBUTES if a not in synth.RENDERED_CELEBA_ATTRIBUTES]
+    assert (attrs[unrendered] == -1).all().all()
+    # Several images per identity, identity-disjoint partitions.
+    assert celeba.identities.value_counts().min() >= 2
+    assert celeba.partitions.groupby(celeba.identities).nunique().max() == 1
+
+
+def test_quality_in_unit_interval_and_spread(tiny_data: Path) -> None:
+    quality = pd.read_csv(tiny_data / "ground_truth.csv")["quality"]
+    assert quality.between(0, 1).all()
+    assert quality.max() - quality.min() > 0.5
+
+
+def test_refuses_to_overwrite_a_directory_that_is_not_synthfaces(tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("precious")
+    with pytest.raises(FileExistsError, match="not a SynthFaces output"):
+        synth.synthesize(mine, preset="tiny")
+    assert (mine / "thesis.tex").read_text() == "precious"
+
+
+def test_unknown_preset_names_the_choices(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="default"):
+        synth.synthesize(tmp_path / "x", preset="huge")

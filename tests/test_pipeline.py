@@ -1,0 +1,64 @@
+"""The real pipeline on tiny data: `dvc repro` runs the papermill stage and builds the book with
+warnings as errors; a second `dvc repro` does nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from conftest import REPO
+
+
+def _project_files() -> list[str]:
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                            capture_output=True, text=True, check=True).stdout.splitlines()
+    return [f for f in listed if (REPO / f).is_file()]
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1")
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return result
+
+
+def test_dvc_repro_runs_the_data_chapter_and_builds_the_book(tiny_data: Path, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    for name in _project_files():
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, project / name)
+    shutil.copytree(tiny_data, project / "data")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["data"]["preset"] = "tiny"
+    params["data_report"].update(gallery_persons=2, gallery_per_person=4, pca_dim=16, pixel_size=16)
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    _run(["git", "init", "-q"], project)
+
+    _run(["dvc", "repro"], project)
+
+    metrics = json.loads((project / "results" / "metrics" / "data.json").read_text())
+    assert metrics["preset"] == "tiny" and metrics["counts"]["ijb_crops"] > 0
+    assert 0.0 <= metrics["pixel_baseline"]["tar_at_far"]["0.001"] <= 1.0
+    html = (project / "_build" / "html" / "book" / "01_data.html").read_text()
+    images = re.findall(r'<img [^>]*src="([^"]+)"', html)
+    assert len(images) >= 5, images
+    for src in images:
+        assert (project / "_build" / "html" / "book" / src).resolve().is_file(), src
+    assert "pixel baseline reaches TAR" in html
+    references = (project / "_build" / "html" / "book" / "references.html").read_text().lower()
+    for title in ("FaceCoresetNet", "Cluster and Aggregate", "AdaFace", "ArcFace", "Janus", "Deep Learning Face Attributes",
+                  "Feature Representation in Deep Metric Embeddings"):
+        assert title.lower() in references, title
+    for figure in ("gallery", "attribute_toggles", "quality_spectrum", "quality_distribution", "clip_burst"):
+        assert (project / "results" / "figures" / "01_data" / f"{figure}.png").is_file()
+
+    again = _run(["dvc", "repro"], project)
+    assert "didn't change, skipping" in again.stdout
+    assert "Running stage" not in again.stdout
