@@ -39,6 +39,9 @@ def test_dvc_repro_runs_the_data_chapter_and_builds_the_book(tiny_data: Path, tm
     params["data"]["preset"] = "tiny"
     params["data_report"].update(gallery_persons=2, gallery_per_person=4, pca_dim=16, pixel_size=16)
     (project / "params.yaml").write_text(yaml.safe_dump(params))
+    # Tool caches in the tree (pytest's writes a README.md) must not leak into the book.
+    (project / ".pytest_cache").mkdir(exist_ok=True)
+    (project / ".pytest_cache" / "README.md").write_text("# pytest cache\n")
     _run(["git", "init", "-q"], project)
 
     _run(["dvc", "repro"], project)

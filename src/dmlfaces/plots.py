@@ -46,7 +46,7 @@ def identity_gallery(data_dir: str | Path, ground_truth: pd.DataFrame, persons: 
 def attribute_toggles(seed: int, person_id: int) -> plt.Figure:
     """One person rendered with each attribute switched on and off, everything else held fixed."""
     person = person_factors(seed, person_id)
-    person = dataclasses.replace(person, gender="male", hair_style="short")
+    person = dataclasses.replace(person, gender="male", hair_style="short", beard_style="full")
     base = sample_image(np.random.default_rng([seed, person_id]), person, difficulty=0.0, loose=False)
     base = dataclasses.replace(base, beard=False, glasses=False, expression="neutral", yaw=0.0, pitch=0.0, roll=0.0,
                                occlusion=0.0, blur=0.0, noise=0.0, low_resolution=1.0, light_strength=0.0, brightness=1.0)
