@@ -97,9 +97,10 @@ def _integers(path: Path, rows: list[list[str]], first: int, allowed: set[int] |
     for offset, fields in enumerate(rows):
         for field in fields[1:]:
             try:
-                bad = allowed is not None and int(field) not in allowed
+                value = int(field)
             except ValueError:
-                bad = True
+                value = None
+            bad = value is None or (allowed is not None and value not in allowed)
             if bad:
                 raise DataFormatError(path, f"value {field!r} for image {fields[0]}", line=first + offset + 1,
                                       expected=what, fix="correct the value on that line")
@@ -131,15 +132,16 @@ def _name_index(path: Path, rows: list[list[str]], first: int) -> pd.Index:
 def _same_images(reference_path: Path, reference: pd.Index, path: Path, names: pd.Index) -> None:
     if names.equals(reference):
         return
-    missing = reference.difference(names)
-    if len(missing):
-        raise DataFormatError(path, f"image {missing[0]} of {reference_path.name} is not listed",
-                              expected=f"the same images as {reference_path.name}", fix="restore the missing lines")
     extra = names.difference(reference)
     if len(extra):
         line = int(names.get_indexer([extra[0]])[0]) + 1
         raise DataFormatError(path, f"image {extra[0]} is not in {reference_path.name}", line=line,
                               expected=f"the same images as {reference_path.name}", fix="delete that line or add the image")
+    missing = reference.difference(names)
+    if len(missing) == 0:
+        return  # the same images in another order; callers align rows by name
+    raise DataFormatError(path, f"image {missing[0]} of {reference_path.name} is not listed",
+                          expected=f"the same images as {reference_path.name}", fix="restore the missing lines")
 
 
 def read_celeba(root: str | os.PathLike[str], check_images: bool = False) -> CelebA:

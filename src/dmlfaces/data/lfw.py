@@ -1,0 +1,113 @@
+"""LFW verification pairs: ``pairs.txt`` and the ``lfw/<Name>/<Name>_0001.jpg`` image tree.
+
+``pairs.txt`` opens with ``sets<TAB>pairs_per_set`` (``10	300``); each set then lists that many matched
+lines ``name n1 n2`` followed by as many mismatched lines ``name1 n1 name2 n2`` (tab separated; any
+whitespace is accepted). The field count tells the kind of a line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dmlfaces.data.errors import DataFormatError
+from dmlfaces.data.images import load_rgb
+from dmlfaces.io import atomic_write_text
+
+Matched = tuple[str, int, int]
+Mismatched = tuple[str, int, str, int]
+
+
+@dataclass(frozen=True, eq=False)
+class LFWPairs:
+    """P verification pairs: image paths, ``labels`` (P,) int8 (1 same person) and ``folds`` (P,) int16."""
+
+    left: list[Path]
+    right: list[Path]
+    labels: np.ndarray
+    folds: np.ndarray
+
+
+def lfw_image_path(lfw_root: Path, name: str, number: int) -> Path:
+    """``lfw_root/<name>/<name>_<4-digit number>.jpg``."""
+    return lfw_root / name / f"{name}_{number:04d}.jpg"
+
+
+def _number(path: Path, line: int, field: str) -> int:
+    try:
+        value = int(field)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise DataFormatError(path, f"image number {field!r} is not a positive integer", line=line,
+                              expected="a 1-based image number such as 1 or 12", fix="correct the number on that line")
+    return value
+
+
+def read_lfw_pairs(
+    pairs_path: str | os.PathLike[str], lfw_root: str | os.PathLike[str] | None = None, check_images: bool = False
+) -> LFWPairs:
+    """Read ``pairs.txt``; image paths point into ``lfw_root`` (default: ``lfw/`` beside the file).
+
+    Raises:
+        DataFormatError: naming the line of a bad header, a line of the wrong kind or field count, a bad
+            image number, a line count that disagrees with the header, or (with ``check_images``) a
+            missing or unreadable image.
+    """
+    path = Path(pairs_path)
+    root = Path(lfw_root) if lfw_root is not None else path.parent / "lfw"
+    if not path.is_file():
+        raise DataFormatError(path, "file is missing", fix="copy pairs.txt from the LFW release")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    header = lines[0].split() if lines else []
+    if len(header) != 2 or not all(h.isdigit() and int(h) > 0 for h in header):
+        raise DataFormatError(path, f"header {lines[0] if lines else ''!r}", line=1,
+                              expected="two positive integers: sets and pairs per set, e.g. '10\\t300'",
+                              fix="restore the first line of pairs.txt")
+    sets, per_set = int(header[0]), int(header[1])
+    body = lines[1:]
+    if len(body) != sets * 2 * per_set:
+        raise DataFormatError(path, f"{len(body)} pair lines after the header", line=1,
+                              expected=f"{sets} sets x 2 x {per_set} = {sets * 2 * per_set} lines",
+                              fix="correct the header or restore the missing lines")
+    left, right, labels, folds = [], [], [], []
+    for index, text in enumerate(body):
+        line = index + 2
+        fold, within = divmod(index, 2 * per_set)
+        matched = within < per_set
+        fields = text.split()
+        if len(fields) != (3 if matched else 4):
+            kind = "matched 'name n1 n2'" if matched else "mismatched 'name1 n1 name2 n2'"
+            raise DataFormatError(path, f"{len(fields)} fields in set {fold + 1}", line=line,
+                                  expected=f"a {kind} line here ({per_set} matched then {per_set} mismatched per set)",
+                                  fix="reorder or correct the line so each set lists its matched pairs first")
+        if matched:
+            name, a, b = fields
+            left.append(lfw_image_path(root, name, _number(path, line, a)))
+            right.append(lfw_image_path(root, name, _number(path, line, b)))
+        else:
+            name1, a, name2, b = fields
+            left.append(lfw_image_path(root, name1, _number(path, line, a)))
+            right.append(lfw_image_path(root, name2, _number(path, line, b)))
+        labels.append(1 if matched else 0)
+        folds.append(fold)
+    if check_images:
+        for image in sorted(set(left) | set(right)):
+            load_rgb(image)
+    return LFWPairs(left=left, right=right, labels=np.array(labels, dtype=np.int8), folds=np.array(folds, dtype=np.int16))
+
+
+def write_lfw_pairs(path: str | os.PathLike[str], sets: Sequence[tuple[Sequence[Matched], Sequence[Mismatched]]]) -> None:
+    """Write ``pairs.txt``: every set must hold the same number of matched and of mismatched pairs."""
+    per_set = len(sets[0][0])
+    if any(len(m) != per_set or len(n) != per_set for m, n in sets):
+        raise ValueError("every set needs the same number of matched and mismatched pairs")
+    lines = [f"{len(sets)}\t{per_set}"]
+    for matched, mismatched in sets:
+        lines += [f"{name}\t{a}\t{b}" for name, a, b in matched]
+        lines += [f"{n1}\t{a}\t{n2}\t{b}" for n1, a, n2, b in mismatched]
+    atomic_write_text(path, "\n".join(lines) + "\n")
