@@ -31,9 +31,13 @@ data: $(STAMP)
 	  read preset seed < <($(BIN)/python -c "import yaml; d = yaml.safe_load(open('params.yaml'))['data']; print(d['preset'], d['seed'])"); \
 	  echo "data/: generating SynthFaces (preset $$preset, seed $$seed)"; \
 	  $(BIN)/dmlfaces synth --out data --preset $$preset --seed $$seed; fi
-	@if $(BIN)/dvc status --quiet data.dvc; then \
-	  echo "data/: identical to the hash recorded in data.dvc"; else \
-	  echo "data/: DIFFERS from the hash recorded in data.dvc (different generator, preset, seed or library versions); the study runs on what is in data/"; fi
+	@# Hash data/ into the DVC cache; keep the recorded data.dvc and compare the two.
+	@mkdir -p .dvc/tmp && cp data.dvc .dvc/tmp/data.dvc.recorded
+	@$(BIN)/dvc commit --force --quiet data.dvc
+	@if cmp -s data.dvc .dvc/tmp/data.dvc.recorded; then \
+	  echo "data/: identical to the hash recorded in data.dvc ($$(grep -m1 md5 data.dvc | tr -d ' '))"; else \
+	  echo "data/: DIFFERS from the hash recorded in data.dvc (recorded $$(grep -m1 md5 .dvc/tmp/data.dvc.recorded | tr -d ' '), found $$(grep -m1 md5 data.dvc | tr -d ' ')): a different generator, preset, seed or library version; the study runs on what is in data/"; \
+	  cp .dvc/tmp/data.dvc.recorded data.dvc; fi
 
 pipeline: $(STAMP)
 	$(BIN)/dvc repro

@@ -541,5 +541,6 @@ def factor_record(person: PersonFactors, image: ImageFactors) -> dict[str, objec
     """Flat dict of every latent factor and the quality, for ground_truth.csv."""
     record: dict[str, object] = {f"person_{k}": v for k, v in asdict(person).items() if k != "person_id"}
     record.update({f"image_{f.name}": getattr(image, f.name) for f in fields(image)})
+    record["person_skin_label"] = "pale" if person.is_pale else "dark"
     record["quality"] = quality_score(image)
     return record
