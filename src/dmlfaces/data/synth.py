@@ -23,6 +23,7 @@ import io
 import json
 import multiprocessing
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,6 +109,19 @@ def _clip_frames(seed: int, person: PersonFactors, key: tuple[int, ...], n_frame
             )
         )
     return frames
+
+
+def _aligned_images(
+    seed: int, split: str, identities: int, per_identity: int, difficulty_beta: tuple[float, float]
+) -> Iterator[tuple[int, int, PersonFactors, ImageFactors]]:
+    """(identity index, image index, person, image) of a split of aligned crops (training or CelebA layout)."""
+    for k in range(identities):
+        g = SPLIT_OFFSETS[split] + k
+        person = person_factors(seed, g)
+        layout = _rng(seed, LAYOUT, g)
+        for j in range(per_identity):
+            difficulty = float(layout.beta(*difficulty_beta))
+            yield k, j, person, sample_image(_rng(seed, IMAGE, g, j), person, difficulty=difficulty, loose=False)
 
 
 @dataclass
@@ -260,13 +274,9 @@ def synthesize(out: str | os.PathLike[str], preset: str = "default", seed: int =
                      "media_kind": extra.get("media_kind", "still"), "frame": extra.get("frame", 0),
                      **factor_record(job.person, job.image)})
 
-    for k in range(sizes.train_identities):
-        g = SPLIT_OFFSETS["train"] + k
-        person = person_factors(seed, g)
-        layout = _rng(seed, LAYOUT, g)
-        for j in range(sizes.train_images_per_identity):
-            image = sample_image(_rng(seed, IMAGE, g, j), person, difficulty=float(layout.beta(1.5, 3)), loose=False)
-            add(RenderJob(f"train/{g:07d}/{j:04d}.jpg", person, image), "train", f"{g:07d}")
+    for _, j, person, image in _aligned_images(seed, "train", sizes.train_identities, sizes.train_images_per_identity, (1.5, 3)):
+        g = person.person_id
+        add(RenderJob(f"train/{g:07d}/{j:04d}.jpg", person, image), "train", f"{g:07d}")
 
     ijb_start = len(jobs)
     ijb_crops = _ijb_crops(seed, sizes)
@@ -276,17 +286,13 @@ def synthesize(out: str | os.PathLike[str], preset: str = "default", seed: int =
 
     celeba_start = len(jobs)
     celeba_identities, celeba_partitions = [], []
-    for k in range(sizes.celeba_identities):
-        g = SPLIT_OFFSETS["celeba"] + k
-        person = person_factors(seed, g)
-        layout = _rng(seed, LAYOUT, g)
-        for j in range(sizes.celeba_images_per_identity):
-            image = sample_image(_rng(seed, IMAGE, g, j), person, difficulty=float(layout.beta(1.2, 4)), loose=False)
-            name = f"{len(jobs) - celeba_start + 1:06d}.jpg"
-            add(RenderJob(f"celeba/img_align_celeba/{name}", person, image), "celeba", str(k + 1))
-            celeba_identities.append(k + 1)
-            # CelebA's partitions are identity-disjoint: 8 of 10 identities train, 1 val, 1 test.
-            celeba_partitions.append(0 if k % 10 < 8 else (1 if k % 10 == 8 else 2))
+    # Celebrity photos: mostly good quality, so a gentler difficulty than the training images.
+    for k, _, person, image in _aligned_images(seed, "celeba", sizes.celeba_identities, sizes.celeba_images_per_identity, (1.2, 4)):
+        name = f"{len(jobs) - celeba_start + 1:06d}.jpg"
+        add(RenderJob(f"celeba/img_align_celeba/{name}", person, image), "celeba", str(k + 1))
+        celeba_identities.append(k + 1)
+        # CelebA's partitions are identity-disjoint: 8 of 10 identities train, 1 val, 1 test.
+        celeba_partitions.append(0 if k % 10 < 8 else (1 if k % 10 == 8 else 2))
 
     with atomic_path(out) as tmp:
         tmp.mkdir()
