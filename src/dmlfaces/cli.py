@@ -34,6 +34,50 @@ def _data_report(args: argparse.Namespace) -> None:
     print(json.dumps(report, indent=2, sort_keys=True))
 
 
+def _train_embedding(args: argparse.Namespace) -> None:
+    import yaml
+
+    from dmlfaces.train.embedding import load_config, train_embedding
+
+    config = load_config(args.params)
+    for assignment in args.set or []:
+        key, _, value = assignment.partition("=")
+        if not hasattr(config, key):
+            raise SystemExit(f"--set {assignment}: unknown key {key!r}")
+        setattr(config, key, yaml.safe_load(value))
+    config.__post_init__()
+    train_embedding(args.data, args.out, config, resume=args.resume)
+
+
+def _extract(args: argparse.Namespace) -> None:
+    from dmlfaces.features import extract_features, write_features
+    from dmlfaces.models.checkpoints import load_backbone
+
+    backbone = load_backbone(args.backbone)
+    if args.ijb:
+        from dmlfaces.data.ijb import read_ijb
+
+        protocol = read_ijb(args.ijb)
+        names, load = list(protocol.crop_names), protocol.aligned_crop  # loose crops: align from the 5 points
+    elif args.celeba:
+        from dmlfaces.data.celeba import read_celeba
+
+        celeba = read_celeba(args.celeba)
+        names = list(celeba.attributes.index)
+        load = lambda i: celeba.load_image(names[i])  # noqa: E731
+    else:
+        from dmlfaces.data.folders import read_image_folder
+        from dmlfaces.data.images import load_rgb
+
+        folder = read_image_folder(args.folder)
+        names = [str(p.relative_to(folder.root)) for p in folder.paths]
+        load = lambda i: load_rgb(folder.paths[i])  # noqa: E731
+    features, norms = extract_features(backbone, load, len(names), batch_size=args.batch_size, flip=not args.no_flip,
+                                       device=args.device)
+    write_features(args.out, names, features, norms)
+    print(json.dumps({"out": str(args.out), "crops": len(names), "dim": int(features.shape[1])}))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dmlfaces", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -51,6 +95,26 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--pca-dim", type=int, default=128)
     report.add_argument("--pixel-size", type=int, default=32)
     report.set_defaults(run=_data_report)
+
+    train = commands.add_parser("train-embedding", help="train the identity embedding (runs under torchrun for many GPUs)")
+    train.add_argument("--data", type=Path, required=True, help="identity-per-folder training images")
+    train.add_argument("--out", type=Path, required=True, help="directory for backbone.pt, history.json and checkpoints/")
+    train.add_argument("--params", type=Path, default=Path("params.yaml"), help="parameters file (section 'embedding')")
+    train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one parameter")
+    train.add_argument("--resume", action="store_true", help="continue from out/checkpoints/last.pt")
+    train.set_defaults(run=_train_embedding)
+
+    extract = commands.add_parser("extract", help="per-crop unit features and norms of a data set (npz + csv index)")
+    extract.add_argument("--backbone", type=Path, required=True, help="backbone.pt, an arcface_torch backbone.pth or an AdaFace .ckpt")
+    source = extract.add_mutually_exclusive_group(required=True)
+    source.add_argument("--ijb", type=Path, help="IJB-layout root (crops are aligned from their 5 points)")
+    source.add_argument("--celeba", type=Path, help="CelebA-layout root")
+    source.add_argument("--folder", type=Path, help="identity-per-folder images")
+    extract.add_argument("--out", type=Path, required=True, help="output .npz (a .csv index is written beside it)")
+    extract.add_argument("--batch-size", type=int, default=256)
+    extract.add_argument("--no-flip", action="store_true", help="skip the flip test")
+    extract.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    extract.set_defaults(run=_extract)
     return parser
 
 

@@ -61,3 +61,38 @@ def tar_at_far(scores: np.ndarray, labels: np.ndarray, fars: Sequence[float]) ->
             threshold = np.partition(impostor, len(impostor) - 1 - allowed)[len(impostor) - 1 - allowed]
         result[float(far)] = float(np.mean(genuine > threshold))
     return result
+
+
+def single_image_pairs(
+    subjects: np.ndarray, media: np.ndarray, n_genuine: int, n_impostor: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sample image pairs for single-image verification, the same for every method compared.
+
+    Genuine pairs join two images of one subject from different media (frames of one clip would be
+    near-duplicates); impostor pairs join images of two subjects.
+
+    Args:
+        subjects, media: (N,) subject and media id of each image.
+    Returns:
+        pairs (P, 2) image indices and labels (P,) int8, genuine first.
+    """
+    rng = np.random.default_rng([seed, 31337])
+    n = len(subjects)
+    genuine: list[np.ndarray] = []
+    # Rejection sampling: draw candidate pairs in rounds, keep the valid ones.
+    while sum(len(g) for g in genuine) < n_genuine:
+        a = rng.integers(0, n, 4 * n_genuine)
+        order = np.argsort(subjects, kind="stable")
+        starts = np.searchsorted(subjects[order], subjects[a], side="left")
+        ends = np.searchsorted(subjects[order], subjects[a], side="right")
+        b = order[starts + (rng.random(len(a)) * (ends - starts)).astype(int)]
+        keep = media[a] != media[b]
+        genuine.append(np.stack([a[keep], b[keep]], axis=1))
+    genuine_pairs = np.concatenate(genuine)[:n_genuine]
+    a = rng.integers(0, n, 2 * n_impostor)
+    b = rng.integers(0, n, 2 * n_impostor)
+    keep = subjects[a] != subjects[b]
+    impostor_pairs = np.stack([a[keep], b[keep]], axis=1)[:n_impostor]
+    pairs = np.concatenate([genuine_pairs, impostor_pairs])
+    labels = np.concatenate([np.ones(len(genuine_pairs), np.int8), np.zeros(len(impostor_pairs), np.int8)])
+    return pairs, labels

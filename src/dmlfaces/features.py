@@ -1,0 +1,97 @@
+"""Feature extraction: per-crop unit features and their norms, batched, on the GPU when present.
+
+Output is one file a user can open without this package: ``<name>.npz`` with arrays ``names`` (N,),
+``features`` (N, D) float32 unit rows and ``norms`` (N,) float32, plus ``<name>.csv`` (name, row, norm)
+as an index. Both are written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from dmlfaces.data.transforms import to_input_tensor
+from dmlfaces.io import atomic_path, atomic_write_text
+from dmlfaces.train.distributed import resolve_device
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureSet:
+    """Unit features (N, D) float32, their pre-normalisation norms (N,) and the crop names (N,)."""
+
+    names: np.ndarray
+    features: np.ndarray
+    norms: np.ndarray
+
+
+@torch.no_grad()
+def extract_features(
+    backbone: nn.Module,
+    load: Callable[[int], np.ndarray],
+    count: int,
+    *,
+    batch_size: int = 256,
+    flip: bool = True,
+    device: str = "auto",
+    threads: int = 4,
+    progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Features of images ``load(0) .. load(count - 1)`` ((112, 112, 3) uint8 RGB each).
+
+    With ``flip`` the feature is the sum of the crop's and its mirror's (the flip test); the norm
+    reported is that of the mean of the two, comparable to a single pass.
+
+    Returns:
+        unit features (count, D) float32 and norms (count,) float32.
+    """
+    target = resolve_device(device)
+    backbone = backbone.to(target).eval()
+    if target.type == "cuda":
+        backbone = backbone.to(memory_format=torch.channels_last)
+    amp = torch.bfloat16 if target.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float16
+    features, norms = [], []
+    starts = range(0, count, batch_size)
+    with ThreadPoolExecutor(threads) as pool:
+        for start in tqdm(starts, desc="extract", disable=not progress, mininterval=2.0):
+            images = np.stack(list(pool.map(load, range(start, min(start + batch_size, count)))))
+            batch = to_input_tensor(images).to(target)
+            if target.type == "cuda":
+                batch = batch.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(target.type, dtype=amp, enabled=target.type == "cuda"):
+                raw = backbone(batch).float()
+                if flip:
+                    raw = (raw + backbone(batch.flip(3)).float()) / 2
+            norm = raw.norm(dim=1)
+            features.append((raw / norm.clamp(min=1e-12)[:, None]).cpu().numpy())
+            norms.append(norm.cpu().numpy())
+    return np.concatenate(features).astype(np.float32), np.concatenate(norms).astype(np.float32)
+
+
+def write_features(path: str | os.PathLike[str], names: Sequence[str], features: np.ndarray, norms: np.ndarray) -> None:
+    """Write ``path`` (.npz) and its ``.csv`` index atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, names=np.asarray(names, dtype=str), features=features.astype(np.float32),
+                     norms=norms.astype(np.float32))
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(["name", "row", "norm"])
+    writer.writerows((name, row, f"{norm:.6f}") for row, (name, norm) in enumerate(zip(names, norms)))
+    atomic_write_text(path.with_suffix(".csv"), table.getvalue())
+
+
+def read_features(path: str | os.PathLike[str]) -> FeatureSet:
+    """Read a file written by ``write_features``."""
+    with np.load(path) as data:
+        return FeatureSet(names=data["names"], features=data["features"], norms=data["norms"])

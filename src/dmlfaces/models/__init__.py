@@ -1,0 +1,1 @@
+"""Models: face backbones, margin losses and (later) set aggregators."""

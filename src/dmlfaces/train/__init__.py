@@ -1,0 +1,1 @@
+"""Training: the shared loop (devices, AMP, DDP, checkpoints, resume) and the embedding trainer."""

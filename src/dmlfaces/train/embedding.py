@@ -1,0 +1,177 @@
+"""Train a face-identity embedding (backbone + metric-learning loss) on an identity-per-folder image tree.
+
+Single process: ``dmlfaces train-embedding --data data/train --out results/embedding``.
+Many GPUs or nodes: ``torchrun --nproc_per_node 8 -m dmlfaces train-embedding ...`` (same code path).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from dmlfaces.data.folders import read_image_folder
+from dmlfaces.data.images import load_rgb
+from dmlfaces.data.transforms import to_input_tensor
+from dmlfaces.io import atomic_path, write_json
+from dmlfaces.models.backbones import build_backbone
+from dmlfaces.models.losses import LOSSES, build_loss
+from dmlfaces.train.distributed import init_distributed
+from dmlfaces.train.loop import LoopConfig, train_loop
+
+BACKBONE_FILE = "backbone.pt"
+HISTORY_FILE = "history.json"
+
+
+@dataclass
+class EmbeddingConfig:
+    """Everything that defines an embedding training run (``params.yaml`` section ``embedding``)."""
+
+    backbone: str = "small"
+    embedding_dim: int = 512
+    loss: str = "adaface"
+    margin: float | None = None
+    scale: float = 64.0
+    epochs: int = 12
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    seed: int = 0
+    checkpoint_every: int = 50
+    cache_images: bool = True
+    loader_threads: int = 4
+    device: str = "auto"
+    amp: bool = True
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"embedding.loss = {self.loss!r}; choose one of {list(LOSSES)}")
+
+
+class FaceBatches:
+    """Batches of an image folder: decoded once into memory (``cache``) or on demand by a thread pool.
+
+    Augmentation is a horizontal flip decided by (seed, epoch, index), so a batch is the same whichever
+    process loads it and whenever: the property exact resume and DDP equivalence rest on.
+    """
+
+    def __init__(self, root: str | Path, seed: int, cache: bool = True, threads: int = 4) -> None:
+        folder = read_image_folder(root)
+        self.paths, self.labels, self.identities = folder.paths, folder.labels, folder.identities
+        self.seed, self.threads = seed, threads
+        self.images = self._decode(range(len(self.paths))) if cache else None
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.identities)
+
+    def _decode(self, indices) -> np.ndarray:
+        with ThreadPoolExecutor(self.threads) as pool:
+            return np.stack(list(pool.map(lambda i: load_rgb(self.paths[i]), indices)))
+
+    def batch(self, indices: np.ndarray, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 3, 112, 112) float images in [-1, 1] and (B,) int64 labels."""
+        images = self.images[indices] if self.images is not None else self._decode(indices)
+        flips = np.random.default_rng([self.seed, 104729, epoch]).random(len(self)) < 0.5
+        images = np.where(flips[indices, None, None, None], images[:, :, ::-1], images)
+        return to_input_tensor(np.ascontiguousarray(images)), torch.from_numpy(self.labels[indices])
+
+
+class EmbeddingModel(nn.Module):
+    """Backbone and loss in one module, so DDP synchronises the classifier weights with the backbone."""
+
+    def __init__(self, backbone: nn.Module, loss: nn.Module) -> None:
+        super().__init__()
+        self.backbone, self.loss = backbone, loss
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.loss(self.backbone(images), labels)
+
+
+def build_model(config: EmbeddingConfig, num_classes: int) -> EmbeddingModel:
+    """The backbone and loss of ``config``, initialised from its seed."""
+    torch.manual_seed(config.seed)
+    backbone = build_backbone(config.backbone, config.embedding_dim)
+    return EmbeddingModel(backbone, build_loss(config.loss, num_classes, config.embedding_dim, config.margin, config.scale))
+
+
+def save_backbone(backbone: nn.Module, config: EmbeddingConfig, path: str | os.PathLike[str]) -> None:
+    """Write the trained backbone with the settings that rebuild it (read by ``load_backbone``)."""
+    state = {"dmlfaces_backbone": config.backbone, "embedding_dim": config.embedding_dim,
+             "state_dict": {k: v.detach().cpu() for k, v in backbone.state_dict().items()}}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def kill_switch() -> Callable[[int], None] | None:
+    """Fault injection for the resume tests: ``DMLFACES_FAULT_KILL_AT_STEP=N`` SIGKILLs the process after step N."""
+    at = os.environ.get("DMLFACES_FAULT_KILL_AT_STEP")
+    if not at:
+        return None
+
+    def kill(step: int) -> None:
+        if step == int(at):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return kill
+
+
+def train_embedding(train_root: str | Path, out_dir: str | Path, config: EmbeddingConfig, resume: bool = False) -> dict:
+    """Train on ``train_root`` and write ``backbone.pt`` and ``history.json`` to ``out_dir`` (rank 0).
+
+    Checkpoints go to ``out_dir/checkpoints``; ``resume`` continues from the last one.
+    Returns the training history.
+    """
+    context = init_distributed(config.device)
+    out_dir = Path(out_dir)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    source = FaceBatches(train_root, config.seed, cache=config.cache_images, threads=config.loader_threads)
+    model = build_model(config, source.num_classes)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    total_steps = config.epochs * (len(source) // config.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1 + np.cos(np.pi * min(step, total_steps) / max(total_steps, 1)))
+    )
+    loop = LoopConfig(epochs=config.epochs, batch_size=config.batch_size, checkpoint_dir=out_dir / "checkpoints",
+                      checkpoint_every=config.checkpoint_every, seed=config.seed, amp=config.amp, description="embedding",
+                      on_step=kill_switch())
+    history = train_loop(model, optimizer, scheduler, source, loop, context, resume=resume)
+    if context.is_main:
+        save_backbone(model.backbone, config, out_dir / BACKBONE_FILE)
+        write_json(out_dir / HISTORY_FILE, {"config": dataclasses.asdict(config), "identities": source.num_classes,
+                                            "images": len(source), "world_size": context.world_size,
+                                            "device": str(context.device), **history})
+    return history
+
+
+def load_config(params_path: str | Path, section: str = "embedding") -> EmbeddingConfig:
+    """The ``embedding`` section of ``params.yaml`` as a validated config."""
+    import yaml
+
+    values = yaml.safe_load(Path(params_path).read_text())[section]
+    known = {f.name for f in dataclasses.fields(EmbeddingConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{params_path}: unknown keys {unknown} in section {section!r}; allowed: {sorted(known)}")
+    return EmbeddingConfig(**values)
+
+
+def history_summary(history_path: str | Path) -> dict:
+    """Final loss and throughput of a finished run, from its ``history.json``."""
+    history = json.loads(Path(history_path).read_text())
+    epochs = history["epochs"]
+    return {"final_loss": epochs[-1]["loss"], "epochs": len(epochs),
+            "train_images_per_s": float(np.mean([e["images_per_s"] for e in epochs]))}
