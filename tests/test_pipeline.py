@@ -38,6 +38,8 @@ def test_dvc_repro_runs_the_data_chapter_and_builds_the_book(tiny_data: Path, tm
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["data"]["preset"] = "tiny"
     params["data_report"].update(gallery_persons=2, gallery_per_person=4, pca_dim=16, pixel_size=16)
+    params["embedding"].update(embedding_dim=64, epochs=1, batch_size=8, device="cpu")
+    params["embedding_report"].update(genuine_pairs=300, impostor_pairs=3000, map_identities=4)
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     # Tool caches in the tree (pytest's writes a README.md) must not leak into the book.
     (project / ".pytest_cache").mkdir(exist_ok=True)
@@ -61,6 +63,11 @@ def test_dvc_repro_runs_the_data_chapter_and_builds_the_book(tiny_data: Path, tm
         assert title.lower() in references, title
     for figure in ("gallery", "attribute_toggles", "quality_spectrum", "quality_distribution", "clip_burst"):
         assert (project / "results" / "figures" / "01_data" / f"{figure}.png").is_file()
+    embedding = json.loads((project / "results" / "metrics" / "embedding.json").read_text())
+    assert embedding["epochs"] == 1 and -1.0 <= embedding["spearman_norm_quality"] <= 1.0
+    assert set(embedding["single_image_tar_at_far"]) == {"embedding", "pixel baseline"}
+    chapter = (project / "_build" / "html" / "book" / "02_embedding.html").read_text()
+    assert len(re.findall(r'<img [^>]*src="', chapter)) >= 4 and "Spearman" in chapter
 
     again = _run(["dvc", "repro"], project)
     assert "didn't change, skipping" in again.stdout

@@ -35,18 +35,9 @@ def _data_report(args: argparse.Namespace) -> None:
 
 
 def _train_embedding(args: argparse.Namespace) -> None:
-    import yaml
-
     from dmlfaces.train.embedding import load_config, train_embedding
 
-    config = load_config(args.params)
-    for assignment in args.set or []:
-        key, _, value = assignment.partition("=")
-        if not hasattr(config, key):
-            raise SystemExit(f"--set {assignment}: unknown key {key!r}")
-        setattr(config, key, yaml.safe_load(value))
-    config.__post_init__()
-    train_embedding(args.data, args.out, config, resume=args.resume)
+    train_embedding(args.data, args.out, load_config(args.params), resume=args.resume)
 
 
 def _extract(args: argparse.Namespace) -> None:
@@ -100,7 +91,6 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", type=Path, required=True, help="identity-per-folder training images")
     train.add_argument("--out", type=Path, required=True, help="directory for backbone.pt, history.json and checkpoints/")
     train.add_argument("--params", type=Path, default=Path("params.yaml"), help="parameters file (section 'embedding')")
-    train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one parameter")
     train.add_argument("--resume", action="store_true", help="continue from out/checkpoints/last.pt")
     train.set_defaults(run=_train_embedding)
 

@@ -104,3 +104,59 @@ def save_figure(fig: plt.Figure, path: str | Path) -> None:
     """Save a figure as PNG (fixed metadata so reruns give the same bytes)."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None}, bbox_inches="tight")
+
+
+def training_curve(history: dict) -> plt.Figure:
+    """Loss per step (light) and per epoch (dark) of a training history."""
+    steps = np.array(history["steps"], dtype=float)
+    fig, ax = plt.subplots(figsize=(7, 3))
+    ax.plot(steps[:, 0], steps[:, 1], color="tab:blue", alpha=0.3, lw=0.8, label="step")
+    per_epoch = len(steps) / max(len(history["epochs"]), 1)
+    ax.plot([e["epoch"] * per_epoch for e in history["epochs"]], [e["loss"] for e in history["epochs"]],
+            "o-", color="tab:blue", label="epoch mean")
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> plt.Figure:
+    """ROC curves (TAR against FAR on a log axis) of several methods scored on the same pairs."""
+    from sklearn.metrics import roc_curve
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, (scores, labels) in curves.items():
+        fpr, tpr, _ = roc_curve(labels, scores)
+        keep = fpr > 0
+        ax.plot(fpr[keep], tpr[keep], label=name)
+    ax.set_xscale("log")
+    ax.set_xlim(1e-5, 1)
+    ax.set_xlabel("false accept rate")
+    ax.set_ylabel("true accept rate")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def norm_quality_figure(norms: np.ndarray, quality: np.ndarray, rho: float) -> plt.Figure:
+    """Feature norm against ground-truth quality, one point per crop."""
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.hexbin(quality, norms, gridsize=40, cmap="viridis", mincnt=1)
+    ax.set_xlabel("ground-truth quality")
+    ax.set_ylabel("feature norm")
+    ax.set_title(f"Spearman rho = {rho:.2f}")
+    fig.tight_layout()
+    return fig
+
+
+def embedding_map(points: np.ndarray, labels: np.ndarray, title: str) -> plt.Figure:
+    """A 2-D map of embeddings, (N, 2) points coloured by (N,) labels."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    sns.scatterplot(x=points[:, 0], y=points[:, 1], hue=labels.astype(str), palette="tab20", s=14, ax=ax, legend=False)
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.tight_layout()
+    return fig

@@ -112,3 +112,10 @@ def test_params_are_validated(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump({"embedding": {**TINY, "epoch": 3}}))
     with pytest.raises(ValueError, match="unknown keys \\['epoch'\\]"):
         load_config(path)
+
+
+def test_backbone_and_sizes_are_validated(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="embedding.backbone = 'r200'"):
+        load_config(_params(tmp_path, backbone="r200"))
+    with pytest.raises(ValueError, match="embedding.epochs = 0"):
+        load_config(_params(tmp_path, epochs=0))

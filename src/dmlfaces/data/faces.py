@@ -77,7 +77,7 @@ class PersonFactors:
     beard_style: str  # "full" | "goatee" | "stubble"; shown only on images with beard on
     glasses_frame: str  # the frame this person wears when glasses are on
     glasses_shape: str  # "round" | "rect"
-    shirt_colour: tuple[int, int, int]
+    moles: tuple[tuple[float, float, float], ...]  # (x, y, radius) of small skin marks: fine identity detail
 
     @property
     def is_pale(self) -> bool:
@@ -111,6 +111,7 @@ class ImageFactors:
     low_resolution: float  # 1 = full resolution; 0.25 = rendered at a quarter and upsampled
     jpeg_quality: int
     noise_seed: int
+    shirt_colour: tuple[int, int, int]  # clothes change from photo to photo, so they are no identity cue
 
 
 def _person_rng_colour(rng: np.random.Generator, base: tuple[int, int, int], spread: float) -> tuple[int, int, int]:
@@ -157,7 +158,8 @@ def sample_person(rng: np.random.Generator, person_id: int) -> PersonFactors:
         beard_style=str(rng.choice(["full", "goatee", "stubble"], p=[0.5, 0.25, 0.25])),
         glasses_frame=str(rng.choice(GLASSES_FRAMES)),
         glasses_shape=str(rng.choice(["round", "rect"])),
-        shirt_colour=tuple(int(c) for c in rng.integers(20, 230, 3)),
+        moles=tuple((float(rng.uniform(-28, 28)), float(rng.uniform(-20, 30)), float(rng.uniform(0.8, 1.8)))
+                    for _ in range(int(rng.integers(0, 6)))),
     )
 
 
@@ -191,7 +193,7 @@ def sample_image(
         roll=float(np.clip(rng.normal(0.0, 0.06 + 0.25 * d * framing), -0.6, 0.6)),
         light_angle=float(rng.uniform(0, 2 * math.pi)),
         light_strength=float(rng.uniform(0.0, 0.3 + 0.6 * d)),
-        brightness=float(np.clip(rng.normal(1.0, 0.1 + 0.25 * d), 0.35, 1.4)),
+        brightness=float(np.clip(rng.normal(1.0, 0.1 + 0.35 * d), 0.2, 1.4)),
         background=str(rng.choice(BACKGROUNDS)),
         background_colour=tuple(int(c) for c in rng.integers(0, 256, 3)),
         background_seed=int(rng.integers(2**31)),
@@ -201,11 +203,12 @@ def sample_image(
         occlusion=float(rng.uniform(0.08, 0.35)) if occluded else 0.0,
         occlusion_x=float(rng.uniform(-1, 1)),
         occlusion_y=float(rng.uniform(-1, 1)),
-        blur=float(max(0.0, rng.normal(1.6 * d, 0.5)) if rng.random() < 0.3 + 0.6 * d else 0.0),
-        noise=float(abs(rng.normal(0.0, 2.0 + 14.0 * d))),
-        low_resolution=float(rng.uniform(0.2, 0.6)) if rng.random() < 0.5 * d else 1.0,
+        blur=float(max(0.0, rng.normal(4.5 * d, 1.0)) if rng.random() < 0.3 + 0.6 * d else 0.0),
+        noise=float(abs(rng.normal(0.0, 4.0 + 36.0 * d))),
+        low_resolution=float(rng.uniform(0.06, 0.4)) if rng.random() < 0.5 * d else 1.0,
         jpeg_quality=int(rng.integers(max(15, int(95 - 75 * d)), 96)),
         noise_seed=int(rng.integers(2**31)),
+        shirt_colour=tuple(int(c) for c in rng.integers(20, 230, 3)),
     )
 
 
@@ -215,25 +218,27 @@ def quality_score(image: ImageFactors) -> float:
     Each degradation contributes a severity in [0, 1]; quality = exp(-sum of weighted severities),
     so independent degradations compound multiplicatively.
     """
+    # Weighted by how much of the identity a degradation destroys: blur, low resolution, noise,
+    # occlusion and pose remove detail; exposure, compression and size mostly do not.
     severities = {
         "pose": (abs(image.yaw) / 1.0) ** 1.5 + (abs(image.pitch) / 0.5) ** 1.5 * 0.5,
-        "blur": min(image.blur / 3.0, 1.0),
-        "noise": min(image.noise / 30.0, 1.0),
-        "low_resolution": (1.0 - image.low_resolution) / 0.8,
+        "blur": min(image.blur / 6.0, 1.0),
+        "noise": min(image.noise / 60.0, 1.0),
+        "low_resolution": (1.0 - image.low_resolution) / 0.94,
         "occlusion": min(image.occlusion / 0.35, 1.0),
-        "exposure": min(abs(math.log(image.brightness)) / 1.0, 1.0) + 0.3 * image.light_strength,
+        "exposure": min(abs(math.log(image.brightness)) / 1.6, 1.0) + 0.3 * image.light_strength,
         "compression": (95 - image.jpeg_quality) / 80.0,
         "size": max(0.0, 1.0 - image.scale) / 0.4,
     }
     weights = {
-        "pose": 0.7,
-        "blur": 0.9,
-        "noise": 0.6,
-        "low_resolution": 0.85,
-        "occlusion": 0.7,
-        "exposure": 0.5,
-        "compression": 0.35,
-        "size": 0.3,
+        "pose": 0.8,
+        "blur": 1.2,
+        "noise": 0.8,
+        "low_resolution": 1.2,
+        "occlusion": 0.9,
+        "exposure": 0.4,
+        "compression": 0.2,
+        "size": 0.2,
     }
     return float(math.exp(-sum(weights[k] * v for k, v in severities.items())))
 
@@ -353,7 +358,7 @@ def _draw_face(canvas: Image.Image, person: PersonFactors, image: ImageFactors) 
             (person.jaw_width * 0.7, chin + 30), (-person.jaw_width * 0.7, chin + 30)]
     draw.polygon(project.many(np.array(neck), z=-10), fill=shade_t)
     shoulders = [(-70, chin + 18), (70, chin + 18), (80, 120), (-80, 120)]
-    draw.polygon(project.many(np.array(shoulders), z=-20), fill=person.shirt_colour)
+    draw.polygon(project.many(np.array(shoulders), z=-20), fill=image.shirt_colour)
     # Ears sit behind the face plane, so they move against the turn.
     for side in (-1, 1):
         ex = side * (person.head_width - 1)
@@ -362,6 +367,11 @@ def _draw_face(canvas: Image.Image, person: PersonFactors, image: ImageFactors) 
         draw.ellipse([ex0 - r * 0.55, ey0 - r, ex0 + r * 0.55, ey0 + r], fill=shade_t)
     # Head.
     draw.polygon(project.many(outline, z=0.0), fill=skin_t)
+    mole_colour = tuple(int(c) for c in skin * 0.5)
+    for mx, my, radius in person.moles:
+        cx, cy = project(mx, my, 14)
+        r = radius * SUPERSAMPLE
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=mole_colour)
     if person.age_group == "older":
         line_colour = tuple(int(c) for c in skin * 0.68)
         for k in range(3):

@@ -60,7 +60,7 @@ class IResNet(nn.Module):
         layers: units per stage; every stage halves the resolution.
         widths: channels per stage.
         pool_shortcut: AdaFace's max-pool shortcut for a strided unit that keeps its channel count.
-        input_downsample: average-pool the input first (the small CPU model works at 56x56).
+        stem_stride: stride of the first convolution (2 in the small CPU model, which then works at 56x56).
         affine_features: whether the final BatchNorm1d has a learnable bias (arcface_torch) or none (AdaFace).
         channels_bgr: the checkpoint expects BGR input (AdaFace); inputs are always given as RGB and flipped here.
     """
@@ -72,7 +72,7 @@ class IResNet(nn.Module):
         embedding_dim: int = 512,
         *,
         pool_shortcut: bool = False,
-        input_downsample: int = 1,
+        stem_stride: int = 1,
         dropout: float = 0.0,
         affine_features: bool = True,
         channels_bgr: bool = False,
@@ -80,8 +80,7 @@ class IResNet(nn.Module):
     ) -> None:
         super().__init__()
         self.channels_bgr = channels_bgr
-        self.input_pool = nn.AvgPool2d(input_downsample) if input_downsample > 1 else nn.Identity()
-        self.conv1 = nn.Conv2d(3, widths[0], 3, 1, 1, bias=False)
+        self.conv1 = nn.Conv2d(3, widths[0], 3, stem_stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(widths[0], eps=1e-5)
         self.prelu = nn.PReLU(widths[0])
         in_channels = widths[0]
@@ -91,7 +90,7 @@ class IResNet(nn.Module):
             self.add_module(f"layer{index}", nn.Sequential(*blocks))
             in_channels = width
         self.num_stages = len(layers)
-        spatial = input_size // input_downsample // 2 ** len(layers)
+        spatial = input_size // stem_stride // 2 ** len(layers)
         self.bn2 = nn.BatchNorm2d(in_channels, eps=1e-5)
         self.dropout = nn.Dropout(p=dropout)
         self.fc = nn.Linear(in_channels * spatial * spatial, embedding_dim)
@@ -105,7 +104,7 @@ class IResNet(nn.Module):
         """(B, 3, H, W) RGB in [-1, 1] -> (B, D) raw features; their norm is the quality signal."""
         if self.channels_bgr:
             images = images.flip(1)
-        x = self.prelu(self.bn1(self.conv1(self.input_pool(images))))
+        x = self.prelu(self.bn1(self.conv1(images)))
         for index in range(1, self.num_stages + 1):
             x = getattr(self, f"layer{index}")(x)
         x = torch.flatten(self.bn2(x), 1)
@@ -115,11 +114,11 @@ class IResNet(nn.Module):
 def build_backbone(name: str, embedding_dim: int = 512, **kwargs: object) -> IResNet:
     """An IResNet by name: ``r18``, ``r34``, ``r50``, ``r100`` or ``small``.
 
-    ``small`` is the default CPU model of the study: three narrow stages at 56x56 input, sized so that
+    ``small`` is the default CPU model of the study: a strided stem and three narrow stages, sized so that
     the default SynthFaces training runs in minutes on two CPU cores.
     """
     if name == "small":
-        return IResNet((1, 2, 1), (16, 32, 64), embedding_dim, input_downsample=2, **kwargs)
+        return IResNet((1, 2, 1), (16, 32, 64), embedding_dim, stem_stride=2, **kwargs)
     if name not in DEPTHS:
         raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(DEPTHS) + ['small']}")
     return IResNet(DEPTHS[name], WIDTHS, embedding_dim, **kwargs)

@@ -23,7 +23,7 @@ from dmlfaces.data.folders import read_image_folder
 from dmlfaces.data.images import load_rgb
 from dmlfaces.data.transforms import to_input_tensor
 from dmlfaces.io import atomic_path, write_json
-from dmlfaces.models.backbones import build_backbone
+from dmlfaces.models.backbones import DEPTHS, build_backbone
 from dmlfaces.models.losses import LOSSES, build_loss
 from dmlfaces.train.distributed import init_distributed
 from dmlfaces.train.loop import LoopConfig, train_loop
@@ -56,6 +56,11 @@ class EmbeddingConfig:
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ValueError(f"embedding.loss = {self.loss!r}; choose one of {list(LOSSES)}")
+        if self.backbone not in ("small", *DEPTHS):
+            raise ValueError(f"embedding.backbone = {self.backbone!r}; choose one of {['small', *DEPTHS]}")
+        for key in ("epochs", "batch_size", "embedding_dim", "checkpoint_every"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"embedding.{key} = {getattr(self, key)}; it must be a positive integer")
 
 
 class FaceBatches:
@@ -137,7 +142,6 @@ def train_embedding(train_root: str | Path, out_dir: str | Path, config: Embeddi
     """
     context = init_distributed(config.device)
     out_dir = Path(out_dir)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     source = FaceBatches(train_root, config.seed, cache=config.cache_images, threads=config.loader_threads)
     model = build_model(config, source.num_classes)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
@@ -147,7 +151,9 @@ def train_embedding(train_root: str | Path, out_dir: str | Path, config: Embeddi
     )
     loop = LoopConfig(epochs=config.epochs, batch_size=config.batch_size, checkpoint_dir=out_dir / "checkpoints",
                       checkpoint_every=config.checkpoint_every, seed=config.seed, amp=config.amp, description="embedding",
-                      on_step=kill_switch())
+                      on_step=kill_switch(),
+                      fingerprint=json.dumps({"config": dataclasses.asdict(config), "data": str(train_root),
+                                              "images": len(source)}, sort_keys=True))
     history = train_loop(model, optimizer, scheduler, source, loop, context, resume=resume)
     if context.is_main:
         save_backbone(model.backbone, config, out_dir / BACKBONE_FILE)
@@ -167,11 +173,3 @@ def load_config(params_path: str | Path, section: str = "embedding") -> Embeddin
     if unknown:
         raise ValueError(f"{params_path}: unknown keys {unknown} in section {section!r}; allowed: {sorted(known)}")
     return EmbeddingConfig(**values)
-
-
-def history_summary(history_path: str | Path) -> dict:
-    """Final loss and throughput of a finished run, from its ``history.json``."""
-    history = json.loads(Path(history_path).read_text())
-    epochs = history["epochs"]
-    return {"final_loss": epochs[-1]["loss"], "epochs": len(epochs),
-            "train_images_per_s": float(np.mean([e["images_per_s"] for e in epochs]))}

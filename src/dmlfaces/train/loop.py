@@ -54,6 +54,7 @@ class LoopConfig:
     max_grad_norm: float | None = None
     amp: bool = True
     description: str = "train"
+    fingerprint: str = ""  # what the run trains; a checkpoint of another run is never resumed
     on_step: Callable[[int], None] | None = field(default=None, repr=False)  # test hook, called after each step
 
 
@@ -121,8 +122,12 @@ def train_loop(
     history: dict[str, list] = {"steps": [], "epochs": []}
     epoch, start_batch, step = 0, 0, 0
     checkpoint_path = Path(config.checkpoint_dir) / CHECKPOINT_NAME
-    if resume and checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location=context.device, weights_only=False)
+    state = torch.load(checkpoint_path, map_location=context.device, weights_only=False) if resume and checkpoint_path.exists() else None
+    if state is not None and state.get("fingerprint") != config.fingerprint:
+        if context.is_main:
+            print(f"{checkpoint_path}: written by a run with other settings; starting afresh", flush=True)
+        state = None
+    if state is not None:
         _unwrap(module).load_state_dict(state["module"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None:
@@ -136,7 +141,8 @@ def train_loop(
             return
         state = {"module": _unwrap(module).state_dict(), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict() if scheduler is not None else None, "scaler": scaler.state_dict(),
-                 "epoch": next_epoch, "batch": next_batch, "step": step, "history": history, "rng": torch.get_rng_state()}
+                 "epoch": next_epoch, "batch": next_batch, "step": step, "history": history, "rng": torch.get_rng_state(),
+                 "fingerprint": config.fingerprint}
         with atomic_path(checkpoint_path) as tmp:
             torch.save(state, tmp)
 

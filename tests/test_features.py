@@ -1,0 +1,50 @@
+"""Feature extraction: unit rows, flip test, the file format, and the CLI on the IJB layout."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dmlfaces.cli import main
+from dmlfaces.features import extract_features, read_features, write_features
+from dmlfaces.models.backbones import build_backbone
+from dmlfaces.train.embedding import EmbeddingConfig, save_backbone
+
+
+def _model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_backbone("small", 32).eval()
+
+
+def test_unit_features_norms_and_flip_test() -> None:
+    images = np.random.default_rng(0).integers(0, 256, (5, 112, 112, 3), dtype=np.uint8)
+    model = _model()
+    features, norms = extract_features(model, lambda i: images[i], 5, batch_size=2, flip=False, device="cpu", progress=False)
+    assert features.shape == (5, 32) and np.allclose(np.linalg.norm(features, axis=1), 1, atol=1e-5)
+    with torch.no_grad():
+        raw = model(torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1)
+    assert np.allclose(norms, raw.norm(dim=1).numpy(), rtol=1e-4)
+    flipped, _ = extract_features(model, lambda i: images[i], 5, flip=True, device="cpu", progress=False)
+    mirrored, _ = extract_features(model, lambda i: images[i][:, ::-1].copy(), 5, flip=True, device="cpu", progress=False)
+    assert np.allclose(flipped, mirrored, atol=1e-5)  # the flip test is mirror invariant
+
+
+def test_file_round_trip(tmp_path: Path) -> None:
+    features = np.eye(3, 4, dtype=np.float32)
+    write_features(tmp_path / "f.npz", ["a.jpg", "b.jpg", "c.jpg"], features, np.array([1.0, 2.0, 3.0]))
+    loaded = read_features(tmp_path / "f.npz")
+    assert loaded.names.tolist() == ["a.jpg", "b.jpg", "c.jpg"] and np.array_equal(loaded.features, features)
+    rows = list(csv.reader((tmp_path / "f.csv").open()))
+    assert rows[0] == ["name", "row", "norm"] and rows[2] == ["b.jpg", "1", "2.000000"]
+
+
+def test_extract_cli_on_ijb_layout(tiny_data: Path, tmp_path: Path) -> None:
+    save_backbone(_model(), EmbeddingConfig(backbone="small", embedding_dim=32), tmp_path / "backbone.pt")
+    out = tmp_path / "ijbs.npz"
+    assert main(["extract", "--backbone", str(tmp_path / "backbone.pt"), "--ijb", str(tiny_data / "IJBS"),
+                 "--out", str(out), "--device", "cpu", "--batch-size", "64"]) == 0
+    loaded = read_features(out)
+    assert loaded.names[0] == "1.jpg" and loaded.features.shape[1] == 32 and np.all(loaded.norms > 0)
