@@ -139,3 +139,23 @@ def test_refuses_to_overwrite_a_directory_that_is_not_synthfaces(tmp_path: Path)
 def test_unknown_preset_names_the_choices(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="default"):
         synth.synthesize(tmp_path / "x", preset="huge")
+
+
+def test_a_killed_run_leaves_no_data_set_and_the_next_run_cleans_up(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "data"
+    process = subprocess.Popen([sys.executable, "-m", "dmlfaces", "synth", "--out", str(out), "--preset", "tiny", "--workers", "1"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not list(tmp_path.glob(".data.*.tmp/train")) and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not out.exists()  # nothing under the final name
+    assert list(tmp_path.glob(".data.*.tmp"))
+    synth.synthesize(out, preset="tiny", seed=0, workers=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]

@@ -23,6 +23,7 @@ import io
 import json
 import multiprocessing
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -263,6 +264,9 @@ def synthesize(out: str | os.PathLike[str], preset: str = "default", seed: int =
         )
     sizes = PRESETS[preset]
     workers = workers or os.cpu_count() or 1
+    # A run killed mid-way leaves its hidden temporary sibling behind; it is never the data set itself.
+    for stale in out.parent.glob(f".{out.name}.*.tmp") if out.parent.exists() else []:
+        shutil.rmtree(stale, ignore_errors=True)
 
     jobs: list[RenderJob] = []
     rows: list[dict[str, object]] = []
