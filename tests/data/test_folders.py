@@ -13,32 +13,51 @@ from dmlfaces.data.folders import read_image_folder
 
 def _image(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (8, 8)).save(path)
+    Image.new("RGB", (8, 8)).save(path, format="PNG" if path.suffix.lower() == ".png" else "JPEG")
 
 
 def test_lists_identities_and_images_in_sorted_order(tmp_path: Path) -> None:
-    for rel in ("b/2.jpg", "b/1.png", "a/9.JPG", "a/notes.txt"):
-        _image(tmp_path / rel) if not rel.endswith(".txt") else (tmp_path / rel).write_text("x")
+    for rel in ("m_02/2.jpg", "m_02/1.png", "m_02/10.jpeg", "m_01/9.JPG", "m_10/0.jpg"):
+        _image(tmp_path / rel)
+    (tmp_path / "m_01" / "notes.txt").write_text("not an image")
+    (tmp_path / "m_01" / "._9.jpg").write_bytes(b"macOS fork")
+    (tmp_path / "m_01" / "sub.jpg").mkdir()
+    (tmp_path / ".DS_Store").write_bytes(b"x")
     folder = read_image_folder(tmp_path)
-    assert folder.identities == ["a", "b"]
-    assert [p.relative_to(tmp_path).as_posix() for p in folder.paths] == ["a/9.JPG", "b/1.png", "b/2.jpg"]
-    assert folder.labels.tolist() == [0, 1, 1]
+    assert folder.root == tmp_path
+    assert folder.identities == ["m_01", "m_02", "m_10"]
+    assert [p.relative_to(tmp_path).as_posix() for p in folder.paths] == [
+        "m_01/9.JPG", "m_02/1.png", "m_02/10.jpeg", "m_02/2.jpg", "m_10/0.jpg"]
+    assert folder.labels.dtype == "int64" and folder.labels.tolist() == [0, 1, 1, 1, 2]
+
+
+def test_extensions_choose_the_images(tmp_path: Path) -> None:
+    for rel in ("a/1.jpg", "a/2.png", "b/3.png"):
+        _image(tmp_path / rel)
+    folder = read_image_folder(tmp_path, extensions=(".png",))
+    assert [p.name for p in folder.paths] == ["2.png", "3.png"] and folder.labels.tolist() == [0, 1]
+    with pytest.raises(DataFormatError, match="b: identity folder holds no images"):
+        read_image_folder(tmp_path, extensions=(".jpg",))
 
 
 def test_empty_identity_folder_is_named(tmp_path: Path) -> None:
     _image(tmp_path / "a" / "1.jpg")
     (tmp_path / "empty_one").mkdir()
-    with pytest.raises(DataFormatError, match="empty_one: identity folder holds no images"):
+    (tmp_path / "empty_one" / "readme.txt").write_text("x")
+    with pytest.raises(DataFormatError) as error:
         read_image_folder(tmp_path)
+    assert error.value.path == str(tmp_path / "empty_one") and "identity folder holds no images" in str(error.value)
 
 
-def test_stray_top_level_file_and_missing_root(tmp_path: Path) -> None:
-    _image(tmp_path / "a" / "1.jpg")
-    _image(tmp_path / "loose.jpg")
-    with pytest.raises(DataFormatError, match="loose.jpg: file at the top level"):
-        read_image_folder(tmp_path)
-    with pytest.raises(DataFormatError, match="does not exist"):
+def test_stray_top_level_file_missing_root_and_no_identities(tmp_path: Path) -> None:
+    _image(tmp_path / "data" / "a" / "1.jpg")
+    _image(tmp_path / "data" / "loose.jpg")
+    with pytest.raises(DataFormatError) as error:
+        read_image_folder(tmp_path / "data")
+    assert error.value.path == str(tmp_path / "data" / "loose.jpg") and "file at the top level" in str(error.value)
+    with pytest.raises(DataFormatError, match="nowhere: image folder root does not exist"):
         read_image_folder(tmp_path / "nowhere")
-    with pytest.raises(DataFormatError, match="no identity folders"):
-        (tmp_path / "nothing").mkdir()
+    (tmp_path / "nothing").mkdir()
+    (tmp_path / "nothing" / ".hidden").mkdir()
+    with pytest.raises(DataFormatError, match="nothing: no identity folders"):
         read_image_folder(tmp_path / "nothing")

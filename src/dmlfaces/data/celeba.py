@@ -9,14 +9,21 @@ Reads (and, for SynthFaces, writes) the files of the published CelebA release (L
 * ``list_landmarks_align_celeba.txt`` (optional): line 1 the count, line 2 the 10 column names, then a
   name and 10 integer coordinates;
 * ``img_align_celeba/<name>``: the images.
+
+The three or four files may list the images in different orders; every table is aligned to the order
+of ``list_attr_celeba.txt``.
 """
 
 from __future__ import annotations
 
+import csv
+import itertools
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pandas as pd
@@ -43,16 +50,18 @@ PARTITION_FILE = "list_eval_partition.txt"
 LANDMARKS_FILE = "list_landmarks_align_celeba.txt"
 IMAGE_DIR = "img_align_celeba"
 
+_INT64 = np.iinfo(np.int64)
+
 
 @dataclass(frozen=True, eq=False)
 class CelebA:
-    """A CelebA-layout data set.
+    """A CelebA-layout data set; every table is indexed by image name in ``list_attr_celeba.txt`` order.
 
     Attributes:
-        attributes: (N, 40) int8 frame of {-1, 1}, indexed by image name, columns in file order.
-        identities: (N,) int64 identity per image name.
-        partitions: (N,) int8 partition per image name (0 train, 1 val, 2 test).
-        landmarks: (N, 10) float frame of aligned landmarks, or None when the file is absent.
+        attributes: (N, 40) int8 frame of {-1, 1}, columns ``CELEBA_ATTRIBUTES``.
+        identities: (N,) int64 identity per image.
+        partitions: (N,) int8 partition per image (0 train, 1 val, 2 test).
+        landmarks: (N, 10) float64 frame, columns ``LANDMARK_COLUMNS``, or None when the file is absent.
     """
 
     root: Path
@@ -62,6 +71,7 @@ class CelebA:
     landmarks: pd.DataFrame | None
 
     def image_path(self, name: str) -> Path:
+        """``root/img_align_celeba/<name>``."""
         return self.root / IMAGE_DIR / name
 
     def load_image(self, name: str) -> np.ndarray:
@@ -69,127 +79,184 @@ class CelebA:
         return load_rgb(self.image_path(name))
 
 
-def _lines(path: Path) -> list[str]:
+@dataclass(frozen=True)
+class _Values:
+    """What the numbers after the image name must be."""
+
+    integer: bool
+    allowed: frozenset[int] | None
+    expected: str
+
+    def valid_array(self, frame: pd.DataFrame) -> bool:
+        kinds = "iu" if self.integer else "iuf"
+        if not all(dtype.kind in kinds for dtype in frame.dtypes):
+            return False
+        values = frame.to_numpy()
+        if self.allowed is not None:
+            return bool(np.isin(values, list(self.allowed)).all())
+        return self.integer or bool(np.isfinite(values).all())
+
+    def valid_field(self, field: str) -> bool:
+        try:
+            value = int(field) if self.integer else float(field)
+        except ValueError:
+            return False
+        if not self.integer:
+            return math.isfinite(value)
+        return _INT64.min <= value <= _INT64.max and (self.allowed is None or value in self.allowed)
+
+
+_ATTRIBUTE_VALUES = _Values(True, frozenset({-1, 1}), "-1 or 1")
+_IDENTITY_VALUES = _Values(True, None, "an integer identity")
+_PARTITION_VALUES = _Values(True, frozenset({0, 1, 2}), "0 (train), 1 (val) or 2 (test)")
+_LANDMARK_VALUES = _Values(False, None, "a pixel coordinate")
+
+
+def _require(path: Path) -> None:
     if not path.is_file():
         raise DataFormatError(path, "file is missing", expected="the CelebA release file of this name",
                               fix="copy it from the CelebA release (Anno/ or Eval/) into the data directory")
-    return path.read_text(encoding="utf-8").splitlines()
 
 
-def _rows(path: Path, lines: list[str], first: int, width: int, what: str) -> list[list[str]]:
-    """Split data lines (from 0-based index ``first``) on any whitespace; each must have ``width`` fields."""
-    rows = [line.split() for line in lines[first:]]
-    for offset, fields in enumerate(rows):
-        if len(fields) != width:
-            raise DataFormatError(path, f"{len(fields)} fields", line=first + offset + 1,
-                                  expected=f"{width} fields: {what}", fix="correct or delete that line")
-    return rows
+def _head(path: Path) -> tuple[int, list[str]]:
+    """The image count (line 1) and the column names (line 2) of a file with a two-line header."""
+    _require(path)
+    with path.open(encoding="utf-8", errors="replace") as lines:
+        first, second = (list(itertools.islice(lines, 2)) + ["", ""])[:2]
+    text = first.strip()
+    if not (text.isascii() and text.isdigit()):
+        raise DataFormatError(path, f"first line {text!r} is not an image count", line=1,
+                              expected="the number of image lines, e.g. 202599",
+                              fix="restore the count line of the release")
+    return int(text), second.split()
 
 
-def _integers(path: Path, rows: list[list[str]], first: int, allowed: set[int] | None, what: str) -> np.ndarray:
-    """(N, W-1) int64 array of every field but the name; the error names the first bad line."""
+def _check_names(path: Path, found: list[str], expected: tuple[str, ...], noun: str) -> None:
+    """Line 2 must hold ``expected`` in order; name the first position that differs."""
+    if tuple(found) == expected:
+        return
+    position = next(i for i in itertools.count() if i >= min(len(found), len(expected)) or found[i] != expected[i])
+    got = repr(found[position]) if position < len(found) else "missing"
+    want = repr(expected[position]) if position < len(expected) else "no further name"
+    raise DataFormatError(path, f"{noun} name {position + 1} is {got}", line=2,
+                          expected=f"{want} ({len(expected)} names in release order)",
+                          fix="restore line 2 of the release")
+
+
+def _raise_bad_line(path: Path, skip: int, width: int, values: _Values, reason: str) -> NoReturn:
+    """Scan line by line for the first malformed data line (only once the fast parse has failed)."""
+    with path.open(encoding="utf-8", errors="replace") as lines:
+        for number, text in enumerate(lines, start=1):
+            fields = text.split()
+            if number <= skip or not fields:
+                continue
+            if len(fields) != width + 1:
+                raise DataFormatError(path, f"{len(fields)} fields", line=number,
+                                      expected=f"{width + 1} fields: an image name and {width} x {values.expected}",
+                                      fix="correct or delete that line")
+            bad = next((field for field in fields[1:] if not values.valid_field(field)), None)
+            if bad is not None:
+                raise DataFormatError(path, f"value {bad!r} for image {fields[0]}", line=number,
+                                      expected=values.expected, fix="correct the value on that line")
+    raise DataFormatError(path, f"cannot be parsed ({reason})", expected=f"image names, each with {width} numbers",
+                          fix="restore the file from the release")
+
+
+def _read_rows(path: Path, skip: int, width: int, values: _Values) -> tuple[pd.Index, np.ndarray]:
+    """Image names and (N, width) numbers of the data lines after ``skip`` header lines (blank lines skipped)."""
+    _require(path)
     try:
-        values = np.array([fields[1:] for fields in rows], dtype=np.int64)
-    except ValueError:
-        values = None
-    if values is not None and (allowed is None or np.isin(values, list(allowed)).all()):
-        return values
-    for offset, fields in enumerate(rows):
-        for field in fields[1:]:
-            try:
-                value = int(field)
-            except ValueError:
-                value = None
-            bad = value is None or (allowed is not None and value not in allowed)
-            if bad:
-                raise DataFormatError(path, f"value {field!r} for image {fields[0]}", line=first + offset + 1,
-                                      expected=what, fix="correct the value on that line")
-    raise AssertionError("unreachable: a bad value was detected but not located")
+        frame = pd.read_csv(path, sep=r"\s+", header=None, skiprows=skip, dtype={0: str}, na_filter=False,
+                            quoting=csv.QUOTE_NONE, encoding="utf-8")
+    except pd.errors.EmptyDataError:
+        empty = np.empty((0, width), dtype=np.int64 if values.integer else np.float64)
+        return pd.Index([], dtype=str), empty
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        _raise_bad_line(path, skip, width, values, str(exc).strip())
+    # A short line leaves strings in its column and a long one changes the width: both fail this check.
+    if frame.shape[1] != width + 1 or not values.valid_array(frame.iloc[:, 1:]):
+        _raise_bad_line(path, skip, width, values, "unexpected columns")
+    return pd.Index(frame[0]), frame.iloc[:, 1:].to_numpy()
 
 
-def _count_line(path: Path, lines: list[str], rows: int) -> None:
-    try:
-        count = int(lines[0].strip())
-    except (IndexError, ValueError):
-        raise DataFormatError(path, f"first line {lines[0] if lines else ''!r} is not an image count", line=1,
-                              expected="the number of images", fix="restore the count line of the release") from None
+def _lines_of(path: Path, skip: int, name: str) -> list[int]:
+    """1-based numbers of the data lines whose image name is ``name``."""
+    with path.open(encoding="utf-8", errors="replace") as lines:
+        return [number for number, text in enumerate(lines, start=1)
+                if number > skip and text.split()[:1] == [name]]
+
+
+def _check_count(path: Path, count: int, rows: int) -> None:
     if count != rows:
         raise DataFormatError(path, f"count line says {count} images but the file lists {rows}", line=1,
-                              expected=f"{rows}", fix="correct the count line or restore the missing rows")
+                              expected=f"{rows}", fix="correct the count line or restore the missing lines")
 
 
-def _name_index(path: Path, rows: list[list[str]], first: int) -> pd.Index:
-    names = pd.Index([fields[0] for fields in rows])
-    if not names.is_unique:
-        duplicated = np.flatnonzero(names.duplicated())[0]
-        earlier = names.get_loc(names[duplicated])
-        earlier = earlier if isinstance(earlier, int) else int(np.flatnonzero(earlier)[0])
-        raise DataFormatError(path, f"image {names[duplicated]} is listed twice (also on line {first + earlier + 1})",
-                              line=first + duplicated + 1, expected="each image once", fix="delete the duplicate line")
-    return names
+def _check_unique(path: Path, skip: int, names: pd.Index) -> None:
+    duplicated = names[names.duplicated()]
+    if len(duplicated):
+        first, second = _lines_of(path, skip, duplicated[0])[:2]
+        raise DataFormatError(path, f"image {duplicated[0]} is listed twice (also on line {first})", line=second,
+                              expected="each image once", fix="delete the duplicate line")
 
 
-def _same_images(reference_path: Path, reference: pd.Index, path: Path, names: pd.Index) -> None:
+def _check_same_images(reference_path: Path, reference: pd.Index, path: Path, skip: int, names: pd.Index) -> None:
     if names.equals(reference):
         return
-    extra = names.difference(reference)
+    extra = names.difference(reference, sort=False)
     if len(extra):
-        line = int(names.get_indexer([extra[0]])[0]) + 1
-        raise DataFormatError(path, f"image {extra[0]} is not in {reference_path.name}", line=line,
-                              expected=f"the same images as {reference_path.name}", fix="delete that line or add the image")
-    missing = reference.difference(names)
-    if len(missing) == 0:
-        return  # the same images in another order; callers align rows by name
-    raise DataFormatError(path, f"image {missing[0]} of {reference_path.name} is not listed",
-                          expected=f"the same images as {reference_path.name}", fix="restore the missing lines")
+        raise DataFormatError(path, f"image {extra[0]} is not in {reference_path.name}",
+                              line=_lines_of(path, skip, extra[0])[0],
+                              expected=f"the same images as {reference_path.name}",
+                              fix="delete that line or add the image to every CelebA file")
+    missing = reference.difference(names, sort=False)
+    if len(missing):
+        raise DataFormatError(path, f"image {missing[0]} of {reference_path.name} is not listed",
+                              expected=f"the same images as {reference_path.name}", fix="restore the missing lines")
+
+
+def _read_table(path: Path, header: bool, width: int, values: _Values, reference: tuple[Path, pd.Index] | None,
+                column_names: tuple[str, ...] = (), noun: str = "") -> tuple[pd.Index, np.ndarray]:
+    """Read one CelebA file and check it: header, lines, count, unique names, same images as the reference."""
+    skip = 2 if header else 0
+    if header:
+        count, found = _head(path)
+        _check_names(path, found, column_names, noun)
+    names, array = _read_rows(path, skip, width, values)
+    if header:
+        _check_count(path, count, len(names))
+    _check_unique(path, skip, names)
+    if reference is not None:
+        _check_same_images(*reference, path, skip, names)
+        if not names.equals(reference[1]):
+            array = array[names.get_indexer(reference[1])]
+    return names, array
 
 
 def read_celeba(root: str | os.PathLike[str], check_images: bool = False) -> CelebA:
-    """Read a CelebA-layout directory (the four text files and ``img_align_celeba/``).
+    """Read a CelebA-layout directory (the text files and, with ``check_images``, every image).
 
     Raises:
         DataFormatError: naming the file and line of the first problem found.
     """
     root = Path(root)
     attr_path = root / ATTRIBUTES_FILE
-    lines = _lines(attr_path)
-    header = lines[1].split() if len(lines) > 1 else []
-    if tuple(header) != CELEBA_ATTRIBUTES:
-        position = next((i for i, (a, b) in enumerate(zip(header, CELEBA_ATTRIBUTES)) if a != b), min(len(header), 40))
-        found = header[position] if position < len(header) else "(nothing)"
-        raise DataFormatError(attr_path, f"attribute name {position + 1} is {found!r}", line=2,
-                              expected=f"{CELEBA_ATTRIBUTES[position] if position < 40 else 'no more names'!r} "
-                              "(the 40 CelebA attribute names in release order)",
-                              fix="restore the header line of the release")
-    rows = _rows(attr_path, lines, 2, 41, "an image name and 40 values in {-1, 1}")
-    _count_line(attr_path, lines, len(rows))
-    names = _name_index(attr_path, rows, 2)
-    values = _integers(attr_path, rows, 2, {-1, 1}, "-1 or 1")
-    attributes = pd.DataFrame(values.astype(np.int8), index=names, columns=list(CELEBA_ATTRIBUTES))
-
-    id_path = root / IDENTITY_FILE
-    id_rows = _rows(id_path, _lines(id_path), 0, 2, "an image name and an integer identity")
-    _same_images(attr_path, names, id_path, _name_index(id_path, id_rows, 0))
-    identities = pd.Series(_integers(id_path, id_rows, 0, None, "an integer identity")[:, 0],
-                           index=[r[0] for r in id_rows]).loc[names]
-
-    part_path = root / PARTITION_FILE
-    part_rows = _rows(part_path, _lines(part_path), 0, 2, "an image name and a partition 0, 1 or 2")
-    _same_images(attr_path, names, part_path, _name_index(part_path, part_rows, 0))
-    partitions = pd.Series(_integers(part_path, part_rows, 0, {0, 1, 2}, "0 (train), 1 (val) or 2 (test)")[:, 0]
-                           .astype(np.int8), index=[r[0] for r in part_rows]).loc[names]
-
+    names, attributes = _read_table(attr_path, True, 40, _ATTRIBUTE_VALUES, None, CELEBA_ATTRIBUTES, "attribute")
+    reference = (attr_path, names)
+    _, identities = _read_table(root / IDENTITY_FILE, False, 1, _IDENTITY_VALUES, reference)
+    _, partitions = _read_table(root / PARTITION_FILE, False, 1, _PARTITION_VALUES, reference)
     landmarks = None
-    mark_path = root / LANDMARKS_FILE
-    if mark_path.exists():
-        mark_lines = _lines(mark_path)
-        mark_rows = _rows(mark_path, mark_lines, 2, 11, "an image name and 10 integer coordinates")
-        _count_line(mark_path, mark_lines, len(mark_rows))
-        _same_images(attr_path, names, mark_path, _name_index(mark_path, mark_rows, 2))
-        landmarks = pd.DataFrame(_integers(mark_path, mark_rows, 2, None, "an integer pixel coordinate").astype(float),
-                                 index=[r[0] for r in mark_rows], columns=list(LANDMARK_COLUMNS)).loc[names]
-
-    celeba = CelebA(root=root, attributes=attributes, identities=identities, partitions=partitions, landmarks=landmarks)
+    if (root / LANDMARKS_FILE).exists():
+        _, points = _read_table(root / LANDMARKS_FILE, True, 10, _LANDMARK_VALUES, reference,
+                                LANDMARK_COLUMNS, "column")
+        landmarks = pd.DataFrame(points.astype(np.float64), index=names, columns=list(LANDMARK_COLUMNS))
+    celeba = CelebA(
+        root=root,
+        attributes=pd.DataFrame(attributes.astype(np.int8), index=names, columns=list(CELEBA_ATTRIBUTES)),
+        identities=pd.Series(identities[:, 0].astype(np.int64), index=names, name="identity"),
+        partitions=pd.Series(partitions[:, 0].astype(np.int8), index=names, name="partition"),
+        landmarks=landmarks,
+    )
     if check_images:
         for name in names:
             celeba.load_image(name)
@@ -204,25 +271,44 @@ def write_celeba(
     partitions: np.ndarray,
     landmarks: np.ndarray | None = None,
 ) -> None:
-    """Write the CelebA text files in the release's format (images are the caller's).
+    """Write the CelebA text files byte for byte in the release's format (the images are the caller's).
 
     Args:
+        image_names: N unique names without whitespace, e.g. ``000001.jpg``.
         attributes: (N, 40) values in {-1, 1}, columns in ``CELEBA_ATTRIBUTES`` order.
-        identities: (N,) integer identity per image; partitions: (N,) 0, 1 or 2.
+        identities: (N,) integer identity per image.
+        partitions: (N,) 0, 1 or 2.
         landmarks: optional (N, 5, 2) aligned landmarks, written rounded to integers as in the release.
+    Raises:
+        ValueError: arguments the reader would reject.
     """
     root = Path(root)
-    attributes = np.asarray(attributes)
-    if attributes.shape != (len(image_names), 40) or not np.isin(attributes, (-1, 1)).all():
-        raise ValueError("attributes must be (N, 40) with values in {-1, 1}")
-    # The release right-aligns each value in two characters after a space: "000001.jpg -1  1  1 -1".
-    attr_lines = [str(len(image_names)), " ".join(CELEBA_ATTRIBUTES) + " "]
-    attr_lines += [name + "".join(f" {int(v):2d}" for v in row) for name, row in zip(image_names, attributes)]
+    names = list(image_names)
+    n = len(names)
+    attributes, identities, partitions = np.asarray(attributes), np.asarray(identities), np.asarray(partitions)
+    if len(set(names)) != n or any(not name or len(name.split()) != 1 for name in names):
+        raise ValueError("image names must be unique, non-empty and free of whitespace")
+    if attributes.shape != (n, 40) or not np.isin(attributes, (-1, 1)).all():
+        raise ValueError(f"attributes must be ({n}, 40) with values in {{-1, 1}}, got shape {attributes.shape}")
+    if identities.shape != (n,) or identities.dtype.kind not in "iu":
+        raise ValueError(f"identities must be ({n},) integers, got {identities.shape} {identities.dtype}")
+    if partitions.shape != (n,) or not np.isin(partitions, (0, 1, 2)).all():
+        raise ValueError(f"partitions must be ({n},) values in {{0, 1, 2}}, got shape {partitions.shape}")
+    if landmarks is not None and np.shape(landmarks) != (n, 5, 2):
+        raise ValueError(f"landmarks must be ({n}, 5, 2), got {np.shape(landmarks)}")
+
+    # The release right-aligns each value in two characters after a space ("000001.jpg -1  1  1 -1") and
+    # ends the names line with a space.
+    tokens = np.where(attributes == 1, "  1", " -1").tolist()
+    attr_lines = [str(n), " ".join(CELEBA_ATTRIBUTES) + " "]
+    attr_lines += [name + "".join(row) for name, row in zip(names, tokens)]
     atomic_write_text(root / ATTRIBUTES_FILE, "\n".join(attr_lines) + "\n")
-    atomic_write_text(root / IDENTITY_FILE, "".join(f"{n} {int(i)}\n" for n, i in zip(image_names, identities)))
-    atomic_write_text(root / PARTITION_FILE, "".join(f"{n} {int(p)}\n" for n, p in zip(image_names, partitions)))
+    atomic_write_text(root / IDENTITY_FILE, "".join(f"{m} {int(i)}\n" for m, i in zip(names, identities)))
+    atomic_write_text(root / PARTITION_FILE, "".join(f"{m} {int(p)}\n" for m, p in zip(names, partitions)))
     if landmarks is not None:
-        points = np.rint(np.asarray(landmarks).reshape(len(image_names), 10)).astype(int)
-        mark_lines = [str(len(image_names)), " ".join(LANDMARK_COLUMNS)]
-        mark_lines += [f"{name:<10} " + " ".join(f"{v:>4d}" for v in row) for name, row in zip(image_names, points)]
+        # The release writes "000001.jpg 69  109  106 ...": the first value after one space, the rest in
+        # five-character columns (a space before each, so wide values never merge).
+        points = np.rint(np.asarray(landmarks, dtype=np.float64).reshape(n, 10)).astype(np.int64).tolist()
+        mark_lines = [str(n), " ".join(LANDMARK_COLUMNS)]
+        mark_lines += [f"{name} {row[0]}" + "".join(f" {v:4d}" for v in row[1:]) for name, row in zip(names, points)]
         atomic_write_text(root / LANDMARKS_FILE, "\n".join(mark_lines) + "\n")

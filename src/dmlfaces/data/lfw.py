@@ -2,7 +2,8 @@
 
 ``pairs.txt`` opens with ``sets<TAB>pairs_per_set`` (``10	300``); each set then lists that many matched
 lines ``name n1 n2`` followed by as many mismatched lines ``name1 n1 name2 n2`` (tab separated; any
-whitespace is accepted). The field count tells the kind of a line.
+whitespace is accepted). The field count tells the kind of a line. ``pairsDevTrain.txt`` and
+``pairsDevTest.txt`` open with the pair count alone and read as one set.
 """
 
 from __future__ import annotations
@@ -24,7 +25,13 @@ Mismatched = tuple[str, int, str, int]
 
 @dataclass(frozen=True, eq=False)
 class LFWPairs:
-    """P verification pairs: image paths, ``labels`` (P,) int8 (1 same person) and ``folds`` (P,) int16."""
+    """P verification pairs in file order.
+
+    Attributes:
+        left, right: P image paths.
+        labels: (P,) int8, 1 for the same person, 0 otherwise.
+        folds: (P,) int16, the 0-based set (cross-validation fold) of each pair.
+    """
 
     left: list[Path]
     right: list[Path]
@@ -38,14 +45,23 @@ def lfw_image_path(lfw_root: Path, name: str, number: int) -> Path:
 
 
 def _number(path: Path, line: int, field: str) -> int:
-    try:
-        value = int(field)
-    except ValueError:
-        value = 0
-    if value < 1:
+    """A 1-based image number; LFW numbers every person's images from 0001."""
+    if not (field.isascii() and field.isdigit()) or int(field) < 1:
         raise DataFormatError(path, f"image number {field!r} is not a positive integer", line=line,
                               expected="a 1-based image number such as 1 or 12", fix="correct the number on that line")
-    return value
+    return int(field)
+
+
+def _header(path: Path, lines: list[str]) -> tuple[int, int]:
+    """(sets, pairs per set) from line 1."""
+    fields = lines[0].split() if lines else []
+    if len(fields) == 1:
+        fields = ["1", *fields]
+    if len(fields) != 2 or not all(f.isascii() and f.isdigit() and int(f) > 0 for f in fields):
+        raise DataFormatError(path, f"header {lines[0] if lines else ''!r}", line=1,
+                              expected="two positive integers: sets and pairs per set, e.g. '10\\t300'",
+                              fix="restore the first line of pairs.txt")
+    return int(fields[0]), int(fields[1])
 
 
 def read_lfw_pairs(
@@ -62,13 +78,10 @@ def read_lfw_pairs(
     root = Path(lfw_root) if lfw_root is not None else path.parent / "lfw"
     if not path.is_file():
         raise DataFormatError(path, "file is missing", fix="copy pairs.txt from the LFW release")
-    lines = path.read_text(encoding="utf-8").splitlines()
-    header = lines[0].split() if lines else []
-    if len(header) != 2 or not all(h.isdigit() and int(h) > 0 for h in header):
-        raise DataFormatError(path, f"header {lines[0] if lines else ''!r}", line=1,
-                              expected="two positive integers: sets and pairs per set, e.g. '10\\t300'",
-                              fix="restore the first line of pairs.txt")
-    sets, per_set = int(header[0]), int(header[1])
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    while lines and not lines[-1].strip():  # a trailing blank line is not a pair
+        lines.pop()
+    sets, per_set = _header(path, lines)
     body = lines[1:]
     if len(body) != sets * 2 * per_set:
         raise DataFormatError(path, f"{len(body)} pair lines after the header", line=1,
@@ -85,24 +98,29 @@ def read_lfw_pairs(
             raise DataFormatError(path, f"{len(fields)} fields in set {fold + 1}", line=line,
                                   expected=f"a {kind} line here ({per_set} matched then {per_set} mismatched per set)",
                                   fix="reorder or correct the line so each set lists its matched pairs first")
-        if matched:
-            name, a, b = fields
-            left.append(lfw_image_path(root, name, _number(path, line, a)))
-            right.append(lfw_image_path(root, name, _number(path, line, b)))
-        else:
-            name1, a, name2, b = fields
-            left.append(lfw_image_path(root, name1, _number(path, line, a)))
-            right.append(lfw_image_path(root, name2, _number(path, line, b)))
-        labels.append(1 if matched else 0)
+        name1, a = fields[0], fields[1]
+        name2, b = (name1, fields[2]) if matched else (fields[2], fields[3])
+        left.append(lfw_image_path(root, name1, _number(path, line, a)))
+        right.append(lfw_image_path(root, name2, _number(path, line, b)))
+        labels.append(int(matched))
         folds.append(fold)
     if check_images:
         for image in sorted(set(left) | set(right)):
             load_rgb(image)
-    return LFWPairs(left=left, right=right, labels=np.array(labels, dtype=np.int8), folds=np.array(folds, dtype=np.int16))
+    return LFWPairs(left=left, right=right, labels=np.array(labels, dtype=np.int8),
+                    folds=np.array(folds, dtype=np.int16))
 
 
-def write_lfw_pairs(path: str | os.PathLike[str], sets: Sequence[tuple[Sequence[Matched], Sequence[Mismatched]]]) -> None:
-    """Write ``pairs.txt``: every set must hold the same number of matched and of mismatched pairs."""
+def write_lfw_pairs(
+    path: str | os.PathLike[str], sets: Sequence[tuple[Sequence[Matched], Sequence[Mismatched]]]
+) -> None:
+    """Write ``pairs.txt`` (tab separated); every set must hold the same number of matched and mismatched pairs.
+
+    Raises:
+        ValueError: no sets, or sets of unequal sizes (the header could not describe them).
+    """
+    if not sets or not sets[0][0]:
+        raise ValueError("need at least one set with at least one pair")
     per_set = len(sets[0][0])
     if any(len(m) != per_set or len(n) != per_set for m, n in sets):
         raise ValueError("every set needs the same number of matched and mismatched pairs")
