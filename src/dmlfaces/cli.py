@@ -40,6 +40,12 @@ def _train_embedding(args: argparse.Namespace) -> None:
     train_embedding(args.data, args.out, load_config(args.params), resume=args.resume)
 
 
+def _train_aggregator(args: argparse.Namespace) -> None:
+    from dmlfaces.train.aggregator import load_config, train_aggregator
+
+    train_aggregator(args.backbone, args.data, args.out, load_config(args.params, args.section), resume=args.resume)
+
+
 def _extract(args: argparse.Namespace) -> None:
     from dmlfaces.features import extract_features, write_features
     from dmlfaces.models.checkpoints import load_backbone
@@ -93,6 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--params", type=Path, default=Path("params.yaml"), help="parameters file (section 'embedding')")
     train.add_argument("--resume", action="store_true", help="continue from out/checkpoints/last.pt")
     train.set_defaults(run=_train_embedding)
+
+    aggregator = commands.add_parser("train-aggregator", help="train a set aggregator (the coreset model) on templates of a frozen embedding")
+    aggregator.add_argument("--backbone", type=Path, required=True, help="the frozen embedding (backbone.pt or a public checkpoint)")
+    aggregator.add_argument("--data", type=Path, required=True, help="identity-per-folder training images")
+    aggregator.add_argument("--out", type=Path, required=True, help="directory for aggregator.pt, history.json, the view cache and checkpoints/")
+    aggregator.add_argument("--params", type=Path, default=Path("params.yaml"))
+    aggregator.add_argument("--section", default="aggregator", help="the params.yaml section to read")
+    aggregator.add_argument("--resume", action="store_true", help="continue from out/checkpoints/last.pt")
+    aggregator.set_defaults(run=_train_aggregator)
 
     extract = commands.add_parser("extract", help="per-crop unit features and norms of a data set (npz + csv index)")
     extract.add_argument("--backbone", type=Path, required=True, help="backbone.pt, an arcface_torch backbone.pth or an AdaFace .ckpt")

@@ -25,6 +25,7 @@ from dmlfaces.data.transforms import to_input_tensor
 from dmlfaces.io import atomic_path, write_json
 from dmlfaces.models.backbones import DEPTHS, build_backbone
 from dmlfaces.models.losses import LOSSES, build_loss
+from dmlfaces.params import load_section
 from dmlfaces.train.distributed import init_distributed
 from dmlfaces.train.loop import LoopConfig, train_loop
 
@@ -165,11 +166,4 @@ def train_embedding(train_root: str | Path, out_dir: str | Path, config: Embeddi
 
 def load_config(params_path: str | Path, section: str = "embedding") -> EmbeddingConfig:
     """The ``embedding`` section of ``params.yaml`` as a validated config."""
-    import yaml
-
-    values = yaml.safe_load(Path(params_path).read_text())[section]
-    known = {f.name for f in dataclasses.fields(EmbeddingConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"{params_path}: unknown keys {unknown} in section {section!r}; allowed: {sorted(known)}")
-    return EmbeddingConfig(**values)
+    return load_section(EmbeddingConfig, params_path, section)

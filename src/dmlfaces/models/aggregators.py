@@ -1,0 +1,262 @@
+"""Set aggregators: one descriptor for a template (a set of face features), the coreset model and baselines.
+
+Every aggregator takes a padded batch of sets and returns unit descriptors and their norms:
+
+    forward(features (B, N, D) unit, norms (B, N), mask (B, N) bool, media (B, N) int64 | None)
+        -> descriptors (B, D) unit, descriptor norms (B,)
+
+A padded slot (mask False) never contributes: it is never picked, never attended and never averaged, so
+padding a set further changes nothing. Every set must hold at least one face.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dmlfaces.models.coreset import farthest_point_picks, quality_distance
+
+_TINY = 1e-12
+AGGREGATORS = ("coreset", "mean", "norm_weighted", "media_template", "attention_pooling")
+
+
+def _unit(aggregate: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, D) -> unit rows (zero rows stay zero) and their norms (B,)."""
+    norm = aggregate.norm(dim=-1)
+    return aggregate / norm.clamp(min=_TINY)[:, None], norm
+
+
+def _check_sets(mask: torch.Tensor) -> None:
+    empty = (~mask).all(dim=1)
+    if empty.any():
+        raise ValueError(f"sets {empty.nonzero().flatten().tolist()[:10]} of the batch have no faces; "
+                         "every template needs at least one crop")
+
+
+class MeanAggregator(nn.Module):
+    """Average of the unit features (the simplest template descriptor)."""
+
+    def forward(self, features, norms, mask, media=None):
+        _check_sets(mask)
+        return _unit((features * mask[..., None]).sum(1))
+
+
+class NormWeightedMean(nn.Module):
+    """Average of ``q_i f_i``: each face weighted by its feature norm (CAFace's "average" baseline)."""
+
+    def forward(self, features, norms, mask, media=None):
+        _check_sets(mask)
+        return _unit((features * (norms * mask)[..., None]).sum(1))
+
+
+class MediaThenTemplate(nn.Module):
+    """insightface's IJB recipe: mean of the unit features of each media (video or still), summed over media.
+
+    A burst of frames of one video counts once, however long it is. ``media`` ids are compared within a
+    set only; without them every face is its own media (the plain sum).
+    """
+
+    def forward(self, features, norms, mask, media=None):
+        _check_sets(mask)
+        if media is None:
+            return _unit((features * mask[..., None]).sum(1))
+        same = (media[:, :, None] == media[:, None, :]) & mask[:, None, :] & mask[:, :, None]
+        per_media_count = same.sum(2).clamp(min=1)  # (B, N): faces in the media of each face
+        weights = mask / per_media_count
+        return _unit((features * weights[..., None]).sum(1))
+
+
+def _masked_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return torch.softmax(logits.masked_fill(~mask, -float("inf")), dim=-1)
+
+
+class AttentionPooling(nn.Module):
+    """Neural Aggregation Network (Yang et al., CVPR 2017): two cascaded attention blocks over the set.
+
+    The first block scores faces with a learned kernel, the second with a kernel adapted to the
+    first block's aggregate (``tanh(W r0 + b)``).
+    """
+
+    def __init__(self, dim: int = 512) -> None:
+        super().__init__()
+        self.kernel = nn.Parameter(torch.zeros(dim))
+        self.adapt = nn.Linear(dim, dim)
+
+    def forward(self, features, norms, mask, media=None):
+        _check_sets(mask)
+        first = _masked_softmax(features @ self.kernel, mask)
+        r0 = (first[..., None] * features).sum(1)
+        second = _masked_softmax((features * torch.tanh(self.adapt(r0))[:, None, :]).sum(-1), mask)
+        return _unit((second[..., None] * features).sum(1))
+
+
+def norm_encoding(values: torch.Tensor, dim: int) -> torch.Tensor:
+    """(...,) scalars -> (..., dim) sinusoidal encoding (Vaswani et al.), the scalar playing the position."""
+    frequencies = torch.exp(torch.arange(0, dim, 2, device=values.device, dtype=values.dtype) * (-math.log(10000.0) / dim))
+    angles = values[..., None] * frequencies
+    return torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(-2)[..., :dim]
+
+
+class Attention(nn.Module):
+    """Multi-head attention with a key mask, computable in one pass or accumulated over key chunks."""
+
+    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"attention dim {dim} is not divisible by heads {heads}")
+        self.heads, self.head_dim = heads, dim // heads
+        self.query, self.key, self.value, self.out = (nn.Linear(dim, dim) for _ in range(4))
+        self.dropout = nn.Dropout(dropout)
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L, D) -> (B, H, L, D/H)."""
+        return x.unflatten(-1, (self.heads, self.head_dim)).transpose(1, 2)
+
+    def _merge(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(x.transpose(1, 2).flatten(-2))
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+        """(B, Lq, D) queries over (B, Lk, D) keys/values; key_mask (B, Lk) True for real keys."""
+        q = self._split(self.query(query))
+        scores = q @ self._split(self.key(key)).transpose(-1, -2) / math.sqrt(self.head_dim)
+        weights = _masked_softmax(scores, key_mask[:, None, None, :])
+        return self._merge(self.dropout(weights) @ self._split(self.value(value)))
+
+    def forward_chunked(self, query: torch.Tensor, chunks: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """The same as ``forward`` (evaluation, no padding) with keys/values arriving in (B, n, D) chunks.
+
+        The softmax is accumulated online (running maximum, sum and weighted values), so memory is one chunk.
+        """
+        q = self._split(self.query(query)) / math.sqrt(self.head_dim)
+        top = total = weighted = None
+        for key, value in chunks:
+            scores = q @ self._split(self.key(key)).transpose(-1, -2)  # (B, H, Lq, n)
+            chunk_top = scores.amax(-1, keepdim=True)
+            new_top = chunk_top if top is None else torch.maximum(top, chunk_top)
+            exp = torch.exp(scores - new_top)
+            chunk_values = exp @ self._split(self.value(value))
+            if top is None:
+                total, weighted = exp.sum(-1, keepdim=True), chunk_values
+            else:
+                rescale = torch.exp(top - new_top)
+                total = total * rescale + exp.sum(-1, keepdim=True)
+                weighted = weighted * rescale + chunk_values
+            top = new_top
+        if top is None:
+            raise ValueError("the set has no faces")
+        return self._merge(weighted / total)
+
+
+class CoresetAggregator(nn.Module):
+    """FaceCoresetNet's set aggregator: K farthest-point picks refined by self- and cross-attention.
+
+    As published (Shapira and Keller, AAAI 2024): on ``x_i = q_i f_i``, pick the core template CT (K faces,
+    :func:`~dmlfaces.models.coreset.farthest_point_picks`); ``q = LN1(CT + pe|CT| + SelfAttn)``, keys
+    ``x + pe(q_i)``; ``q = LN2(CT + CrossAttn(q, keys, x))``; aggregate = mean over the picks of ``CT + q``;
+    the output is the unit aggregate and its norm (the set's quality). Linear in the set size N.
+
+    Args:
+        dim: feature size D; heads, dropout: of both attention layers; k: picks.
+        gamma: initial quality exponent; learn_gamma False (or k = 1) fixes it (gamma = 0 is pure diversity).
+        tau: Gumbel-Softmax temperature in training.
+    """
+
+    def __init__(self, dim: int = 512, heads: int = 8, k: int = 3, dropout: float = 0.1, gamma: float = 0.01,
+                 learn_gamma: bool = True, tau: float = 1.0) -> None:
+        super().__init__()
+        if k < 1:
+            raise ValueError(f"coreset k = {k}; it must be at least 1")
+        self.dim, self.k, self.tau = dim, k, tau
+        if learn_gamma and k > 1:  # with one pick (the best face) gamma plays no part
+            self.gamma = nn.Parameter(torch.tensor(float(gamma)))
+        else:
+            self.register_buffer("gamma", torch.tensor(float(gamma)))
+        self.encode_norm = nn.LayerNorm(dim)
+        self.self_attention = Attention(dim, heads, dropout)
+        self.cross_attention = Attention(dim, heads, dropout)
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+
+    def pe(self, values: torch.Tensor) -> torch.Tensor:
+        """(...,) norms -> (..., D) LayerNorm of their sinusoidal encoding."""
+        return self.encode_norm(norm_encoding(values, self.dim))
+
+    def _queries(self, core: torch.Tensor, pick_mask: torch.Tensor) -> torch.Tensor:
+        """(B, K, D) core template -> (B, K, D) queries after self-attention among the picks."""
+        q = core + self.pe(core.norm(dim=-1))
+        return self.norm1(q + self.self_attention(q, q, q, pick_mask))
+
+    def _finish(self, core: torch.Tensor, attended: torch.Tensor, pick_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        refined = self.norm2(core + attended)
+        weights = pick_mask.to(core.dtype)[..., None]
+        return _unit(((core + refined) * weights).sum(1) / weights.sum(1))
+
+    def forward(self, features, norms, mask, media=None):
+        _check_sets(mask)
+        x = features * norms[..., None]
+        picks, pick_mask = farthest_point_picks(features, norms, mask, self.k, self.gamma, self.training, self.tau)
+        core = picks @ x
+        queries = self._queries(core, pick_mask)
+        attended = self.cross_attention(queries, x + self.pe(norms), x, mask)
+        return self._finish(core, attended, pick_mask)
+
+    @torch.no_grad()
+    def forward_stream(self, chunks: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Evaluation descriptor of ONE set too large for memory, read as chunks; equals ``forward``.
+
+        Args:
+            chunks: called once per pass (K + 1 passes); each call yields (n, D) unit features and (n,) norms.
+        Returns:
+            (D,) unit descriptor and its () norm.
+        """
+        if self.training:
+            raise RuntimeError("forward_stream is for evaluation; call .eval() first")
+        # Pass 1: the best face (the first of equal maxima, as argmax over the whole set would choose).
+        best, count, centres, centre_norms = -float("inf"), 0, [], []
+        for features, norms in chunks():
+            count += len(norms)
+            i = int(norms.argmax())
+            if norms[i] > best:
+                best, centre, centre_norm = float(norms[i]), features[i], norms[i]
+        if count == 0:
+            raise ValueError("the set has no faces")
+        centres.append(centre), centre_norms.append(centre_norm)
+        # Passes 2..K: the face farthest from the picked ones, with the same distances as the in-memory path.
+        for _ in range(min(self.k, count) - 1):
+            best = -float("inf")
+            for features, norms in chunks():
+                nearest = torch.full_like(norms, float("inf"))
+                for c in centres:
+                    nearest = torch.minimum(nearest, quality_distance(features[None], norms[None], c[None], self.gamma)[0])
+                logits = torch.log(nearest + _TINY)
+                i = int(logits.argmax())
+                if logits[i] > best:
+                    best, centre, centre_norm = float(logits[i]), features[i], norms[i]
+            centres.append(centre), centre_norms.append(centre_norm)
+        core = (torch.stack(centres) * torch.stack(centre_norms)[:, None])[None]  # (1, K_eff, D)
+        pick_mask = torch.ones(core.shape[:2], dtype=torch.bool)
+        queries = self._queries(core, pick_mask)
+
+        def keys_values():
+            for features, norms in chunks():
+                x = (features * norms[:, None])[None]
+                yield x + self.pe(norms[None]), x
+
+        attended = self.cross_attention.forward_chunked(queries, keys_values())
+        descriptor, norm = self._finish(core, attended, pick_mask)
+        return descriptor[0], norm[0]
+
+
+def build_aggregator(name: str, dim: int = 512, **coreset: object) -> nn.Module:
+    """An aggregator by name (``AGGREGATORS``); ``coreset`` keywords go to :class:`CoresetAggregator`."""
+    if name == "coreset":
+        return CoresetAggregator(dim, **coreset)
+    simple = {"mean": MeanAggregator, "norm_weighted": NormWeightedMean, "media_template": MediaThenTemplate}
+    if name in simple:
+        return simple[name]()
+    if name == "attention_pooling":
+        return AttentionPooling(dim)
+    raise ValueError(f"unknown aggregator {name!r}; choose one of {list(AGGREGATORS)}")

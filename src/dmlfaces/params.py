@@ -1,0 +1,28 @@
+"""Stage parameters: a section of ``params.yaml`` read into a validated dataclass."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+
+Config = TypeVar("Config")
+
+
+def load_section(config_class: type[Config], params_path: str | Path, section: str) -> Config:
+    """``params_path``'s ``section`` as ``config_class`` (whose ``__post_init__`` checks the values).
+
+    Raises:
+        ValueError: the section is missing or holds keys the class does not know (named, with the allowed ones).
+    """
+    document = yaml.safe_load(Path(params_path).read_text()) or {}
+    if section not in document:
+        raise ValueError(f"{params_path}: no section {section!r}; sections found: {sorted(document)}")
+    values = document[section] or {}
+    known = {f.name for f in dataclasses.fields(config_class)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{params_path}: unknown keys {unknown} in section {section!r}; allowed: {sorted(known)}")
+    return config_class(**values)

@@ -1,0 +1,122 @@
+"""Set aggregators: invariances, edge cases, gradients, the chunked path for unbounded sets."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dmlfaces.models.aggregators import AGGREGATORS, CoresetAggregator, build_aggregator
+
+D = 32
+
+
+def _batch(sizes: list[int], seed: int = 0, pad_to: int | None = None):
+    g = torch.Generator().manual_seed(seed)
+    n = pad_to or max(sizes)
+    features = F.normalize(torch.randn(len(sizes), n, D, generator=g), dim=-1)
+    norms = torch.rand(len(sizes), n, generator=g) * 20 + 5
+    mask = torch.arange(n)[None, :] < torch.tensor(sizes)[:, None]
+    media = torch.randint(0, 3, (len(sizes), n), generator=g)
+    return features, norms, mask, media
+
+
+def _models():
+    torch.manual_seed(0)
+    return {name: build_aggregator(name, D, heads=4, k=3) if name == "coreset" else build_aggregator(name, D)
+            for name in AGGREGATORS}
+
+
+@pytest.mark.parametrize("name", AGGREGATORS)
+def test_order_invariance(name):
+    model = _models()[name].eval()
+    features, norms, mask, media = _batch([17])
+    perm = torch.randperm(17, generator=torch.Generator().manual_seed(3))
+    a, na = model(features, norms, mask, media)
+    b, nb = model(features[:, perm], norms[:, perm], mask[:, perm], media[:, perm])
+    assert (a - b).abs().max() < 1e-6 and (na - nb).abs().max() < 1e-4 * na.abs().max()
+
+
+@pytest.mark.parametrize("name", AGGREGATORS)
+def test_padding_changes_nothing(name):
+    model = _models()[name].eval()
+    features, norms, mask, media = _batch([5, 9])
+    wide = _batch([5, 9], pad_to=40, seed=1)  # other values in the padded slots
+    wide[0][:, :9], wide[1][:, :9], wide[3][:, :9] = features, norms, media
+    a, _ = model(features, norms, mask, media)
+    b, _ = model(*wide)
+    torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name", AGGREGATORS)
+def test_degenerate_sets_are_defined(name):
+    model = _models()[name].eval()
+    features, norms, mask, media = _batch([1, 2, 6])
+    features[2] = features[2, :1]  # all-equal features
+    norms[1] = 0.0  # zero-norm features
+    features[1] = 0.0
+    with torch.no_grad():
+        out, out_norms = model(features, norms, mask, media)
+    assert torch.isfinite(out).all() and torch.isfinite(out_norms).all()
+    # A set of one face is described by that face.
+    assert float(out[0] @ features[0, 0]) > 0.5 or name == "attention_pooling"
+
+
+def test_an_empty_set_is_an_error():
+    features, norms, mask, media = _batch([3, 1])
+    mask[1] = False
+    with pytest.raises(ValueError, match="no faces"):
+        _models()["mean"](features, norms, mask, media)
+
+
+def test_media_then_template_weights_each_media_once():
+    features, norms, mask, media = _batch([6])
+    media[0] = torch.tensor([0, 0, 0, 1, 2, 2])
+    out, _ = build_aggregator("media_template", D)(features, norms, mask, media)
+    f = features[0]
+    expected = F.normalize(f[:3].mean(0) + f[3] + f[4:].mean(0), dim=0)
+    torch.testing.assert_close(out[0], expected)
+
+
+def test_gradients_reach_gamma_and_every_attention_parameter():
+    model = CoresetAggregator(D, heads=4, k=3, dropout=0.0).train()
+    features, norms, mask, media = _batch([12, 7, 3])
+    out, out_norms = model(features, norms, mask, media)
+    (out * torch.randn_like(out)).sum().add(out_norms.sum() * 1e-3).backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+
+
+def test_gamma_can_be_fixed():
+    model = CoresetAggregator(D, heads=4, k=3, gamma=0.0, learn_gamma=False)
+    assert "gamma" not in dict(model.named_parameters()) and float(model.gamma) == 0.0
+
+
+@pytest.mark.parametrize("k", [1, 3, 8])
+def test_streamed_set_equals_in_memory_set(k):
+    torch.manual_seed(1)
+    model = CoresetAggregator(D, heads=4, k=k).eval()
+    features, norms, mask, _ = _batch([1000], seed=5)
+    expected, expected_norm = model(features, norms, mask)
+
+    def chunks():
+        for start in range(0, 1000, 96):
+            yield features[0, start:start + 96], norms[0, start:start + 96]
+
+    got, got_norm = model.forward_stream(chunks)
+    torch.testing.assert_close(got, expected[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(got_norm, expected_norm[0], atol=1e-3, rtol=1e-5)
+
+
+def test_streaming_needs_evaluation_mode():
+    with pytest.raises(RuntimeError, match="eval"):
+        CoresetAggregator(D, heads=4).train().forward_stream(lambda: iter(()))
+
+
+def test_unknown_aggregator_names_the_choices():
+    with pytest.raises(ValueError, match="norm_weighted"):
+        build_aggregator("max", D)
+
+
+def test_heads_must_divide_dim():
+    with pytest.raises(ValueError, match="divisible"):
+        CoresetAggregator(30, heads=4)
