@@ -43,7 +43,13 @@ def _train_embedding(args: argparse.Namespace) -> None:
 def _train_aggregator(args: argparse.Namespace) -> None:
     from dmlfaces.train.aggregator import load_config, train_aggregator
 
-    train_aggregator(args.backbone, args.data, args.out, load_config(args.params, args.section), resume=args.resume)
+    train_aggregator(args.views, args.out, load_config(args.params, args.variant), resume=args.resume)
+
+
+def _extract_views(args: argparse.Namespace) -> None:
+    from dmlfaces.train.aggregator import precompute_views
+
+    precompute_views(args.backbone, args.data, args.views, args.seed, args.out, device=args.device)
 
 
 def _extract(args: argparse.Namespace) -> None:
@@ -101,13 +107,21 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=_train_embedding)
 
     aggregator = commands.add_parser("train-aggregator", help="train a set aggregator (the coreset model) on templates of a frozen embedding")
-    aggregator.add_argument("--backbone", type=Path, required=True, help="the frozen embedding (backbone.pt or a public checkpoint)")
-    aggregator.add_argument("--data", type=Path, required=True, help="identity-per-folder training images")
-    aggregator.add_argument("--out", type=Path, required=True, help="directory for aggregator.pt, history.json, the view cache and checkpoints/")
+    aggregator.add_argument("--views", type=Path, required=True, help="training view features written by extract-views")
+    aggregator.add_argument("--out", type=Path, required=True, help="directory for aggregator.pt, history.json and checkpoints/")
     aggregator.add_argument("--params", type=Path, default=Path("params.yaml"))
-    aggregator.add_argument("--section", default="aggregator", help="the params.yaml section to read")
+    aggregator.add_argument("--variant", help="apply params.yaml aggregator_ablations.<VARIANT> to the aggregator section")
     aggregator.add_argument("--resume", action="store_true", help="continue from out/checkpoints/last.pt")
     aggregator.set_defaults(run=_train_aggregator)
+
+    views = commands.add_parser("extract-views", help="features of the training images and augmented copies, for aggregator training")
+    views.add_argument("--backbone", type=Path, required=True, help="the frozen embedding (backbone.pt or a public checkpoint)")
+    views.add_argument("--data", type=Path, required=True, help="identity-per-folder training images")
+    views.add_argument("--out", type=Path, required=True, help="output .npz")
+    views.add_argument("--views", type=int, default=2, help="augmented copies per image (besides the image itself)")
+    views.add_argument("--seed", type=int, default=0)
+    views.add_argument("--device", default="auto")
+    views.set_defaults(run=_extract_views)
 
     extract = commands.add_parser("extract", help="per-crop unit features and norms of a data set (npz + csv index)")
     extract.add_argument("--backbone", type=Path, required=True, help="backbone.pt, an arcface_torch backbone.pth or an AdaFace .ckpt")

@@ -11,13 +11,18 @@ import yaml
 Config = TypeVar("Config")
 
 
+def read_params(params_path: str | Path) -> dict:
+    """The whole parameters file as a dict."""
+    return yaml.safe_load(Path(params_path).read_text()) or {}
+
+
 def load_section(config_class: type[Config], params_path: str | Path, section: str) -> Config:
     """``params_path``'s ``section`` as ``config_class`` (whose ``__post_init__`` checks the values).
 
     Raises:
         ValueError: the section is missing or holds keys the class does not know (named, with the allowed ones).
     """
-    document = yaml.safe_load(Path(params_path).read_text()) or {}
+    document = read_params(params_path)
     if section not in document:
         raise ValueError(f"{params_path}: no section {section!r}; sections found: {sorted(document)}")
     values = document[section] or {}

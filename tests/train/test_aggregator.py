@@ -20,17 +20,25 @@ from dmlfaces.models.checkpoints import load_backbone
 from dmlfaces.models.templates import describe_templates, group_crops
 from dmlfaces.train.aggregator import AggregatorConfig, TemplateBatches, load_aggregator, load_config, train_aggregator
 
-TINY = {"k": 3, "heads": 4, "epochs": 2, "batch_size": 4, "views": 1, "templates_per_identity": 2, "max_set_size": 6,
+TINY = {"k": 3, "heads": 4, "epochs": 2, "batch_size": 4, "templates_per_identity": 2, "max_set_size": 6,
         "checkpoint_every": 2, "lr": 1e-3, "device": "cpu"}
 
 
-def _run(tmp_path: Path, data: Path, backbone: Path, out: Path, *extra: str, launcher: list[str] | None = None,
+@pytest.fixture(scope="module")
+def views(tiny_data: Path, tiny_backbone: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("views") / "views.npz"
+    result = subprocess.run([sys.executable, "-m", "dmlfaces", "extract-views", "--backbone", str(tiny_backbone),
+                             "--data", str(tiny_data / "train"), "--out", str(out), "--views", "1"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+def _run(tmp_path: Path, views: Path, out: Path, *extra: str, launcher: list[str] | None = None,
          env: dict[str, str] | None = None, check: bool = True, **changes: object) -> subprocess.CompletedProcess[str]:
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"aggregator": {**TINY, **changes}}))
     command = (launcher or [sys.executable, "-m", "dmlfaces"]) + [
-        "train-aggregator", "--backbone", str(backbone), "--data", str(data / "train"), "--out", str(out),
-        "--params", str(params), *extra]
+        "train-aggregator", "--views", str(views), "--out", str(out), "--params", str(params), *extra]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600,
                             env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
     if check:
@@ -42,24 +50,24 @@ def _weights(out: Path) -> dict[str, torch.Tensor]:
     return torch.load(out / "aggregator.pt", weights_only=False)["state_dict"]
 
 
-def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(tiny_data, tiny_backbone, tmp_path):
-    killed = _run(tmp_path, tiny_data, tiny_backbone, tmp_path / "run", env={"DMLFACES_FAULT_KILL_AT_STEP": "3"}, check=False)
+def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(views, tmp_path):
+    killed = _run(tmp_path, views, tmp_path / "run", env={"DMLFACES_FAULT_KILL_AT_STEP": "3"}, check=False)
     assert killed.returncode == -9 and not (tmp_path / "run" / "aggregator.pt").exists()
-    _run(tmp_path, tiny_data, tiny_backbone, tmp_path / "run", "--resume")
-    _run(tmp_path, tiny_data, tiny_backbone, tmp_path / "straight")
+    _run(tmp_path, views, tmp_path / "run", "--resume")
+    _run(tmp_path, views, tmp_path / "straight")
     resumed, straight = _weights(tmp_path / "run"), _weights(tmp_path / "straight")
     assert all(torch.equal(resumed[k], straight[k]) for k in straight)
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert history["gamma"] != TINY.get("gamma", 0.01)  # gamma learned
 
 
-def test_two_gloo_processes_match_one_process(tiny_data, tiny_backbone, tmp_path):
+def test_two_gloo_processes_match_one_process(views, tmp_path):
     # Dropout masks and Gumbel noise come from each process's generator, so the comparison uses the
     # deterministic parts: K = 1 (the first pick is an argmax) and no dropout; the data split is what is tested.
     same = {"k": 1, "dropout": 0.0, "batch_size": 8, "epochs": 1}
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "dmlfaces"]
-    _run(tmp_path, tiny_data, tiny_backbone, tmp_path / "ddp", launcher=torchrun, **same)
-    _run(tmp_path, tiny_data, tiny_backbone, tmp_path / "single", **same)
+    _run(tmp_path, views, tmp_path / "ddp", launcher=torchrun, **same)
+    _run(tmp_path, views, tmp_path / "single", **same)
     history = json.loads((tmp_path / "ddp" / "history.json").read_text())
     assert history["world_size"] == 2 and history["ranks_in_sync"] is True
     ddp, single = _weights(tmp_path / "ddp"), _weights(tmp_path / "single")
@@ -67,7 +75,7 @@ def test_two_gloo_processes_match_one_process(tiny_data, tiny_backbone, tmp_path
         assert torch.allclose(ddp[key], single[key], atol=1e-5, rtol=1e-4), key
 
 
-def test_batches_have_one_set_size_and_clips_of_one_identity(tiny_data, tiny_backbone, tmp_path):
+def test_batches_have_one_set_size_and_clips_of_one_identity():
     config = AggregatorConfig(**TINY)
     features = np.random.default_rng(0).normal(size=(72, 2, 8)).astype(np.float32)
     labels = np.repeat(np.arange(12), 6)
@@ -82,10 +90,10 @@ def test_batches_have_one_set_size_and_clips_of_one_identity(tiny_data, tiny_bac
     assert (runs <= config.max_clip).all() or len(set(images)) == 1
 
 
-def test_training_is_deterministic_and_loads_back(tiny_data, tiny_backbone, tmp_path):
+def test_training_is_deterministic_and_loads_back(views, tmp_path):
     config = AggregatorConfig(**{**TINY, "epochs": 1})
-    train_aggregator(tiny_backbone, tiny_data / "train", tmp_path / "a", config)
-    train_aggregator(tiny_backbone, tiny_data / "train", tmp_path / "b", config)
+    train_aggregator(views, tmp_path / "a", config)
+    train_aggregator(views, tmp_path / "b", config)
     a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
     assert all(torch.equal(a[k], b[k]) for k in a)
     model = load_aggregator(tmp_path / "a" / "aggregator.pt")
@@ -93,8 +101,8 @@ def test_training_is_deterministic_and_loads_back(tiny_data, tiny_backbone, tmp_
     assert out.shape == (2, 64) and not model.training
 
 
-def test_bursts_move_the_coreset_descriptor_less_than_the_mean(tiny_data, tiny_backbone, tmp_path):
-    train_aggregator(tiny_backbone, tiny_data / "train", tmp_path / "agg", AggregatorConfig(**TINY))
+def test_bursts_move_the_coreset_descriptor_less_than_the_mean(tiny_data, tiny_backbone, views, tmp_path):
+    train_aggregator(views, tmp_path / "agg", AggregatorConfig(**TINY))
     protocol = read_ijb(tiny_data / "IJBS")
     features, norms = extract_features(load_backbone(tiny_backbone), protocol.aligned_crop, protocol.num_crops, progress=False)
     templates, order, starts = group_crops(protocol.template_ids)
@@ -123,3 +131,9 @@ def test_config_is_validated(tmp_path):
     path.write_text(yaml.safe_dump({"aggregator": {"K": 3}}))
     with pytest.raises(ValueError, match="unknown keys \\['K'\\]"):
         load_config(path)
+    path.write_text(yaml.safe_dump({"aggregator": {"k": 3}, "aggregator_ablations": {"k5": {"k": 5}, "bad": {"kk": 1}}}))
+    assert load_config(path, "k5").k == 5 and load_config(path).k == 3
+    with pytest.raises(ValueError, match="no ablation 'k8'"):
+        load_config(path, "k8")
+    with pytest.raises(ValueError, match="unknown keys \\['kk'\\] in aggregator_ablations.bad"):
+        load_config(path, "bad")

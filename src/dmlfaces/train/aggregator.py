@@ -6,7 +6,8 @@ the aggregator and the margin head. Each global batch draws one set size N ~ U{1
 template of an identity is filled with "clips" of 1 to 3 views of one seed image (simulated bursts of
 near-duplicate frames). The AdaFace loss acts on the aggregated descriptor, whose norm is the set's quality.
 
-``dmlfaces train-aggregator --backbone results/embedding/backbone.pt --data data/train --out results/aggregator``
+``dmlfaces extract-views --backbone results/embedding/backbone.pt --data data/train --out views.npz``, then
+``dmlfaces train-aggregator --views views.npz --out results/aggregator/coreset``
 (also under ``torchrun``: the same loop, DDP and checkpoints as the embedding training).
 """
 
@@ -30,14 +31,13 @@ from dmlfaces.io import atomic_path, write_json
 from dmlfaces.models.aggregators import build_aggregator
 from dmlfaces.models.checkpoints import load_backbone
 from dmlfaces.models.losses import AdaFaceLoss
-from dmlfaces.params import load_section
+from dmlfaces.params import load_section, read_params
 from dmlfaces.train.distributed import init_distributed
 from dmlfaces.train.embedding import kill_switch
 from dmlfaces.train.loop import LoopConfig, epoch_order, train_loop
 
 AGGREGATOR_FILE = "aggregator.pt"
 HISTORY_FILE = "history.json"
-VIEWS_FILE = "train_views.npz"
 TRAINABLE = ("coreset", "attention_pooling")
 
 
@@ -54,7 +54,6 @@ class AggregatorConfig:
     tau: float = 1.0
     max_set_size: int = 20
     max_clip: int = 3
-    views: int = 2
     templates_per_identity: int = 8
     epochs: int = 6
     batch_size: int = 20
@@ -75,28 +74,22 @@ class AggregatorConfig:
         for key in ("k", "heads", "max_set_size", "max_clip", "templates_per_identity", "epochs", "batch_size", "checkpoint_every"):
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
                 raise ValueError(f"aggregator.{key} = {getattr(self, key)!r}; it must be a positive integer")
-        if not isinstance(self.views, int) or self.views < 0:
-            raise ValueError(f"aggregator.views = {self.views!r}; it must be a non-negative integer")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"aggregator.dropout = {self.dropout}; it must lie in [0, 1)")
         if self.lr <= 0 or self.tau <= 0:
             raise ValueError("aggregator.lr and aggregator.tau must be positive")
 
 
-def precompute_views(backbone_path: str | Path, train_root: str | Path, views: int, seed: int, out: str | Path | None,
-                     device: str = "auto") -> dict[str, np.ndarray]:
-    """Features of every training image and ``views`` augmented copies, cached in ``out`` (npz) unless None.
+def precompute_views(backbone_path: str | Path, train_root: str | Path, views: int, seed: int, out: str | Path,
+                     device: str = "auto") -> None:
+    """Write the features of every training image and of ``views`` augmented copies to ``out`` (npz).
 
-    Returns ``features`` (I, 1 + views, D) float32 unit rows, ``norms`` (I, 1 + views) and ``labels`` (I,);
-    view 0 is the image itself. A cache written for other inputs is recomputed.
+    The file holds ``features`` (I, 1 + views, D) float32 unit rows, ``norms`` (I, 1 + views) and
+    ``labels`` (I,); view 0 is the image itself, view v > 0 an :func:`augment_face` drawn from (seed, image, v).
     """
+    if views < 0:
+        raise ValueError(f"views = {views}; it must be a non-negative integer")
     folder = read_image_folder(train_root)
-    key = json.dumps({"backbone": hashlib.md5(Path(backbone_path).read_bytes()).hexdigest(),
-                      "images": [str(p) for p in folder.paths], "views": views, "seed": seed}, sort_keys=True)
-    if out is not None and Path(out).exists():
-        with np.load(out) as cached:
-            if str(cached["key"]) == key:
-                return {name: cached[name] for name in ("features", "norms", "labels")}
     per_image = 1 + views
 
     def load(j: int) -> np.ndarray:
@@ -105,13 +98,16 @@ def precompute_views(backbone_path: str | Path, train_root: str | Path, views: i
         return pixels if view == 0 else augment_face(pixels, np.random.default_rng([seed, 4099, image, view]))
 
     features, norms = extract_features(load_backbone(backbone_path), load, len(folder.paths) * per_image, device=device)
-    arrays = {"features": features.reshape(len(folder.paths), per_image, -1),
-              "norms": norms.reshape(len(folder.paths), per_image), "labels": folder.labels.astype(np.int64)}
-    if out is not None:
-        with atomic_path(out) as tmp:
-            with open(tmp, "wb") as handle:
-                np.savez(handle, key=np.array(key), **arrays)
-    return arrays
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, features=features.reshape(len(folder.paths), per_image, -1),
+                     norms=norms.reshape(len(folder.paths), per_image), labels=folder.labels.astype(np.int64))
+
+
+def read_views(path: str | Path) -> dict[str, np.ndarray]:
+    """The arrays written by :func:`precompute_views`."""
+    with np.load(path) as views:
+        return {name: views[name] for name in ("features", "norms", "labels")}
 
 
 class TemplateBatches:
@@ -198,16 +194,14 @@ def load_aggregator(path: str | Path) -> nn.Module:
     return aggregator.eval()
 
 
-def train_aggregator(backbone_path: str | Path, train_root: str | Path, out_dir: str | Path, config: AggregatorConfig,
-                     resume: bool = False) -> dict:
-    """Train on templates of ``train_root``'s identities; write ``aggregator.pt`` and ``history.json`` (rank 0)."""
+def train_aggregator(views_path: str | Path, out_dir: str | Path, config: AggregatorConfig, resume: bool = False) -> dict:
+    """Train on templates drawn from the view features ``views_path`` (:func:`precompute_views`).
+
+    Writes ``aggregator.pt`` and ``history.json`` to ``out_dir`` (rank 0); checkpoints to ``out_dir/checkpoints``.
+    """
     context = init_distributed(config.device)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # Every rank computes the (deterministic) views itself, so no rank waits for a file another one writes;
-    # rank 0 caches them for a resumed run.
-    views = precompute_views(backbone_path, train_root, config.views, config.seed,
-                             out_dir / VIEWS_FILE if context.is_main else None, device=str(context.device))
+    views = read_views(views_path)
     source = TemplateBatches(views["features"], views["norms"], views["labels"], config)
     dim = views["features"].shape[-1]
     torch.manual_seed(config.seed)
@@ -224,7 +218,7 @@ def train_aggregator(backbone_path: str | Path, train_root: str | Path, out_dir:
     loop = LoopConfig(epochs=config.epochs, batch_size=config.batch_size, checkpoint_dir=out_dir / "checkpoints",
                       checkpoint_every=config.checkpoint_every, seed=config.seed, max_grad_norm=config.max_grad_norm,
                       amp=config.amp, description=f"aggregator ({config.method})", on_step=kill_switch(),
-                      fingerprint=json.dumps({"config": dataclasses.asdict(config), "data": str(train_root),
+                      fingerprint=json.dumps({"config": dataclasses.asdict(config), "views": str(views_path),
                                               "templates": len(source)}, sort_keys=True))
     history = train_loop(model, optimizer, None, source, loop, context, resume=resume)
     if context.is_main:
@@ -236,6 +230,16 @@ def train_aggregator(backbone_path: str | Path, train_root: str | Path, out_dir:
     return history
 
 
-def load_config(params_path: str | Path, section: str = "aggregator") -> AggregatorConfig:
-    """The ``aggregator`` section of ``params.yaml`` as a validated config."""
-    return load_section(AggregatorConfig, params_path, section)
+def load_config(params_path: str | Path, variant: str | None = None) -> AggregatorConfig:
+    """``params.yaml``'s ``aggregator`` section, changed by ``aggregator_ablations.<variant>`` when given."""
+    config = load_section(AggregatorConfig, params_path, "aggregator")
+    if variant is None:
+        return config
+    ablations = read_params(params_path).get("aggregator_ablations") or {}
+    if variant not in ablations:
+        raise ValueError(f"{params_path}: no ablation {variant!r} in aggregator_ablations; found {sorted(ablations)}")
+    changes = ablations[variant] or {}
+    unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(AggregatorConfig)})
+    if unknown:
+        raise ValueError(f"{params_path}: unknown keys {unknown} in aggregator_ablations.{variant}")
+    return dataclasses.replace(config, **changes)
