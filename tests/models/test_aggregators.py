@@ -120,3 +120,21 @@ def test_unknown_aggregator_names_the_choices():
 def test_heads_must_divide_dim():
     with pytest.raises(ValueError, match="divisible"):
         CoresetAggregator(30, heads=4)
+
+
+def test_attention_equals_torch_multihead_attention():
+    from dmlfaces.models.aggregators import Attention
+
+    torch.manual_seed(0)
+    ours = Attention(D, 4, 0.0)
+    reference = torch.nn.MultiheadAttention(D, 4, batch_first=True)
+    with torch.no_grad():
+        reference.in_proj_weight.copy_(torch.cat([ours.query.weight, ours.key.weight, ours.value.weight]))
+        reference.in_proj_bias.copy_(torch.cat([ours.query.bias, ours.key.bias, ours.value.bias]))
+        reference.out_proj.weight.copy_(ours.out.weight)
+        reference.out_proj.bias.copy_(ours.out.bias)
+    query, keys = torch.randn(2, 3, D), torch.randn(2, 11, D)
+    mask = torch.ones(2, 11, dtype=torch.bool)
+    mask[1, 7:] = False
+    expected, _ = reference(query, keys, keys, key_padding_mask=~mask)
+    torch.testing.assert_close(ours(query, keys, keys, mask), expected, atol=1e-5, rtol=1e-5)

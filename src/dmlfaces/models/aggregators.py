@@ -95,14 +95,26 @@ class AttentionPooling(nn.Module):
 
 
 def norm_encoding(values: torch.Tensor, dim: int) -> torch.Tensor:
-    """(...,) scalars -> (..., dim) sinusoidal encoding (Vaswani et al.), the scalar playing the position."""
-    frequencies = torch.exp(torch.arange(0, dim, 2, device=values.device, dtype=values.dtype) * (-math.log(10000.0) / dim))
+    """(...,) scalars -> (..., dim) sinusoidal encoding (Vaswani et al.), the scalar playing the position.
+
+    The sines fill the first half and the cosines the second (a fixed permutation of the interleaved
+    layout; the LayerNorm and attention that follow are indifferent to it, and it is cheaper to build).
+    """
+    half = dim // 2
+    frequencies = torch.exp(torch.arange(half, device=values.device, dtype=values.dtype) * (-2 * math.log(10000.0) / dim))
     angles = values[..., None] * frequencies
-    return torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(-2)[..., :dim]
+    parts = [angles.sin(), angles.cos()] + ([torch.zeros_like(values)[..., None]] if dim % 2 else [])
+    return torch.cat(parts, dim=-1)
 
 
 class Attention(nn.Module):
-    """Multi-head attention with a key mask, computable in one pass or accumulated over key chunks."""
+    """Multi-head attention with a key mask, computable in one pass or accumulated over key chunks.
+
+    The few queries are mapped into the input space instead of projecting every key and value:
+    ``q . (W_k k + b_k) = (W_k^T q) . k + q . b_k`` and ``sum_i a_i (W_v v_i + b_v) = W_v (sum_i a_i v_i) +
+    b_v sum_i a_i``. The result is the usual attention, at O(H Lq D) per key instead of O(D^2): what makes
+    the cross-attention over a whole template cheap.
+    """
 
     def __init__(self, dim: int, heads: int, dropout: float) -> None:
         super().__init__()
@@ -112,43 +124,61 @@ class Attention(nn.Module):
         self.query, self.key, self.value, self.out = (nn.Linear(dim, dim) for _ in range(4))
         self.dropout = nn.Dropout(dropout)
 
-    def _split(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, L, D) -> (B, H, L, D/H)."""
-        return x.unflatten(-1, (self.heads, self.head_dim)).transpose(1, 2)
+    def _queries_in_input_space(self, query: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, Lq, D) -> scaled queries through the key map (B, H * Lq, D) and their bias terms (B, H * Lq, 1)."""
+        batch, length, dim = query.shape
+        q = self.query(query).view(batch, length, self.heads, self.head_dim).transpose(1, 2) / math.sqrt(self.head_dim)
+        mapped = torch.einsum("bhld,hde->bhle", q, self.key.weight.view(self.heads, self.head_dim, dim))
+        bias = torch.einsum("bhld,hd->bhl", q, self.key.bias.view(self.heads, self.head_dim))
+        return mapped.flatten(1, 2), bias.flatten(1, 2)[..., None]
 
-    def _merge(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(x.transpose(1, 2).flatten(-2))
+    def _project_mixed(self, mixed: torch.Tensor, weight_sums: torch.Tensor, length: int) -> torch.Tensor:
+        """(B, H * Lq, D) attention-weighted raw values and (B, H * Lq, 1) weight sums -> (B, Lq, D) output."""
+        batch, _, dim = mixed.shape
+        mixed = mixed.view(batch, self.heads, length, dim)
+        heads = torch.einsum("bhle,hde->bhld", mixed, self.value.weight.view(self.heads, self.head_dim, dim))
+        heads = heads + weight_sums.view(batch, self.heads, length, 1) * self.value.bias.view(1, self.heads, 1, self.head_dim)
+        return self.out(heads.transpose(1, 2).flatten(-2))
 
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
         """(B, Lq, D) queries over (B, Lk, D) keys/values; key_mask (B, Lk) True for real keys."""
-        q = self._split(self.query(query))
-        scores = q @ self._split(self.key(key)).transpose(-1, -2) / math.sqrt(self.head_dim)
-        weights = _masked_softmax(scores, key_mask[:, None, None, :])
-        return self._merge(self.dropout(weights) @ self._split(self.value(value)))
+        length = query.shape[1]
+        if key.shape[1] <= length:  # as few keys as queries (self-attention): projecting them is cheaper
+            q = self._split(self.query(query)) / math.sqrt(self.head_dim)
+            scores = q @ self._split(self.key(key)).transpose(-1, -2)  # (B, H, Lq, Lk)
+            weights = self.dropout(_masked_softmax(scores, key_mask[:, None, None, :]))
+            return self.out((weights @ self._split(self.value(value))).transpose(1, 2).flatten(-2))
+        mapped, bias = self._queries_in_input_space(query)
+        scores = mapped @ key.transpose(1, 2) + bias  # (B, H * Lq, Lk)
+        weights = self.dropout(_masked_softmax(scores, key_mask[:, None, :]))
+        return self._project_mixed(weights @ value, weights.sum(-1, keepdim=True), length)
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L, D) -> (B, H, L, D/H)."""
+        return x.unflatten(-1, (self.heads, self.head_dim)).transpose(1, 2)
 
     def forward_chunked(self, query: torch.Tensor, chunks: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
         """The same as ``forward`` (evaluation, no padding) with keys/values arriving in (B, n, D) chunks.
 
         The softmax is accumulated online (running maximum, sum and weighted values), so memory is one chunk.
         """
-        q = self._split(self.query(query)) / math.sqrt(self.head_dim)
-        top = total = weighted = None
+        mapped, bias = self._queries_in_input_space(query)
+        top = total = mixed = None
         for key, value in chunks:
-            scores = q @ self._split(self.key(key)).transpose(-1, -2)  # (B, H, Lq, n)
+            scores = mapped @ key.transpose(1, 2) + bias  # (B, H * Lq, n)
             chunk_top = scores.amax(-1, keepdim=True)
             new_top = chunk_top if top is None else torch.maximum(top, chunk_top)
             exp = torch.exp(scores - new_top)
-            chunk_values = exp @ self._split(self.value(value))
             if top is None:
-                total, weighted = exp.sum(-1, keepdim=True), chunk_values
+                total, mixed = exp.sum(-1, keepdim=True), exp @ value
             else:
                 rescale = torch.exp(top - new_top)
                 total = total * rescale + exp.sum(-1, keepdim=True)
-                weighted = weighted * rescale + chunk_values
+                mixed = mixed * rescale + exp @ value
             top = new_top
         if top is None:
             raise ValueError("the set has no faces")
-        return self._merge(weighted / total)
+        return self._project_mixed(mixed / total, torch.ones_like(total), query.shape[1])
 
 
 class CoresetAggregator(nn.Module):
@@ -220,7 +250,7 @@ class CoresetAggregator(nn.Module):
             count += len(norms)
             i = int(norms.argmax())
             if norms[i] > best:
-                best, centre, centre_norm = float(norms[i]), features[i], norms[i]
+                best, centre, centre_norm = float(norms[i]), features[i].clone(), norms[i].clone()
         if count == 0:
             raise ValueError("the set has no faces")
         centres.append(centre), centre_norms.append(centre_norm)
@@ -234,7 +264,7 @@ class CoresetAggregator(nn.Module):
                 logits = torch.log(nearest + _TINY)
                 i = int(logits.argmax())
                 if logits[i] > best:
-                    best, centre, centre_norm = float(logits[i]), features[i], norms[i]
+                    best, centre, centre_norm = float(logits[i]), features[i].clone(), norms[i].clone()
             centres.append(centre), centre_norms.append(centre_norm)
         core = (torch.stack(centres) * torch.stack(centre_norms)[:, None])[None]  # (1, K_eff, D)
         pick_mask = torch.ones(core.shape[:2], dtype=torch.bool)

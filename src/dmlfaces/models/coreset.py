@@ -27,7 +27,7 @@ def quality_distance(features: torch.Tensor, norms: torch.Tensor, centre: torch.
         features: (B, N, D) unit features; norms: (B, N) their qualities q.
         centre: (B, D) the picked (unit) feature; gamma: scalar tensor.
     """
-    cosine = (features * centre[:, None, :]).sum(-1)
+    cosine = (features @ centre[:, :, None])[..., 0]
     return norms.clamp(min=_TINY).pow(gamma) * (1.0 - cosine).clamp(min=0.0) / 2
 
 
@@ -66,7 +66,7 @@ def farthest_point_picks(
     rows = [F.one_hot(quality.argmax(-1), features.shape[1]).to(features.dtype)]
     nearest = torch.full_like(norms, float("inf"))
     for _ in range(k - 1):
-        centre = (rows[-1][:, :, None] * features).sum(1)
+        centre = (rows[-1][:, None, :] @ features)[:, 0]
         nearest = torch.minimum(nearest, quality_distance(features, norms, centre, gamma))
         logits = torch.where(mask, torch.log(nearest + _TINY), torch.full_like(nearest, -float("inf")))
         rows.append(pick(logits, sample, tau))
