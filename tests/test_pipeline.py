@@ -40,6 +40,11 @@ def test_dvc_repro_runs_the_data_chapter_and_builds_the_book(tiny_data: Path, tm
     params["data_report"].update(gallery_persons=2, gallery_per_person=4, pca_dim=16, pixel_size=16)
     params["embedding"].update(embedding_dim=64, epochs=1, batch_size=8, device="cpu")
     params["embedding_report"].update(genuine_pairs=300, impostor_pairs=3000, map_identities=4)
+    params["aggregator_views"]["views"] = 1
+    params["aggregator"].update(heads=4, epochs=1, batch_size=4, templates_per_identity=2, max_set_size=6, device="cpu")
+    params["aggregator_variants"] = {"coreset": {}, "gamma0": {"gamma": 0.0, "learn_gamma": False},
+                                     "attention_pooling": {"method": "attention_pooling"}}
+    params["aggregator_report"].update(resamples=20, burst_copies=5)
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     # Tool caches in the tree (pytest's writes a README.md) must not leak into the book.
     (project / ".pytest_cache").mkdir(exist_ok=True)
@@ -68,6 +73,13 @@ def test_dvc_repro_runs_the_data_chapter_and_builds_the_book(tiny_data: Path, tm
     assert set(embedding["single_image_tar_at_far"]) == {"embedding", "pixel baseline"}
     chapter = (project / "_build" / "html" / "book" / "02_embedding.html").read_text()
     assert len(re.findall(r'<img [^>]*src="', chapter)) >= 4 and "Spearman" in chapter
+
+    aggregator = json.loads((project / "results" / "metrics" / "aggregator.json").read_text())
+    assert set(aggregator["verification"]["methods"]) == {"mean", "norm_weighted", "media_template", "coreset", "gamma0",
+                                                          "attention_pooling"}
+    assert aggregator["gamma"]["gamma0"] == 0.0
+    chapter = (project / "_build" / "html" / "book" / "03_aggregator.html").read_text()
+    assert len(re.findall(r'<img [^>]*src="', chapter)) >= 3 and "TAR at FAR = 1e-4" in chapter
 
     again = _run(["dvc", "repro"], project)
     assert "didn't change, skipping" in again.stdout

@@ -121,6 +121,31 @@ def training_curve(history: dict) -> plt.Figure:
     return fig
 
 
+def training_curves(histories: dict[str, dict]) -> plt.Figure:
+    """Mean training loss per epoch of several runs (e.g. an aggregator and its ablations)."""
+    fig, ax = plt.subplots(figsize=(7, 3))
+    for name, history in histories.items():
+        ax.plot([e["epoch"] for e in history["epochs"]], [e["loss"] for e in history["epochs"]], "o-", ms=3, label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("mean training loss")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def picked_quality_figure(picked: np.ndarray, overall: np.ndarray) -> plt.Figure:
+    """Mean true quality of the coreset picks against the template's mean quality, one point per template."""
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.scatter(overall, picked, s=8, alpha=0.5)
+    ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--")
+    ax.set_xlabel("template mean quality")
+    ax.set_ylabel("mean quality of the picks")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    fig.tight_layout()
+    return fig
+
+
 def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> plt.Figure:
     """ROC curves (TAR against FAR on a log axis) of several methods scored on the same pairs."""
     from sklearn.metrics import roc_curve

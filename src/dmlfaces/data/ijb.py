@@ -116,6 +116,17 @@ class IJBProtocol:
         """(T,) sorted int64 ids of the templates that have crops."""
         return np.unique(self.template_ids)
 
+    def template_subjects(self) -> tuple[np.ndarray, np.ndarray]:
+        """(T,) template ids and (T,) subject ids, from the 1:N gallery and probe lists (the 1:1 files name no
+        subjects). Raises ValueError when the protocol has no 1:N lists."""
+        if not self.one_to_n:
+            raise ValueError(f"{self.root}: no 1:N gallery/probe csv files under meta/, so templates have no subjects; "
+                             "copy them from the IJB release (they are needed for subject-level bootstrap intervals)")
+        templates = np.concatenate([lst.template_ids for lst in self.one_to_n.values()])
+        subjects = np.concatenate([lst.subject_ids for lst in self.one_to_n.values()])
+        templates, first = np.unique(templates, return_index=True)
+        return templates, subjects[first]
+
     def crop_path(self, i: int) -> Path:
         """Path of crop ``i`` (``root/loose_crop/<name>``)."""
         return self.root / "loose_crop" / str(self.crop_names[i])

@@ -1,0 +1,64 @@
+"""What an aggregator does with a template: robustness to bursts, and the quality of the faces it picks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from dmlfaces.models.aggregators import CoresetAggregator
+from dmlfaces.models.coreset import farthest_point_picks
+from dmlfaces.models.templates import describe_templates, group_crops, pad_sets
+
+
+def add_bursts(features: np.ndarray, norms: np.ndarray, template_ids: np.ndarray, media_ids: np.ndarray,
+               copies: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Append ``copies`` copies of one randomly chosen crop to every template, as one new video (media).
+
+    Args:
+        features: (M, D); norms, template_ids, media_ids: (M,).
+    Returns:
+        the (M + T copies, ...) arrays in the same order (originals first).
+    """
+    templates, order, starts = group_crops(template_ids)
+    rng = np.random.default_rng([seed, 8191])
+    chosen = order[starts[:-1] + (rng.random(len(templates)) * np.diff(starts)).astype(np.int64)]
+    burst = np.repeat(chosen, copies)
+    new_media = np.repeat(media_ids.max() + 1 + np.arange(len(templates)), copies)
+    return (np.concatenate([features, features[burst]]), np.concatenate([norms, norms[burst]]),
+            np.concatenate([template_ids, template_ids[burst]]), np.concatenate([media_ids, new_media]))
+
+
+def burst_shift(aggregators: Mapping[str, nn.Module], features: np.ndarray, norms: np.ndarray, template_ids: np.ndarray,
+                media_ids: np.ndarray, copies: int = 50, seed: int = 0) -> dict[str, np.ndarray]:
+    """How far a burst moves each template's descriptor: (T,) ``1 - cos(before, after)`` per aggregator."""
+    bursty = add_bursts(features, norms, template_ids, media_ids, copies, seed)
+    shifts = {}
+    for name, aggregator in aggregators.items():
+        _, before, _ = describe_templates(aggregator, features, norms, template_ids, media_ids)
+        _, after, _ = describe_templates(aggregator, *bursty)
+        shifts[name] = 1.0 - np.sum(before * after, axis=1)
+    return shifts
+
+
+@torch.no_grad()
+def picked_quality(aggregator: CoresetAggregator, features: np.ndarray, norms: np.ndarray, template_ids: np.ndarray,
+                   quality: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean ground-truth quality of the coreset picks of every template, beside the template's mean quality.
+
+    Args:
+        quality: (M,) ground-truth quality of each crop.
+    Returns:
+        picked (T,) and overall (T,) mean quality, templates in sorted id order.
+    """
+    templates, order, starts = group_crops(template_ids)
+    members = [order[starts[t]:starts[t + 1]] for t in range(len(templates))]
+    batch_features, batch_norms, mask, _ = pad_sets(features, norms, None, members)
+    picks, pick_mask = farthest_point_picks(batch_features, batch_norms, mask, aggregator.k, aggregator.gamma, sample=False)
+    padded_quality = torch.from_numpy(pad_sets(features, quality.astype(np.float32), None, members)[1].numpy())
+    picked = (picks @ padded_quality[:, :, None])[..., 0]  # (T, K) quality of each pick
+    picked = (picked * pick_mask).sum(1) / pick_mask.sum(1)
+    overall = (padded_quality * mask).sum(1) / mask.sum(1)
+    return picked.numpy(), overall.numpy()
