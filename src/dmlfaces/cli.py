@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     aggregator.add_argument("--views", type=Path, required=True, help="training view features written by extract-views")
     aggregator.add_argument("--out", type=Path, required=True, help="directory for aggregator.pt, history.json and checkpoints/")
     aggregator.add_argument("--params", type=Path, default=Path("params.yaml"))
-    aggregator.add_argument("--variant", help="apply params.yaml aggregator_ablations.<VARIANT> to the aggregator section")
+    aggregator.add_argument("--variant", help="apply params.yaml aggregator_variants.<VARIANT> to the aggregator section")
     aggregator.add_argument("--resume", action="store_true", help="continue from out/checkpoints/last.pt")
     aggregator.set_defaults(run=_train_aggregator)
 

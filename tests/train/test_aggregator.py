@@ -131,9 +131,9 @@ def test_config_is_validated(tmp_path):
     path.write_text(yaml.safe_dump({"aggregator": {"K": 3}}))
     with pytest.raises(ValueError, match="unknown keys \\['K'\\]"):
         load_config(path)
-    path.write_text(yaml.safe_dump({"aggregator": {"k": 3}, "aggregator_ablations": {"k5": {"k": 5}, "bad": {"kk": 1}}}))
+    path.write_text(yaml.safe_dump({"aggregator": {"k": 3}, "aggregator_variants": {"k5": {"k": 5}, "bad": {"kk": 1}}}))
     assert load_config(path, "k5").k == 5 and load_config(path).k == 3
-    with pytest.raises(ValueError, match="no ablation 'k8'"):
+    with pytest.raises(ValueError, match="no variant 'k8'"):
         load_config(path, "k8")
-    with pytest.raises(ValueError, match="unknown keys \\['kk'\\] in aggregator_ablations.bad"):
+    with pytest.raises(ValueError, match="unknown keys \\['kk'\\] in aggregator_variants.bad"):
         load_config(path, "bad")

@@ -231,15 +231,15 @@ def train_aggregator(views_path: str | Path, out_dir: str | Path, config: Aggreg
 
 
 def load_config(params_path: str | Path, variant: str | None = None) -> AggregatorConfig:
-    """``params.yaml``'s ``aggregator`` section, changed by ``aggregator_ablations.<variant>`` when given."""
+    """``params.yaml``'s ``aggregator`` section, changed by ``aggregator_variants.<variant>`` when given."""
     config = load_section(AggregatorConfig, params_path, "aggregator")
     if variant is None:
         return config
-    ablations = read_params(params_path).get("aggregator_ablations") or {}
+    ablations = read_params(params_path).get("aggregator_variants") or {}
     if variant not in ablations:
-        raise ValueError(f"{params_path}: no ablation {variant!r} in aggregator_ablations; found {sorted(ablations)}")
+        raise ValueError(f"{params_path}: no variant {variant!r} in aggregator_variants; found {sorted(ablations)}")
     changes = ablations[variant] or {}
     unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(AggregatorConfig)})
     if unknown:
-        raise ValueError(f"{params_path}: unknown keys {unknown} in aggregator_ablations.{variant}")
+        raise ValueError(f"{params_path}: unknown keys {unknown} in aggregator_variants.{variant}")
     return dataclasses.replace(config, **changes)
