@@ -1,0 +1,372 @@
+"""Study A's protocols: which attributes live inside an identity embedding.
+
+* Intra-class (minor attributes of one person: beard, glasses, expression): each identity's image
+  embeddings are clustered into k = 2 and matched to the attribute's two states; the report gives the
+  distribution of the per-identity accuracy over identities.
+* Extra-class (major attributes that separate people: gender, skin tone, age): one embedding per identity,
+  all identities clustered into k = 2, on all identities (uncontrolled) and on a controlled subset.
+
+Assumptions, since the paper's protocol is unknown (see STUDIES.md):
+
+* k = the number of states = 2; accuracy is Hungarian-matched; the majority-class rate, NMI, ARI and a
+  cross-validated linear probe (the supervised upper bound) are reported beside it.
+* CelebA labels images, not people: an identity's label for an extra-class attribute is the majority vote
+  of its images; identities with a tied vote are left out and counted.
+* Controlled subset of an extra-class attribute: the identities whose held attributes (by default the
+  other two extra-class attributes) all take their majority state among the identities; if that leaves
+  fewer than ``min_identities_per_state`` identities in a state, only the one held attribute keeping the
+  most identities of the rarer state is held, and failing that none. The subset is then balanced by
+  subsampling the commoner state with the seed. The report names what was held fixed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from dmlfaces.data.celeba import ATTRIBUTES_FILE, CelebA
+from dmlfaces.data.errors import DataFormatError
+from dmlfaces.eval.clustering import Clusterer, grouped_partition_scores, partition_scores, probe_accuracy
+from dmlfaces.eval.verification import mean_template_descriptors, unit_rows
+from dmlfaces.features import FeatureSet
+
+INTRA_ATTRIBUTES: dict[str, str] = {"beard": "No_Beard", "glasses": "Eyeglasses", "expression": "Smiling"}
+EXTRA_ATTRIBUTES: dict[str, str] = {"gender": "Male", "skin_tone": "Pale_Skin", "age": "Young"}
+IDENTITY_EMBEDDINGS: tuple[str, ...] = ("mean", "one_image")
+STATES = 2  # every attribute studied is binary: k = 2 clusters
+
+
+class NothingToClusterError(ValueError):
+    """Filtering left nothing to cluster; ``counts`` says what was dropped and why."""
+
+    def __init__(self, message: str, counts: dict[str, int]) -> None:
+        super().__init__(message)
+        self.counts = counts
+
+
+def attribute_columns(celeba: CelebA, columns: Sequence[str]) -> pd.DataFrame:
+    """The (N, C) {-1, 1} columns of ``celeba.attributes``.
+
+    Raises:
+        DataFormatError: a column is missing; it names the column, the attribute file and the columns there.
+    """
+    available = list(celeba.attributes.columns)
+    for column in columns:
+        if column not in available:
+            raise DataFormatError(celeba.root / ATTRIBUTES_FILE, f"no attribute column {column!r}",
+                                  expected=f"one of its {len(available)} columns: {', '.join(available)}",
+                                  fix="request one of those columns, or restore the column in the file")
+    return celeba.attributes[list(dict.fromkeys(columns))]  # each column once, in the order asked
+
+
+# ------------------------------------------------------------------------------------------ intra-class
+
+
+@dataclass(frozen=True, eq=False)
+class IntraClassResult:
+    """``summary``: JSON-able report; ``per_identity``: one row per identity used (see grouped_partition_scores)."""
+
+    summary: dict
+    per_identity: pd.DataFrame
+
+
+def cluster_identities(features: np.ndarray, identities: np.ndarray, clusterer: Clusterer) -> np.ndarray:
+    """(N,) labels from clustering each identity's (N, D) image features into two.
+
+    Images of single-image identities get -1 (no protocol scores them). The result does not depend on the
+    attribute, so one clustering serves every intra-class attribute.
+    """
+    ids, sizes = np.unique(identities, return_counts=True)
+    several = np.isin(identities, ids[sizes >= STATES])
+    labels = np.full(len(identities), -1, dtype=np.int64)
+    if several.any():
+        labels[several] = clusterer.fit_predict_groups(features[several], identities[several], STATES)
+    return labels
+
+
+def _intra_eligible(identities: np.ndarray, states: np.ndarray, column: str) -> tuple[np.ndarray, dict[str, int]]:
+    """(N,) mask of the images of identities with two or more images and both states, and the skip counts."""
+    per = pd.Series(states).groupby(identities).agg(["size", "nunique"])
+    single = per["size"] < 2
+    one_state = ~single & (per["nunique"] < STATES)
+    used = per.index[~single & ~one_state]
+    counts = {"total": len(per), "used": len(used), "single_image": int(single.sum()),
+              "one_state": int(one_state.sum())}
+    if not len(used):
+        raise NothingToClusterError(
+            f"{column}: no identity has two or more images showing both states ({counts['single_image']} of "
+            f"{counts['total']} identities have a single image, {counts['one_state']} show one state only)", counts)
+    return np.isin(identities, used), counts
+
+
+def _distribution(values: pd.Series) -> dict:
+    """Mean, median, quantiles and a 20-bin histogram on [0, 1] of per-identity scores."""
+    counts, _ = np.histogram(values, bins=20, range=(0.0, 1.0))
+    quantiles = {f"q{int(q * 100)}": float(values.quantile(q)) for q in (0.1, 0.25, 0.75, 0.9)}
+    return {"mean": float(values.mean()), "median": float(values.median()), **quantiles,
+            "histogram": {"range": [0.0, 1.0], "counts": counts.tolist()}}
+
+
+def intra_class_protocol(
+    features: np.ndarray,
+    identities: np.ndarray,
+    states: np.ndarray,
+    *,
+    column: str = "attribute",
+    clusterer: Clusterer = Clusterer(),
+    clusters: np.ndarray | None = None,
+    probe_folds: int = 5,
+    probe_max_images: int | None = 20_000,
+) -> IntraClassResult:
+    """Cluster each identity's images into two and score them against a binary attribute.
+
+    The probe is trained on identity-centred features (each image minus its identity's mean) and scored on
+    identities left out (GroupKFold): it asks whether one linear direction tells the states apart inside
+    identities. It sees at most ``probe_max_images`` images, drawn with the clusterer's seed.
+
+    Args:
+        features: (N, D) image features; identities, states: (N,) identity and attribute state per image.
+        column: the attribute's name, for messages.
+        clusters: optional (N,) labels from :func:`cluster_identities`, to share one clustering.
+    Raises:
+        NothingToClusterError: no identity has two or more images showing both states.
+    """
+    features, identities, states = np.asarray(features), np.asarray(identities), np.asarray(states)
+    if len(np.unique(states)) > STATES:
+        raise ValueError(f"{column}: the protocol takes binary attributes, got states {np.unique(states).tolist()}")
+    eligible, counts = _intra_eligible(identities, states, column)
+    if clusters is None:
+        clusters = cluster_identities(features, identities, clusterer)
+    ids, truth = identities[eligible], states[eligible]
+    per_identity = grouped_partition_scores(truth, clusters[eligible], ids, seed=clusterer.seed)
+
+    rows = np.flatnonzero(eligible)
+    _, group, sizes = np.unique(ids, return_inverse=True, return_counts=True)
+    by_identity = rows[np.argsort(group, kind="stable")]
+    means = np.add.reduceat(features[by_identity], np.cumsum(sizes) - sizes, dtype=np.float64) / sizes[:, None]
+    keep = np.arange(len(rows))
+    if probe_max_images is not None and len(keep) > probe_max_images:
+        keep = np.sort(np.random.default_rng(clusterer.seed).choice(keep, probe_max_images, replace=False))
+    centred = features[rows[keep]] - means[group[keep]]
+    probe = probe_accuracy(centred, truth[keep], ids[keep], folds=probe_folds, seed=clusterer.seed)
+
+    summary = {
+        "identities": counts,
+        "images": int(eligible.sum()),
+        "accuracy": _distribution(per_identity["accuracy"]),
+        **{name: float(per_identity[name].mean()) for name in ("majority_rate", "chance_accuracy", "nmi", "ari")},
+        "probe_accuracy": probe,
+    }
+    return IntraClassResult(summary=summary, per_identity=per_identity)
+
+
+# ------------------------------------------------------------------------------------------ extra-class
+
+
+@dataclass(frozen=True, eq=False)
+class IdentityEmbeddings:
+    """One embedding per identity.
+
+    Attributes:
+        embeddings: (I, D) unit rows, in the order of ``labels.index`` (sorted identity ids).
+        labels: (I, C) frame of each identity's attribute states; 0 marks a tied vote.
+        images: (I,) number of images behind each embedding.
+    """
+
+    embeddings: np.ndarray
+    labels: pd.DataFrame
+    images: np.ndarray
+
+
+def identity_embeddings(
+    features: np.ndarray, identities: np.ndarray, attributes: pd.DataFrame, *, mode: str = "mean", seed: int = 0
+) -> IdentityEmbeddings:
+    """One embedding per identity from (N, D) image features and the (N, C) {-1, 1} attributes of the images.
+
+    ``mode="mean"``: the unit mean of the identity's unit features, labelled by the majority vote of its
+    images; ``mode="one_image"``: one image per identity drawn with ``seed``, with that image's labels.
+    """
+    identities = np.asarray(identities)
+    if mode == "mean":
+        ids, embeddings = mean_template_descriptors(np.asarray(features), identities)
+        votes = attributes.groupby(identities).mean()
+        labels = pd.DataFrame(np.sign(votes.to_numpy()).astype(np.int8), index=votes.index, columns=votes.columns)
+        return IdentityEmbeddings(embeddings, labels.loc[ids], np.unique(identities, return_counts=True)[1])
+    if mode == "one_image":
+        order = np.lexsort((np.random.default_rng(seed).random(len(identities)), identities))
+        ids, first = np.unique(identities[order], return_index=True)
+        rows = order[first]
+        labels = attributes.iloc[rows].set_axis(pd.Index(ids))
+        return IdentityEmbeddings(unit_rows(np.asarray(features)[rows]), labels, np.ones(len(ids), dtype=np.int64))
+    raise ValueError(f"unknown identity embedding {mode!r}; choose one of {', '.join(IDENTITY_EMBEDDINGS)}")
+
+
+def _extra_scores(table: IdentityEmbeddings, rows: np.ndarray, column: str, clusterer: Clusterer,
+                  probe_folds: int) -> dict:
+    """Clustering scores, probe and counts of the identities ``rows`` (positions in ``table``)."""
+    embeddings, truth = table.embeddings[rows], table.labels[column].to_numpy()[rows]
+    predicted = clusterer.fit_predict(embeddings, STATES)
+    states, counts = np.unique(truth, return_counts=True)
+    return {
+        **partition_scores(truth, predicted),
+        "probe_accuracy": probe_accuracy(embeddings, truth, folds=probe_folds, seed=clusterer.seed),
+        "identities": len(rows),
+        "images": int(table.images[rows].sum()),
+        "state_counts": {str(s): int(c) for s, c in zip(states, counts)},
+    }
+
+
+def _controlled_rows(labels: pd.DataFrame, candidates: np.ndarray, column: str, held: Sequence[str],
+                     min_per_state: int, seed: int) -> tuple[np.ndarray, dict[str, int]]:
+    """Positions of the controlled, balanced subset among ``candidates``, and the held attributes' states."""
+    sub = labels.iloc[candidates]
+    target = sub[column].to_numpy()
+    majority = {h: 1 if (sub[h] == 1).sum() >= (sub[h] == -1).sum() else -1 for h in held}
+
+    def kept(hold: tuple[str, ...]) -> np.ndarray:
+        mask = np.ones(len(sub), dtype=bool)
+        for h in hold:
+            mask &= sub[h].to_numpy() == majority[h]
+        return mask
+
+    def rarer(hold: tuple[str, ...]) -> int:
+        return min(int((kept(hold) & (target == state)).sum()) for state in (-1, 1))
+
+    singles = sorted(((h,) for h in held), key=rarer, reverse=True)
+    hold = next((h for h in [tuple(held), *singles] if rarer(h) >= min_per_state), ())
+    keep, size = kept(hold), rarer(hold)
+    rng = np.random.default_rng([seed, 11])
+    chosen = [rng.choice(np.flatnonzero(keep & (target == state)), size, replace=False) for state in (-1, 1)]
+    return candidates[np.sort(np.concatenate(chosen))], {h: majority[h] for h in hold}
+
+
+def extra_class_protocol(
+    table: IdentityEmbeddings,
+    column: str,
+    *,
+    held: Sequence[str] = (),
+    clusterer: Clusterer = Clusterer(),
+    probe_folds: int = 5,
+    min_identities_per_state: int = 5,
+) -> dict:
+    """Cluster identity embeddings into two and score them against a binary attribute, uncontrolled and controlled.
+
+    Args:
+        table: from :func:`identity_embeddings`; column: the attribute; held: attributes the controlled
+            subset holds fixed (see the module docstring).
+    Returns:
+        JSON-able ``{"tied_votes": n, "uncontrolled": scores, "controlled": scores + "held_fixed"}``.
+    Raises:
+        NothingToClusterError: the attribute shows one state only.
+    """
+    target = table.labels[column].to_numpy()
+    candidates = np.flatnonzero(target != 0)
+    states = np.unique(target[candidates])
+    counts = {"total": len(target), "tied_votes": int((target == 0).sum())}
+    if len(states) < STATES:
+        raise NothingToClusterError(
+            f"{column}: all {len(candidates)} identities with a clear vote show one state ({states.tolist()}); "
+            f"{counts['tied_votes']} more have a tied vote", counts)
+    rows, fixed = _controlled_rows(table.labels, candidates, column, held, min_identities_per_state, clusterer.seed)
+    return {
+        "tied_votes": counts["tied_votes"],
+        "uncontrolled": _extra_scores(table, candidates, column, clusterer, probe_folds),
+        "controlled": {**_extra_scores(table, rows, column, clusterer, probe_folds), "held_fixed": fixed},
+    }
+
+
+# ---------------------------------------------------------------------------------------------- the study
+
+
+@dataclass(frozen=True)
+class AttributeStudyParams:
+    """Settings of :func:`run_attribute_study` (flat, so a params.yaml group maps onto it)."""
+
+    method: str = "kmeans"
+    pca_components: int | None = None
+    n_init: int = 10
+    seed: int = 0
+    identity_embedding: str = "mean"
+    probe_folds: int = 5
+    probe_max_images: int | None = 20_000
+    min_identities_per_state: int = 5
+    intra: Mapping[str, str] = field(default_factory=lambda: dict(INTRA_ATTRIBUTES))
+    extra: Mapping[str, str] = field(default_factory=lambda: dict(EXTRA_ATTRIBUTES))
+
+    def __post_init__(self) -> None:
+        # Fail on a bad setting before any work is done.
+        if self.identity_embedding not in IDENTITY_EMBEDDINGS:
+            raise ValueError(f"unknown identity embedding {self.identity_embedding!r}; "
+                             f"choose one of {', '.join(IDENTITY_EMBEDDINGS)}")
+        self.clusterer()
+
+    def clusterer(self) -> Clusterer:
+        """The clustering settings alone."""
+        return Clusterer(self.method, self.pca_components, self.n_init, self.seed)
+
+
+def _aligned(features: FeatureSet | np.ndarray, celeba: CelebA) -> tuple[np.ndarray, np.ndarray]:
+    """(N, D) features and the (N,) rows of ``celeba`` they belong to."""
+    if isinstance(features, FeatureSet):
+        rows = celeba.attributes.index.get_indexer(features.names)
+        if (rows < 0).any():
+            unknown = features.names[rows < 0]
+            raise ValueError(f"{len(unknown)} feature rows name images that {celeba.root / ATTRIBUTES_FILE} does not "
+                             f"list (e.g. {unknown[0]}): the features come from another data set")
+        return np.asarray(features.features), rows
+    features = np.asarray(features)
+    if len(features) != len(celeba.attributes):
+        raise ValueError(f"{len(features)} feature rows for {len(celeba.attributes)} images: pass a FeatureSet, "
+                         f"or one row per image in the order of {ATTRIBUTES_FILE}")
+    return features, np.arange(len(features))
+
+
+def run_attribute_study(
+    features: FeatureSet | np.ndarray, celeba: CelebA, params: AttributeStudyParams | None = None
+) -> dict:
+    """Both protocols on every attribute: a JSON-able dict keyed by attribute (for results/metrics/attributes.json).
+
+    Args:
+        features: a FeatureSet named by CelebA image, or (N, D) rows in the order of the attribute file;
+            rows are scaled to unit length.
+    Returns:
+        ``{name: {"protocol", "column", "method", "status": "ok" | "skipped", ...}}``; a skipped attribute
+        carries the reason and the counts of what was dropped.
+    """
+    params = params or AttributeStudyParams()
+    clusterer = params.clusterer()
+    attributes = attribute_columns(celeba, [*params.intra.values(), *params.extra.values()])
+    features, rows = _aligned(features, celeba)
+    if not len(rows):
+        raise ValueError("no feature rows: there is nothing to study")
+    features = unit_rows(features.astype(np.float32))
+    identities = celeba.identities.to_numpy()[rows]
+    attributes = attributes.iloc[rows]
+    report: dict[str, dict] = {}
+
+    clusters = cluster_identities(features, identities, clusterer)
+    for name, column in params.intra.items():
+        report[name] = {"protocol": "intra", "column": column, "method": clusterer.method}
+        try:
+            report[name] |= {"status": "ok", **intra_class_protocol(
+                features, identities, attributes[column].to_numpy(), column=column, clusterer=clusterer,
+                clusters=clusters, probe_folds=params.probe_folds, probe_max_images=params.probe_max_images).summary}
+        except NothingToClusterError as exc:
+            report[name] |= {"status": "skipped", "reason": str(exc), "identities": exc.counts}
+
+    table = identity_embeddings(features, identities, attributes[list(dict.fromkeys(params.extra.values()))],
+                                mode=params.identity_embedding, seed=params.seed)
+    for name, column in params.extra.items():
+        report[name] = {"protocol": "extra", "column": column, "method": clusterer.method,
+                        "identity_embedding": params.identity_embedding}
+        held = [other for other in params.extra.values() if other != column]
+        try:
+            report[name] |= {"status": "ok", **extra_class_protocol(
+                table, column, held=held, clusterer=clusterer, probe_folds=params.probe_folds,
+                min_identities_per_state=params.min_identities_per_state)}
+        except NothingToClusterError as exc:
+            report[name] |= {"status": "skipped", "reason": str(exc), "identities": exc.counts}
+    return report
