@@ -42,5 +42,10 @@ data: $(STAMP)
 pipeline: $(STAMP)
 	$(BIN)/dvc repro
 
+# Each benchmark times our code against a reference in the same run; the last line of each is JSON.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_synth.py
+	$(BIN)/python benchmarks/bench_training.py
+	$(BIN)/python benchmarks/bench_aggregator.py
+	$(BIN)/python benchmarks/bench_verification.py
+	$(BIN)/python benchmarks/bench_clustering.py

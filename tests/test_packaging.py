@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 
 import yaml
 
-from conftest import REPO
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _pyproject_pins() -> set[str]:

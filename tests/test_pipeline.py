@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import REPO
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _project_files() -> list[str]:
@@ -45,6 +45,9 @@ def test_dvc_repro_runs_the_data_chapter_and_builds_the_book(tiny_data: Path, tm
     params["aggregator_variants"] = {"coreset": {}, "gamma0": {"gamma": 0.0, "learn_gamma": False},
                                      "attention_pooling": {"method": "attention_pooling"}}
     params["aggregator_report"].update(resamples=20, burst_copies=5)
+    params["verification_report"].update(resamples=20, burst_copies=5)
+    params["attributes"].update(n_init=2, probe_folds=2, min_identities_per_state=1)
+    params["attributes_report"]["map_identities"] = 10
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     # Tool caches in the tree (pytest's writes a README.md) must not leak into the book.
     (project / ".pytest_cache").mkdir(exist_ok=True)
@@ -80,6 +83,17 @@ def test_dvc_repro_runs_the_data_chapter_and_builds_the_book(tiny_data: Path, tm
     assert aggregator["gamma"]["gamma0"] == 0.0
     chapter = (project / "_build" / "html" / "book" / "03_aggregator.html").read_text()
     assert len(re.findall(r'<img [^>]*src="', chapter)) >= 3 and "TAR at FAR = 1e-4" in chapter
+
+    verification = json.loads((project / "results" / "metrics" / "verification.json").read_text())
+    assert {"coreset", "gamma0", "attention_pooling", "mean"} <= set(verification["methods"])
+    assert verification["methods"]["coreset"]["0.1"]["ci_low"] is not None
+    chapter = (project / "_build" / "html" / "book" / "04_verification.html").read_text()
+    assert len(re.findall(r'<img [^>]*src="', chapter)) >= 1 and "96.03" in chapter
+    attributes = json.loads((project / "results" / "metrics" / "attributes.json").read_text())["attributes"]
+    assert set(attributes) == {"beard", "glasses", "expression", "gender", "skin_tone", "age"}
+    assert attributes["beard"]["status"] == "skipped"  # tiny SynthFaces has no beard in its CelebA part
+    chapter = (project / "_build" / "html" / "book" / "05_attributes.html").read_text()
+    assert len(re.findall(r'<img [^>]*src="', chapter)) >= 2 and "paper v2" in chapter
 
     again = _run(["dvc", "repro"], project)
     assert "didn't change, skipping" in again.stdout

@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from dmlfaces.data.synth import PRESETS
 
 
@@ -54,9 +56,7 @@ def _extract_views(args: argparse.Namespace) -> None:
 
 def _extract(args: argparse.Namespace) -> None:
     from dmlfaces.features import extract_features, write_features
-    from dmlfaces.models.checkpoints import load_backbone
 
-    backbone = load_backbone(args.backbone)
     if args.ijb:
         from dmlfaces.data.ijb import read_ijb
 
@@ -75,10 +75,62 @@ def _extract(args: argparse.Namespace) -> None:
         folder = read_image_folder(args.folder)
         names = [str(p.relative_to(folder.root)) for p in folder.paths]
         load = lambda i: load_rgb(folder.paths[i])  # noqa: E731
-    features, norms = extract_features(backbone, load, len(names), batch_size=args.batch_size, flip=not args.no_flip,
-                                       device=args.device)
+    if args.dlib:
+        from dmlfaces.models.dlib_embedder import DlibEmbedder
+
+        features, norms, detected = DlibEmbedder().extract(load, len(names))
+        print(f"dlib found a face in {int(detected.sum())} of {len(names)} images (the rest are described whole)")
+    else:
+        from dmlfaces.models.checkpoints import load_backbone
+
+        features, norms = extract_features(load_backbone(args.backbone), load, len(names), batch_size=args.batch_size,
+                                           flip=not args.no_flip, device=args.device)
     write_features(args.out, names, features, norms)
     print(json.dumps({"out": str(args.out), "crops": len(names), "dim": int(features.shape[1])}))
+
+
+def _verify(args: argparse.Namespace) -> None:
+    from dmlfaces.data.ijb import read_ijb
+    from dmlfaces.features import FeatureSet, extract_features, read_features, write_features
+    from dmlfaces.io import write_json
+    from dmlfaces.verify import aggregators, trained_aggregators, verify_protocol
+
+    protocol = read_ijb(args.ijb)
+    if args.backbone:
+        from dmlfaces.models.checkpoints import load_backbone
+
+        features, norms = extract_features(load_backbone(args.backbone), protocol.aligned_crop, protocol.num_crops,
+                                           batch_size=args.batch_size, device=args.device)
+        write_features(args.out / "features.npz", protocol.crop_names, features, norms)
+        crops = FeatureSet(np.asarray(protocol.crop_names), features, norms)
+    else:
+        crops = read_features(args.features)
+    trained = trained_aggregators(args.aggregators) if args.aggregators else {}
+    methods = aggregators(crops.features.shape[1], trained)
+    report, one_to_n = verify_protocol(methods, protocol, crops, resamples=args.resamples, seed=args.seed, device=args.device)
+    write_json(args.out / "verification.json", {"protocol": str(args.ijb), **report.to_dict(), "one_to_n": one_to_n})
+    for name, result in report.methods.items():
+        print(f"{name}: " + ", ".join(f"TAR@{far:g} {100 * result.tar_exact[far]:.2f}%" for far in report.fars))
+
+
+def _attributes(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    from dmlfaces.data.celeba import read_celeba
+    from dmlfaces.eval.attributes import AttributeStudyParams, run_attribute_study
+    from dmlfaces.features import read_features
+    from dmlfaces.io import write_json
+    from dmlfaces.params import load_section
+
+    params = load_section(AttributeStudyParams, args.params, "attributes") if args.params else AttributeStudyParams()
+    report = run_attribute_study(read_features(args.features), read_celeba(args.celeba), params)
+    write_json(args.out, {"params": dataclasses.asdict(params), "attributes": report})
+    for name, result in report.items():
+        if result["status"] != "ok":
+            print(f"{name}: skipped ({result['reason']})")
+            continue
+        accuracy = result["accuracy"]["mean"] if result["protocol"] == "intra" else result["uncontrolled"]["accuracy"]
+        print(f"{name} ({result['protocol']}-class, {result['column']}): clustering accuracy {accuracy:.3f}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,7 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     views.set_defaults(run=_extract_views)
 
     extract = commands.add_parser("extract", help="per-crop unit features and norms of a data set (npz + csv index)")
-    extract.add_argument("--backbone", type=Path, required=True, help="backbone.pt, an arcface_torch backbone.pth or an AdaFace .ckpt")
+    model = extract.add_mutually_exclusive_group(required=True)
+    model.add_argument("--backbone", type=Path, help="backbone.pt, an arcface_torch backbone.pth or an AdaFace .ckpt")
+    model.add_argument("--dlib", action="store_true", help="dlib's pretrained 128-d face descriptor (extra 'dlib')")
     source = extract.add_mutually_exclusive_group(required=True)
     source.add_argument("--ijb", type=Path, help="IJB-layout root (crops are aligned from their 5 points)")
     source.add_argument("--celeba", type=Path, help="CelebA-layout root")
@@ -134,6 +188,26 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--no-flip", action="store_true", help="skip the flip test")
     extract.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     extract.set_defaults(run=_extract)
+
+    verify = commands.add_parser("verify", help="IJB-B/C 1:1 (and 1:N) evaluation of the baselines and trained aggregators")
+    verify.add_argument("--ijb", type=Path, required=True, help="IJB-layout root, e.g. PATH/IJBC (loose_crop/ and meta/)")
+    crops = verify.add_mutually_exclusive_group(required=True)
+    crops.add_argument("--backbone", type=Path, help="extract features with this checkpoint (backbone.pt, backbone.pth, .ckpt)")
+    crops.add_argument("--features", type=Path, help="features already extracted from this protocol (.npz)")
+    verify.add_argument("--aggregators", type=Path, help="directory of trained aggregators (<name>/aggregator.pt)")
+    verify.add_argument("--out", type=Path, required=True, help="output directory (verification.json, features.npz)")
+    verify.add_argument("--resamples", type=int, default=200, help="subject-bootstrap resamples (0: no intervals)")
+    verify.add_argument("--seed", type=int, default=0)
+    verify.add_argument("--batch-size", type=int, default=256)
+    verify.add_argument("--device", default="auto")
+    verify.set_defaults(run=_verify)
+
+    attributes = commands.add_parser("attributes", help="Study A: cluster embeddings of a CelebA-layout set and score the clusters against attributes")
+    attributes.add_argument("--celeba", type=Path, required=True, help="CelebA-layout root (list_attr_celeba.txt, identity_CelebA.txt)")
+    attributes.add_argument("--features", type=Path, required=True, help="features of its images (dmlfaces extract --celeba)")
+    attributes.add_argument("--params", type=Path, help="parameters file (section 'attributes'); defaults otherwise")
+    attributes.add_argument("--out", type=Path, required=True, help="output JSON report")
+    attributes.set_defaults(run=_attributes)
     return parser
 
 

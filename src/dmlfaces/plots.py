@@ -146,6 +146,33 @@ def picked_quality_figure(picked: np.ndarray, overall: np.ndarray) -> plt.Figure
     return fig
 
 
+def accuracy_histograms(histograms: dict[str, dict]) -> plt.Figure:
+    """Per-identity clustering accuracy distributions, one panel per attribute (``{"range", "counts"}`` each)."""
+    fig, axes = plt.subplots(1, max(len(histograms), 1), figsize=(3.2 * max(len(histograms), 1), 2.8), squeeze=False)
+    for ax, (name, histogram) in zip(axes[0], histograms.items()):
+        counts = np.asarray(histogram["counts"])
+        edges = np.linspace(*histogram["range"], len(counts) + 1)
+        ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="tab:blue", alpha=0.8)
+        ax.set_title(name)
+        ax.set_xlabel("accuracy of one identity")
+    axes[0, 0].set_ylabel("identities")
+    fig.tight_layout()
+    return fig
+
+
+def attribute_maps(points: np.ndarray, states: dict[str, np.ndarray]) -> plt.Figure:
+    """The same (N, 2) map coloured by each attribute's (N,) states (1, -1; 0 = tied vote), one panel each."""
+    fig, axes = plt.subplots(1, len(states), figsize=(3.6 * len(states), 3.4), squeeze=False)
+    for ax, (name, values) in zip(axes[0], states.items()):
+        labels = np.where(values > 0, name, np.where(values < 0, f"not {name}", "tied"))
+        sns.scatterplot(x=points[:, 0], y=points[:, 1], hue=labels, s=12, ax=ax, palette="Set1")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
 def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> plt.Figure:
     """ROC curves (TAR against FAR on a log axis) of several methods scored on the same pairs."""
     from sklearn.metrics import roc_curve

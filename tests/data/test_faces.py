@@ -111,3 +111,29 @@ def test_factor_record_has_every_factor_and_quality() -> None:
     assert record["quality"] == pytest.approx(1.0)
     assert record["person_gender"] == person.gender and record["image_glasses"] is False
     assert "person_person_id" not in record and "image_noise_seed" in record
+
+
+def test_loose_crops_carry_scene_around_the_frame() -> None:
+    from dmlfaces.data.align import align_face
+
+    person = _person(3)
+    image = _clean(person, scale=1.05, shift_x=12.0, shift_y=-9.0, roll=0.3)
+    tight, tight_marks = render_face(person, image)
+    loose, loose_marks = render_face(person, image, margin=24)
+    assert loose.shape == (SIZE + 48, SIZE + 48, 3)
+    np.testing.assert_allclose(loose_marks, tight_marks + 24)
+    # Aligning the tight crop of a large, shifted face reaches past its edge (black); the loose one does not.
+    black = lambda crop: float((align_face(crop, marks).max(axis=2) == 0).mean())  # noqa: E731
+    marks = tight_marks
+    assert black(tight) > 0.05
+    marks = loose_marks
+    assert black(loose) < 0.005
+
+
+def test_families_share_coarse_looks_and_differ_in_detail() -> None:
+    look = lambda: np.random.default_rng([5, 5])  # noqa: E731
+    a = sample_person(np.random.default_rng([1]), 1, look=look())
+    b = sample_person(np.random.default_rng([2]), 2, look=look())
+    for name in ("gender", "age_group", "skin_tone", "hair_style", "hair_colour", "head_width", "jaw_width"):
+        assert getattr(a, name) == getattr(b, name), name
+    assert a.eye_spacing != b.eye_spacing and a.nose_length != b.nose_length

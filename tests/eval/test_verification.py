@@ -1,12 +1,20 @@
-"""Verification metrics: template averaging, pair scores, TAR at FAR by the exact-threshold rule."""
+"""Verification: the names older code imports from here, and the one-call 1:1 evaluation."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
 from sklearn.metrics import roc_curve
 
-from dmlfaces.eval.verification import mean_template_descriptors, pair_scores, tar_at_far, unit_rows
+from dmlfaces.eval.verification import (
+    evaluate_one_to_one,
+    mean_template_descriptors,
+    pair_scores,
+    tar_at_far,
+    unit_rows,
+)
 
 
 def test_mean_template_descriptors_average_unit_features() -> None:
@@ -22,7 +30,7 @@ def test_pair_scores_are_cosines_and_unknown_templates_fail() -> None:
     templates = np.array([1, 5])
     descriptors = unit_rows(np.array([[1.0, 0.0], [1.0, 1.0]]))
     assert np.allclose(pair_scores(templates, descriptors, np.array([[1, 5], [5, 5]])), [np.sqrt(0.5), 1.0])
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="template 4 is unknown"):
         pair_scores(templates, descriptors, np.array([[1, 4]]))
 
 
@@ -50,3 +58,34 @@ def test_tar_at_far_with_ties_never_exceeds_the_target() -> None:
 def test_tar_at_far_needs_both_classes() -> None:
     with pytest.raises(ValueError):
         tar_at_far(np.array([0.1, 0.2]), np.array([1, 1]), [0.1])
+
+
+def test_evaluate_one_to_one_report_is_json_ready(small_protocol) -> None:
+    p = small_protocol
+    noisy = unit_rows(p.descriptors + np.random.default_rng(0).normal(scale=0.5, size=p.descriptors.shape))
+    report = evaluate_one_to_one({"clean": (p.templates, p.descriptors), "noisy": (p.templates, noisy)}, p.pairs,
+                                 p.labels, fars=(1e-3, 1e-2), template_subjects=(p.templates, p.subjects),
+                                 resamples=50, seed=1, keep_scores=True)
+    data = json.loads(json.dumps(report.to_dict()))
+    assert set(data["methods"]) == {"clean", "noisy"} and set(data["methods"]["clean"]) == {"0.001", "0.01"}
+    row = data["methods"]["clean"]["0.01"]
+    assert set(row) == {"tar_nearest", "tar_exact", "ci_low", "ci_high", "ci_low_exact", "ci_high_exact"}
+    assert row["ci_low"] <= row["tar_nearest"] <= row["ci_high"]
+    assert row["ci_low_exact"] <= row["tar_exact"] <= row["ci_high_exact"]
+    assert data["bootstrap"] == {"unit": "subject", "resamples": 50, "confidence": 0.95, "interval": "percentile",
+                                 "seed": 1}
+    assert (data["genuine_pairs"], data["impostor_pairs"]) == (int(p.labels.sum()), len(p.labels) - int(p.labels.sum()))
+    assert data["methods"]["clean"]["0.01"]["tar_nearest"] > data["methods"]["noisy"]["0.01"]["tar_nearest"]
+    scores = report.methods["clean"].scores
+    assert report.methods["clean"].tar_exact == tar_at_far(scores, p.labels, (1e-3, 1e-2))
+
+
+def test_evaluate_one_to_one_without_bootstrap_and_with_missing_templates(small_protocol) -> None:
+    p = small_protocol
+    report = evaluate_one_to_one({"m": (p.templates, p.descriptors)}, p.pairs, p.labels)
+    assert list(report.fars) == [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1] and report.methods["m"].scores is None
+    assert report.to_dict()["methods"]["m"]["0.1"]["ci_low"] is None
+    with pytest.raises(KeyError, match=f"template {p.templates[0]} is unknown"):
+        evaluate_one_to_one({"m": (p.templates[1:], p.descriptors[1:])}, p.pairs, p.labels)
+    with pytest.raises(ValueError, match="need template_subjects"):
+        evaluate_one_to_one({"m": (p.templates, p.descriptors)}, p.pairs, p.labels, resamples=10)

@@ -59,9 +59,10 @@ def test_two_gloo_processes_match_one_process_of_the_same_global_batch(tiny_data
             assert torch.equal(ddp[key], single[key])
             continue
         moved = (single[key] - initial[key]).norm()
-        if moved > 1e-4:  # parameters that did move (some biases get ~zero gradient)
+        if moved > 1e-4:  # parameters that did move: differences small next to how far training moved them
             assert (ddp[key] - single[key]).norm() < 0.05 * moved, key
-        assert torch.allclose(ddp[key], single[key], atol=1e-3, rtol=1e-3), key
+        else:  # parameters that barely moved (some biases get ~zero gradient): equal to rounding
+            assert torch.allclose(ddp[key], single[key], atol=1e-3, rtol=1e-3), key
 
 
 def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(tiny_data: Path, tmp_path: Path) -> None:

@@ -119,26 +119,42 @@ def _person_rng_colour(rng: np.random.Generator, base: tuple[int, int, int], spr
     return tuple(int(c) for c in colour)
 
 
-def sample_person(rng: np.random.Generator, person_id: int) -> PersonFactors:
-    """Draw one identity. The rng must be the person's own stream so that identities are stable."""
-    male = bool(rng.random() < 0.5)
-    older = bool(rng.random() < 0.4)
+def sample_person(rng: np.random.Generator, person_id: int, look: np.random.Generator | None = None) -> PersonFactors:
+    """Draw one identity.
+
+    Args:
+        rng: the person's own stream (fine detail: eyes, brows, nose, mouth, ears, moles); it must be
+            the person's alone so that identities are stable.
+        look: the stream of the person's lookalike family, shared by its members: the coarse appearance
+            (gender, age group, skin, hair, head shape). Real people resemble each other at that level,
+            so telling lookalikes apart takes the fine detail that blur and low resolution destroy.
+            ``None`` makes a family of one.
+    """
+    look = rng if look is None else look
+    male = bool(look.random() < 0.5)
+    older = bool(look.random() < 0.4)
     # Skin tone is bimodal so that the pale / dark label is meaningful, but continuous within a mode.
-    dark = rng.random() < 0.45
-    skin_tone = float(np.clip(rng.beta(3, 9) if not dark else 1.0 - rng.beta(3, 9), 0.0, 1.0))
+    dark = look.random() < 0.45
+    skin_tone = float(np.clip(look.beta(3, 9) if not dark else 1.0 - look.beta(3, 9), 0.0, 1.0))
     style_p = [0.55, 0.05, 0.1, 0.15, 0.15] if male else [0.1, 0.5, 0.25, 0.0, 0.15]
-    hair_colour = str(rng.choice(HAIR_COLOURS, p=[0.45, 0.3, 0.15, 0.1] if skin_tone < 0.5 else [0.8, 0.17, 0.02, 0.01]))
+    hair_colour = str(look.choice(HAIR_COLOURS, p=[0.45, 0.3, 0.15, 0.1] if skin_tone < 0.5 else [0.8, 0.17, 0.02, 0.01]))
+    coarse = {
+        "skin_hue": float(look.normal(0.0, 1.0)),
+        "head_width": float(look.uniform(36, 44) + (2.0 if male else 0.0)),
+        "jaw_width": float(look.uniform(22, 32) + (4.0 if male else -1.0)),
+        "chin_length": float(look.uniform(12, 20) + (2.0 if male else 0.0)),
+        "forehead_height": float(look.uniform(28, 38)),
+        "hair_style": str(look.choice(HAIR_STYLES, p=style_p)),
+        "grey_fraction": float(look.uniform(0.4, 1.0)) if older else 0.0,
+    }
     lip_base = (150, 70, 80) if not male else (160, 100, 95)
     return PersonFactors(
         person_id=person_id,
         gender="male" if male else "female",
         age_group="older" if older else "young",
         skin_tone=skin_tone,
-        skin_hue=float(rng.normal(0.0, 1.0)),
-        head_width=float(rng.uniform(36, 44) + (2.0 if male else 0.0)),
-        jaw_width=float(rng.uniform(22, 32) + (4.0 if male else -1.0)),
-        chin_length=float(rng.uniform(12, 20) + (2.0 if male else 0.0)),
-        forehead_height=float(rng.uniform(28, 38)),
+        hair_colour=hair_colour,
+        **coarse,
         eye_spacing=float(rng.uniform(15.0, 20.0)),
         eye_height=float(rng.uniform(-3.0, 3.0)),
         eye_size=float(rng.uniform(4.0, 6.5) + (0.0 if male else 0.4)),
@@ -152,9 +168,6 @@ def sample_person(rng: np.random.Generator, person_id: int) -> PersonFactors:
         lip_thickness=float(rng.uniform(1.5, 4.5) - (0.5 if male else 0.0)),
         lip_colour=_person_rng_colour(rng, lip_base, 12),
         ear_size=float(rng.uniform(6, 11)),
-        hair_style=str(rng.choice(HAIR_STYLES, p=style_p)),
-        hair_colour=hair_colour,
-        grey_fraction=float(rng.uniform(0.4, 1.0)) if older else 0.0,
         beard_style=str(rng.choice(["full", "goatee", "stubble"], p=[0.5, 0.25, 0.25])),
         glasses_frame=str(rng.choice(GLASSES_FRAMES)),
         glasses_shape=str(rng.choice(["round", "rect"])),
@@ -298,9 +311,9 @@ def _head_outline(person: PersonFactors, n: int = 40) -> np.ndarray:
     return np.stack([xs, ys], axis=1)
 
 
-def _background(image: ImageFactors) -> Image.Image:
-    """The scene behind the head, drawn at 2x."""
-    size = SIZE * SUPERSAMPLE
+def _background(image: ImageFactors, side: int) -> Image.Image:
+    """The scene behind the head, ``side`` pixels a side, drawn at 2x."""
+    size = side * SUPERSAMPLE
     rng = np.random.default_rng(image.background_seed)
     base = np.array(image.background_colour, dtype=float)
     if image.background == "plain":
@@ -482,26 +495,30 @@ def _draw_face(canvas: Image.Image, person: PersonFactors, image: ImageFactors) 
     return np.array([eye_centres[0], eye_centres[1], nose, mouth_l, mouth_r], dtype=np.float64)
 
 
-def _framing_matrix(image: ImageFactors) -> np.ndarray:
-    """(2, 3) forward affine of the framing: roll and scale about the head centre, then shift."""
+def _framing_matrix(image: ImageFactors, margin: int = 0) -> np.ndarray:
+    """(2, 3) forward affine of the framing: roll and scale about the head centre, then shift (and the margin)."""
     c, s = math.cos(image.roll) * image.scale, math.sin(image.roll) * image.scale
-    tx = CENTRE_X + image.shift_x - (c * CENTRE_X - s * CENTRE_Y)
-    ty = CENTRE_Y + image.shift_y - (s * CENTRE_X + c * CENTRE_Y)
+    tx = margin + CENTRE_X + image.shift_x - (c * CENTRE_X - s * CENTRE_Y)
+    ty = margin + CENTRE_Y + image.shift_y - (s * CENTRE_X + c * CENTRE_Y)
     return np.array([[c, -s, tx], [s, c, ty]])
 
 
-def render_face(person: PersonFactors, image: ImageFactors) -> tuple[np.ndarray, np.ndarray]:
+def render_face(person: PersonFactors, image: ImageFactors, margin: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Render one face.
 
+    Args:
+        margin: scene pixels around the 112-pixel frame on each side. A detector's loose crop has such
+            context, so aligning it to the template from its landmarks finds scene, not empty border.
     Returns:
-        pixels: (112, 112, 3) uint8 RGB, before JPEG compression.
+        pixels: (S, S, 3) uint8 RGB, S = 112 + 2 margin, before JPEG compression.
         landmarks: (5, 2) float64 (x, y) of left eye, right eye, nose tip, left and right mouth corner.
     """
-    canvas = _background(image)
+    side = SIZE + 2 * margin
+    canvas = _background(image, side)
     # The head is drawn on a transparent layer so that framing moves the person, not the scene.
     face_layer = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
     landmarks = _draw_face(face_layer, person, image)
-    forward = _framing_matrix(image)
+    forward = _framing_matrix(image, margin)
     inverse = np.linalg.inv(np.vstack([forward, [0, 0, 1]]))[:2]
     # PIL's AFFINE maps output pixels to input pixels; at 2x only the translation scales.
     coeffs = (inverse[0, 0], inverse[0, 1], inverse[0, 2] * SUPERSAMPLE,
@@ -509,29 +526,30 @@ def render_face(person: PersonFactors, image: ImageFactors) -> tuple[np.ndarray,
     warped = face_layer.transform(canvas.size, Image.Transform.AFFINE, coeffs, resample=Image.Resampling.BILINEAR)
     canvas = Image.alpha_composite(canvas.convert("RGBA"), warped).convert("RGB")
     landmarks = landmarks @ forward[:, :2].T + forward[:, 2]
-    pixels = canvas.resize((SIZE, SIZE), Image.Resampling.BOX)
-    pixels = _degrade(pixels, image)
+    pixels = canvas.resize((side, side), Image.Resampling.BOX)
+    pixels = _degrade(pixels, image, margin)
     return pixels, landmarks
 
 
-def _degrade(pixels: Image.Image, image: ImageFactors) -> np.ndarray:
+def _degrade(pixels: Image.Image, image: ImageFactors, margin: int) -> np.ndarray:
     """Occlusion, illumination, low resolution, blur and noise, in the order a camera applies them."""
     rng = np.random.default_rng(image.noise_seed)
+    side = pixels.size[0]
     if image.occlusion > 0:
         draw = ImageDraw.Draw(pixels)
-        side = math.sqrt(image.occlusion) * 70
-        cx = CENTRE_X + image.shift_x + image.occlusion_x * 25
-        cy = CENTRE_Y + image.shift_y + image.occlusion_y * 25
+        extent = math.sqrt(image.occlusion) * 70
+        cx = margin + CENTRE_X + image.shift_x + image.occlusion_x * 25
+        cy = margin + CENTRE_Y + image.shift_y + image.occlusion_y * 25
         colour = tuple(int(c) for c in rng.integers(0, 256, 3))
-        draw.rectangle([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], fill=colour)
+        draw.rectangle([cx - extent / 2, cy - extent / 2, cx + extent / 2, cy + extent / 2], fill=colour)
     array = np.asarray(pixels, dtype=np.float32)
-    yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32) / (SIZE - 1) - 0.5
+    yy, xx = np.mgrid[0:side, 0:side].astype(np.float32) / (side - 1) - 0.5
     light = 1.0 + image.light_strength * (math.cos(image.light_angle) * xx + math.sin(image.light_angle) * yy) * 1.6
     array = array * (light[..., None] * image.brightness)
     pixels = Image.fromarray(np.clip(array, 0, 255).astype(np.uint8))
     if image.low_resolution < 1.0:
-        small = max(8, int(round(SIZE * image.low_resolution)))
-        pixels = pixels.resize((small, small), Image.Resampling.BILINEAR).resize((SIZE, SIZE), Image.Resampling.BILINEAR)
+        small = max(8, int(round(side * image.low_resolution)))
+        pixels = pixels.resize((small, small), Image.Resampling.BILINEAR).resize((side, side), Image.Resampling.BILINEAR)
     if image.blur > 0.05:
         pixels = pixels.filter(ImageFilter.GaussianBlur(image.blur))
     array = np.asarray(pixels, dtype=np.float32)

@@ -45,10 +45,18 @@ from dmlfaces.data.faces import (
 )
 from dmlfaces.io import atomic_path
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 MANIFEST = "synthfaces.json"
 # Streams of the seed sequence; never renumber them, or every data set changes.
-PERSON, IMAGE, LAYOUT, PAIRS = 0, 1, 2, 3
+PERSON, IMAGE, LAYOUT, PAIRS, FAMILY = 0, 1, 2, 3, 4
+# Consecutive person numbers form lookalike families of this size (coarse appearance shared; see
+# faces.sample_person); the split offsets are multiples of it, so no family spans two splits.
+FAMILY_SIZE = 4
+# Difficulty of the training images: Beta(1.2, 1.8), mean 0.4 and a long tail of poor images. An embedding
+# learns to give hard images low norms only if it trains on them (AdaFace trains with low-quality augmentation).
+TRAIN_DIFFICULTY = (1.2, 1.8)
+# IJB loose crops are 112 + 2 * 24 = 160 pixels: the detector's box with context around the face.
+LOOSE_MARGIN = 24
 # First identity number of each split: blocks far apart keep the splits disjoint as presets grow.
 SPLIT_OFFSETS = {"train": 0, "ijbs": 1_000_000, "celeba": 2_000_000}
 
@@ -80,6 +88,7 @@ class RenderJob:
     path: str  # relative to the output directory
     person: PersonFactors
     image: ImageFactors
+    margin: int = 0  # scene pixels around the 112-pixel frame (loose crops)
 
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
@@ -88,7 +97,7 @@ def _rng(seed: int, *key: int) -> np.random.Generator:
 
 def person_factors(seed: int, person_id: int) -> PersonFactors:
     """The identity-level factors of global person number ``person_id``."""
-    return sample_person(_rng(seed, PERSON, person_id), person_id)
+    return sample_person(_rng(seed, PERSON, person_id), person_id, look=_rng(seed, FAMILY, person_id // FAMILY_SIZE))
 
 
 def _clip_frames(seed: int, person: PersonFactors, key: tuple[int, ...], n_frames: int, difficulty: float) -> list[ImageFactors]:
@@ -159,7 +168,7 @@ def _ijb_crops(seed: int, preset: Preset) -> list[_IJBCrop]:
                 else:
                     images = [sample_image(_rng(seed, IMAGE, g, t, m), person, difficulty=float(layout.beta(1.5, 3)), loose=True)]
                 for f, image in enumerate(images):
-                    job = RenderJob(f"IJBS/loose_crop/{len(crops) + 1}.jpg", person, image)
+                    job = RenderJob(f"IJBS/loose_crop/{len(crops) + 1}.jpg", person, image, LOOSE_MARGIN)
                     crops.append(_IJBCrop(job, template_id, media_id, k + 1, "clip" if is_clip else "still", f))
     return crops
 
@@ -218,7 +227,7 @@ RENDERED_CELEBA_ATTRIBUTES = (
 def _render_to(args: tuple[Path, RenderJob]) -> np.ndarray:
     """Worker: render one job, write its JPEG, return its (5, 2) landmarks."""
     root, job = args
-    pixels, landmarks = render_face(job.person, job.image)
+    pixels, landmarks = render_face(job.person, job.image, job.margin)
     (root / job.path).write_bytes(encode_jpeg(pixels, job.image.jpeg_quality))
     return landmarks
 
@@ -278,7 +287,7 @@ def synthesize(out: str | os.PathLike[str], preset: str = "default", seed: int =
                      "media_kind": extra.get("media_kind", "still"), "frame": extra.get("frame", 0),
                      **factor_record(job.person, job.image)})
 
-    for _, j, person, image in _aligned_images(seed, "train", sizes.train_identities, sizes.train_images_per_identity, (1.5, 3)):
+    for _, j, person, image in _aligned_images(seed, "train", sizes.train_identities, sizes.train_images_per_identity, TRAIN_DIFFICULTY):
         g = person.person_id
         add(RenderJob(f"train/{g:07d}/{j:04d}.jpg", person, image), "train", f"{g:07d}")
 

@@ -1,66 +1,129 @@
-"""1:1 verification metrics: template descriptors, pair scores and TAR at fixed FAR."""
+"""1:1 verification: scores of template pairs, TAR at fixed FAR with bootstrap intervals, per method.
+
+``evaluate_one_to_one`` is the one call a notebook makes: descriptors of each method in, a report
+out whose ``to_dict()`` is written as ``results/metrics/verification.json``. The pieces live in
+``templates`` (descriptors), ``scoring`` (pair scores), ``roc`` (the two TAR@FAR rules) and
+``bootstrap`` (subject resampling); the names older code imports from here stay importable.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
+from dmlfaces.eval.bootstrap import bootstrap_tar_at_far, pair_subjects
+from dmlfaces.eval.roc import FARS, check_fars, tar_at_far, tar_at_far_rules
+from dmlfaces.eval.scoring import pair_scores, score_pairs
+from dmlfaces.eval.templates import mean_template_descriptors, unit_rows
 
-def unit_rows(features: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    """(N, D) rows scaled to unit L2 norm (zero rows stay zero)."""
-    norms = np.linalg.norm(features, axis=1, keepdims=True)
-    return features / np.maximum(norms, eps)
+__all__ = [
+    "FARS", "MethodResult", "OneToOneReport", "evaluate_one_to_one", "mean_template_descriptors", "pair_scores",
+    "single_image_pairs", "tar_at_far", "unit_rows",
+]
 
 
-def mean_template_descriptors(features: np.ndarray, template_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Average the unit crop features of each template, without a Python loop over templates.
+@dataclass(frozen=True, eq=False)
+class MethodResult:
+    """1:1 results of one method.
+
+    Attributes:
+        tar_nearest, tar_exact: target FAR -> TAR by the nearest and the exact rule (``roc``).
+        interval_nearest, interval_exact: target FAR -> (low, high) bootstrap percentile interval,
+            empty without bootstrap.
+        scores: (P,) float64 pair scores when kept (for ROC figures), else None.
+    """
+
+    tar_nearest: dict[float, float]
+    tar_exact: dict[float, float]
+    interval_nearest: dict[float, tuple[float, float]]
+    interval_exact: dict[float, tuple[float, float]]
+    scores: np.ndarray | None
+
+
+@dataclass(frozen=True, eq=False)
+class OneToOneReport:
+    """TAR at FAR of several methods on one pair list."""
+
+    fars: tuple[float, ...]
+    methods: dict[str, MethodResult]
+    genuine_pairs: int
+    impostor_pairs: int
+    resamples: int
+    confidence: float
+    seed: int
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-able: per method, per FAR (``f"{far:g}"``) tar_nearest, tar_exact, ci_low, ci_high
+        (the nearest rule's interval) and ci_low_exact, ci_high_exact; intervals are None without bootstrap."""
+        methods = {}
+        for name, result in self.methods.items():
+            rows = {}
+            for far in self.fars:
+                low, high = result.interval_nearest.get(far, (None, None))
+                low_exact, high_exact = result.interval_exact.get(far, (None, None))
+                rows[f"{far:g}"] = {"tar_nearest": result.tar_nearest[far], "tar_exact": result.tar_exact[far],
+                                    "ci_low": low, "ci_high": high, "ci_low_exact": low_exact,
+                                    "ci_high_exact": high_exact}
+            methods[name] = rows
+        return {
+            "methods": methods,
+            "genuine_pairs": self.genuine_pairs,
+            "impostor_pairs": self.impostor_pairs,
+            "bootstrap": {"unit": "subject", "resamples": self.resamples, "confidence": self.confidence,
+                          "interval": "percentile", "seed": self.seed},
+        }
+
+
+def evaluate_one_to_one(
+    descriptors_by_method: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    pairs: np.ndarray,
+    labels: np.ndarray,
+    *,
+    fars: Sequence[float] = FARS,
+    template_subjects: tuple[np.ndarray, np.ndarray] | None = None,
+    resamples: int = 0,
+    confidence: float = 0.95,
+    seed: int = 0,
+    keep_scores: bool = False,
+) -> OneToOneReport:
+    """Score every pair with each method's descriptors and measure TAR at FAR by both rules.
 
     Args:
-        features: (N, D) crop features.
-        template_ids: (N,) template id of each crop.
-    Returns:
-        templates: (T,) sorted unique template ids; descriptors: (T, D) unit descriptors.
+        descriptors_by_method: method name -> (templates (T,) sorted unique ids, descriptors (T, D) unit rows).
+        pairs: (P, 2) template ids; labels: (P,) 1 genuine, 0 impostor (``IJBProtocol.pairs`` and
+            ``pair_labels``).
+        template_subjects: (template ids (T',), subject ids (T',)), needed when ``resamples`` > 0.
+        resamples: subject bootstrap resamples B per method (0: no intervals); all methods see the
+            same resamples, so their intervals are comparable.
+        keep_scores: keep each method's (P,) scores in the report, e.g. for ``figures.plot_roc``.
+    Raises:
+        KeyError: a pair names a template a method has no descriptor for.
+        ValueError: non-finite or non-unit descriptors, bad labels or targets, missing subjects.
     """
-    templates, index = np.unique(template_ids, return_inverse=True)
-    sums = np.zeros((len(templates), features.shape[1]), dtype=np.float64)
-    np.add.at(sums, index, unit_rows(features.astype(np.float64)))
-    return templates, unit_rows(sums)
-
-
-def pair_scores(templates: np.ndarray, descriptors: np.ndarray, pairs: np.ndarray) -> np.ndarray:
-    """(P,) cosine scores of template pairs; ``pairs`` is (P, 2) template ids, ``descriptors`` unit rows."""
-    position = np.searchsorted(templates, pairs)
-    if np.any(templates[np.minimum(position, len(templates) - 1)] != pairs):
-        raise KeyError("a pair names a template without a descriptor")
-    return np.einsum("pd,pd->p", descriptors[position[:, 0]], descriptors[position[:, 1]])
-
-
-def tar_at_far(scores: np.ndarray, labels: np.ndarray, fars: Sequence[float]) -> dict[float, float]:
-    """True accept rate at each target false accept rate, by the exact-threshold rule.
-
-    For each target the threshold is the lowest one whose FAR does not exceed the target (a pair is
-    accepted when its score is strictly above the threshold), and TAR is measured there. Only the
-    few largest impostor scores are ordered, so no full sort is needed.
-
-    Args:
-        scores: (P,) similarity scores; labels: (P,) 1 genuine, 0 impostor.
-    """
-    scores = np.asarray(scores, dtype=np.float64)
-    labels = np.asarray(labels).astype(bool)
-    genuine, impostor = scores[labels], scores[~labels]
-    if len(genuine) == 0 or len(impostor) == 0:
-        raise ValueError("tar_at_far needs both genuine and impostor pairs")
-    result = {}
-    for far in fars:
-        allowed = int(np.floor(far * len(impostor)))  # false accepts the target permits
-        if allowed >= len(impostor):
-            threshold = -np.inf
-        else:
-            # The (allowed+1)-th largest impostor score: accepting strictly above it admits at most `allowed`.
-            threshold = np.partition(impostor, len(impostor) - 1 - allowed)[len(impostor) - 1 - allowed]
-        result[float(far)] = float(np.mean(genuine > threshold))
-    return result
+    fars = check_fars(fars)
+    labels = np.asarray(labels)
+    subjects = None
+    if resamples > 0:
+        if template_subjects is None:
+            raise ValueError("bootstrap intervals need template_subjects (template ids, subject ids)")
+        subjects = pair_subjects(pairs, *template_subjects)
+    methods = {}
+    for name, (templates, descriptors) in descriptors_by_method.items():
+        scores = score_pairs(templates, descriptors, pairs)
+        nearest, exact = tar_at_far_rules(scores, labels, fars)
+        intervals: dict[str, dict[float, tuple[float, float]]] = {"nearest": {}, "exact": {}}
+        if subjects is not None:
+            samples = bootstrap_tar_at_far(scores, labels, subjects, fars, resamples=resamples, seed=seed)
+            for rule, interval in intervals.items():
+                low, high = samples.interval(rule, confidence)
+                interval.update({far: (float(lo), float(hi)) for far, lo, hi in zip(fars, low, high)})
+        methods[name] = MethodResult(tar_nearest=nearest, tar_exact=exact, interval_nearest=intervals["nearest"],
+                                     interval_exact=intervals["exact"], scores=scores if keep_scores else None)
+    genuine = int(np.count_nonzero(labels))
+    return OneToOneReport(fars=fars, methods=methods, genuine_pairs=genuine, impostor_pairs=len(labels) - genuine,
+                          resamples=resamples, confidence=confidence, seed=seed)
 
 
 def single_image_pairs(
