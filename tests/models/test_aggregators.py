@@ -138,3 +138,15 @@ def test_attention_equals_torch_multihead_attention():
     mask[1, 7:] = False
     expected, _ = reference(query, keys, keys, key_padding_mask=~mask)
     torch.testing.assert_close(ours(query, keys, keys, mask), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_a_huge_single_set_takes_the_chunked_path_with_the_same_result():
+    torch.manual_seed(2)
+    model = CoresetAggregator(D, heads=4, k=3).eval()
+    n = CoresetAggregator.STREAM_ABOVE + 500
+    features, norms, mask, _ = _batch([n, 3], seed=9)
+    with torch.no_grad():
+        batched, batched_norms = model(features, norms, mask)  # two sets: the in-memory path
+        alone, alone_norm = model(features[:1], norms[:1], mask[:1])  # one huge set: chunks
+    torch.testing.assert_close(alone[0], batched[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(alone_norm[0], batched_norms[0], atol=1e-3, rtol=1e-5)

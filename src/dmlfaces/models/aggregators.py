@@ -195,6 +195,8 @@ class CoresetAggregator(nn.Module):
         tau: Gumbel-Softmax temperature in training.
     """
 
+    STREAM_ABOVE = 8192  # faces; a single set larger than this is evaluated in chunks of this size
+
     def __init__(self, dim: int = 512, heads: int = 8, k: int = 3, dropout: float = 0.1, gamma: float = 0.01,
                  learn_gamma: bool = True, tau: float = 1.0) -> None:
         super().__init__()
@@ -226,6 +228,18 @@ class CoresetAggregator(nn.Module):
 
     def forward(self, features, norms, mask, media=None):
         _check_sets(mask)
+        if not self.training and features.shape[0] == 1 and features.shape[1] > self.STREAM_ABOVE:
+            # One huge set (a long video): the chunked path gives the same descriptor with temporaries of one
+            # chunk, which stay in cache instead of streaming N x D arrays through memory several times.
+            kept = mask[0]
+            face_features, face_norms = (features[0], norms[0]) if kept.all() else (features[0, kept], norms[0, kept])
+
+            def chunks():
+                for start in range(0, len(face_norms), self.STREAM_ABOVE):
+                    yield face_features[start:start + self.STREAM_ABOVE], face_norms[start:start + self.STREAM_ABOVE]
+
+            descriptor, norm = self.forward_stream(chunks)
+            return descriptor[None], norm[None]
         x = features * norms[..., None]
         picks, pick_mask = farthest_point_picks(features, norms, mask, self.k, self.gamma, self.training, self.tau)
         core = picks @ x
