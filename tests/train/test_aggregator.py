@@ -128,6 +128,9 @@ def test_config_is_validated(tmp_path):
     path.write_text(yaml.safe_dump({"aggregator": {"k": 0}}))
     with pytest.raises(ValueError, match="aggregator.k = 0"):
         load_config(path)
+    path.write_text(yaml.safe_dump({"aggregator": {"gamma_lr": -1.0}}))
+    with pytest.raises(ValueError, match="gamma_lr = -1.0"):
+        load_config(path)
     path.write_text(yaml.safe_dump({"aggregator": {"K": 3}}))
     with pytest.raises(ValueError, match="unknown keys \\['K'\\]"):
         load_config(path)

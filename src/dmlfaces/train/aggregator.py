@@ -58,6 +58,7 @@ class AggregatorConfig:
     epochs: int = 6
     batch_size: int = 20
     lr: float = 1e-4
+    gamma_lr: float | None = None  # learning rate of gamma's own group (None: lr)
     weight_decay: float = 1e-3
     max_grad_norm: float = 1.0
     margin: float = 0.8
@@ -76,8 +77,8 @@ class AggregatorConfig:
                 raise ValueError(f"aggregator.{key} = {getattr(self, key)!r}; it must be a positive integer")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"aggregator.dropout = {self.dropout}; it must lie in [0, 1)")
-        if self.lr <= 0 or self.tau <= 0:
-            raise ValueError("aggregator.lr and aggregator.tau must be positive")
+        if self.lr <= 0 or self.tau <= 0 or (self.gamma_lr is not None and self.gamma_lr <= 0):
+            raise ValueError(f"aggregator.lr = {self.lr}, gamma_lr = {self.gamma_lr}, tau = {self.tau}: each must be positive")
 
 
 def precompute_views(backbone_path: str | Path, train_root: str | Path, views: int, seed: int, out: str | Path,
@@ -214,7 +215,7 @@ def train_aggregator(views_path: str | Path, out_dir: str | Path, config: Aggreg
     gamma = [p for n, p in model.named_parameters() if n.endswith("gamma")]
     rest = [p for n, p in model.named_parameters() if not n.endswith("gamma")]
     optimizer = torch.optim.AdamW([{"params": rest, "weight_decay": config.weight_decay},
-                                   {"params": gamma, "weight_decay": 0.0}], lr=config.lr)
+                                   {"params": gamma, "weight_decay": 0.0, "lr": config.gamma_lr or config.lr}], lr=config.lr)
     loop = LoopConfig(epochs=config.epochs, batch_size=config.batch_size, checkpoint_dir=out_dir / "checkpoints",
                       checkpoint_every=config.checkpoint_every, seed=config.seed, max_grad_norm=config.max_grad_norm,
                       amp=config.amp, description=f"aggregator ({config.method})", on_step=kill_switch(),
