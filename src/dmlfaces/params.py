@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
 
 import yaml
 
 Config = TypeVar("Config")
+
+
+def check_choice(section: str, key: str, value: object, choices: Sequence[object]) -> None:
+    """Raise ValueError naming ``section.key``, its value and the allowed values unless ``value`` is one of them."""
+    if value not in choices:
+        raise ValueError(f"{section}.{key} = {value!r}; choose one of {list(choices)}")
+
+
+def check_positive_ints(config: object, section: str, keys: Sequence[str]) -> None:
+    """Raise ValueError naming the first of ``keys`` whose value on ``config`` is not a positive integer."""
+    for key in keys:
+        value = getattr(config, key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{section}.{key} = {value!r}; it must be a positive integer")
 
 
 def read_params(params_path: str | Path) -> dict:

@@ -55,10 +55,12 @@ def picked_quality(aggregator: CoresetAggregator, features: np.ndarray, norms: n
     """
     templates, order, starts = group_crops(template_ids)
     members = [order[starts[t]:starts[t + 1]] for t in range(len(templates))]
-    batch_features, batch_norms, mask, _ = pad_sets(features, norms, None, members)
+    # The crop index rides in the media slot, so the picks map back to crops without a second padding.
+    batch_features, batch_norms, mask, crop_of_slot = pad_sets(features, norms, np.arange(len(norms)), members)
     picks, pick_mask = farthest_point_picks(batch_features, batch_norms, mask, aggregator.k, aggregator.gamma, sample=False)
-    padded_quality = torch.from_numpy(pad_sets(features, quality.astype(np.float32), None, members)[1].numpy())
-    picked = (picks @ padded_quality[:, :, None])[..., 0]  # (T, K) quality of each pick
-    picked = (picked * pick_mask).sum(1) / pick_mask.sum(1)
-    overall = (padded_quality * mask).sum(1) / mask.sum(1)
-    return picked.numpy(), overall.numpy()
+    picked_crops = torch.gather(crop_of_slot, 1, picks.argmax(-1)).numpy()  # (T, K)
+    valid = pick_mask.numpy()
+    picked = (quality[picked_crops] * valid).sum(1) / valid.sum(1)
+    index = np.unique(template_ids, return_inverse=True)[1]
+    overall = np.bincount(index, quality) / np.bincount(index)
+    return picked, overall

@@ -31,7 +31,7 @@ from dmlfaces.io import atomic_path, write_json
 from dmlfaces.models.aggregators import build_aggregator
 from dmlfaces.models.checkpoints import load_backbone
 from dmlfaces.models.losses import AdaFaceLoss
-from dmlfaces.params import load_section, read_params
+from dmlfaces.params import check_choice, check_positive_ints, load_section, read_params
 from dmlfaces.train.distributed import init_distributed
 from dmlfaces.train.embedding import kill_switch
 from dmlfaces.train.loop import LoopConfig, epoch_order, train_loop
@@ -70,11 +70,9 @@ class AggregatorConfig:
     amp: bool = True
 
     def __post_init__(self) -> None:
-        if self.method not in TRAINABLE:
-            raise ValueError(f"aggregator.method = {self.method!r}; choose one of {list(TRAINABLE)}")
-        for key in ("k", "heads", "max_set_size", "max_clip", "templates_per_identity", "epochs", "batch_size", "checkpoint_every"):
-            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
-                raise ValueError(f"aggregator.{key} = {getattr(self, key)!r}; it must be a positive integer")
+        check_choice("aggregator", "method", self.method, TRAINABLE)
+        check_positive_ints(self, "aggregator", ("k", "heads", "max_set_size", "max_clip", "templates_per_identity",
+                                                 "epochs", "batch_size", "checkpoint_every"))
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"aggregator.dropout = {self.dropout}; it must lie in [0, 1)")
         if self.lr <= 0 or self.tau <= 0 or (self.gamma_lr is not None and self.gamma_lr <= 0):

@@ -25,7 +25,7 @@ from dmlfaces.data.transforms import to_input_tensor
 from dmlfaces.io import atomic_path, write_json
 from dmlfaces.models.backbones import DEPTHS, build_backbone
 from dmlfaces.models.losses import LOSSES, build_loss
-from dmlfaces.params import load_section
+from dmlfaces.params import check_choice, check_positive_ints, load_section
 from dmlfaces.train.distributed import init_distributed
 from dmlfaces.train.loop import LoopConfig, train_loop
 
@@ -55,13 +55,9 @@ class EmbeddingConfig:
     amp: bool = True
 
     def __post_init__(self) -> None:
-        if self.loss not in LOSSES:
-            raise ValueError(f"embedding.loss = {self.loss!r}; choose one of {list(LOSSES)}")
-        if self.backbone not in ("small", *DEPTHS):
-            raise ValueError(f"embedding.backbone = {self.backbone!r}; choose one of {['small', *DEPTHS]}")
-        for key in ("epochs", "batch_size", "embedding_dim", "checkpoint_every"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"embedding.{key} = {getattr(self, key)}; it must be a positive integer")
+        check_choice("embedding", "loss", self.loss, LOSSES)
+        check_choice("embedding", "backbone", self.backbone, ("small", *DEPTHS))
+        check_positive_ints(self, "embedding", ("epochs", "batch_size", "embedding_dim", "checkpoint_every"))
 
 
 class FaceBatches:
