@@ -1,16 +1,21 @@
-"""Feature extraction: unit rows, flip test, the file format, and the CLI on the IJB layout."""
+"""Feature extraction: unit rows, flip test, the file format, the CLI on the IJB layout, and torchrun shards."""
 
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from dmlfaces.cli import main
-from dmlfaces.features import extract_features, read_features, write_features
+from dmlfaces.features import extract_features, read_features, shard_range, write_features
 from dmlfaces.models.backbones import build_backbone
+from dmlfaces.train.distributed import DistributedContext
 from dmlfaces.train.embedding import EmbeddingConfig, save_backbone
 
 
@@ -48,3 +53,28 @@ def test_extract_cli_on_ijb_layout(tiny_data: Path, tmp_path: Path) -> None:
                  "--out", str(out), "--device", "cpu", "--batch-size", "64"]) == 0
     loaded = read_features(out)
     assert loaded.names[0] == "1.jpg" and loaded.features.shape[1] == 32 and np.all(loaded.norms > 0)
+
+
+def test_shards_are_contiguous_whole_batches_covering_every_crop() -> None:
+    shares = [shard_range(10, 3, DistributedContext(rank, 3, rank, torch.device("cpu"))) for rank in range(3)]
+    assert shares == [range(0, 6), range(6, 9), range(9, 10)]  # 4 batches of 3 over 3 ranks: 2, 1, 1
+    with pytest.raises(ValueError, match="2 batches of 3, fewer than the 3 processes"):
+        shard_range(5, 3, DistributedContext(0, 3, 0, torch.device("cpu")))
+
+
+def test_two_gloo_processes_write_the_single_process_file(tiny_data: Path, tmp_path: Path) -> None:
+    save_backbone(_model(), EmbeddingConfig(backbone="small", embedding_dim=32), tmp_path / "backbone.pt")
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "dmlfaces"]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}  # torchrun's default; the single run must match it
+    for name, launcher in {"ranks": torchrun, "single": [sys.executable, "-m", "dmlfaces"]}.items():
+        result = subprocess.run([*launcher, "extract", "--backbone", str(tmp_path / "backbone.pt"), "--ijb",
+                                 str(tiny_data / "IJBS"), "--out", str(tmp_path / name / "f.npz"), "--device", "cpu",
+                                 "--batch-size", "16"], capture_output=True, text=True, env=environment, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert result.stdout.count('"crops"') == 1  # rank 0 alone reports
+    ranks, single = read_features(tmp_path / "ranks" / "f.npz"), read_features(tmp_path / "single" / "f.npz")
+    # Shares are whole batches, so each rank runs exactly the batches the single process runs: equal bit for bit.
+    assert np.array_equal(ranks.names, single.names) and np.array_equal(ranks.features, single.features)
+    assert np.array_equal(ranks.norms, single.norms)
+    assert (tmp_path / "ranks" / "f.csv").read_text() == (tmp_path / "single" / "f.csv").read_text()
+    assert sorted(p.name for p in (tmp_path / "ranks").iterdir()) == ["f.csv", "f.npz"]  # shards removed

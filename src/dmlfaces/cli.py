@@ -51,11 +51,12 @@ def _train_aggregator(args: argparse.Namespace) -> None:
 def _extract_views(args: argparse.Namespace) -> None:
     from dmlfaces.train.aggregator import precompute_views
 
-    precompute_views(args.backbone, args.data, args.views, args.seed, args.out, device=args.device)
+    precompute_views(args.backbone, args.data, args.views, args.seed, args.out, device=args.device, clips_root=args.clips)
 
 
 def _extract(args: argparse.Namespace) -> None:
-    from dmlfaces.features import extract_features, write_features
+    from dmlfaces.features import extract_features, shard_range, write_features_sharded
+    from dmlfaces.train.distributed import init_distributed, sum_over_ranks
 
     if args.ijb:
         from dmlfaces.data.ijb import read_ijb
@@ -75,18 +76,25 @@ def _extract(args: argparse.Namespace) -> None:
         folder = read_image_folder(args.folder)
         names = [str(p.relative_to(folder.root)) for p in folder.paths]
         load = lambda i: load_rgb(folder.paths[i])  # noqa: E731
+    context = init_distributed(args.device)  # under torchrun each rank extracts its share of the crops
+    share = shard_range(len(names), 1 if args.dlib else args.batch_size, context)
+    load_share = lambda j: load(share[j])  # noqa: E731
     if args.dlib:
         from dmlfaces.models.dlib_embedder import DlibEmbedder
 
-        features, norms, detected = DlibEmbedder().extract(load, len(names))
-        print(f"dlib found a face in {int(detected.sum())} of {len(names)} images (the rest are described whole)")
+        features, norms, detected = DlibEmbedder().extract(load_share, len(share), progress=context.is_main)
+        found = sum_over_ranks(int(detected.sum()), context)
+        if context.is_main:
+            print(f"dlib found a face in {found} of {len(names)} images (the rest are described whole)")
     else:
         from dmlfaces.models.checkpoints import load_backbone
 
-        features, norms = extract_features(load_backbone(args.backbone), load, len(names), batch_size=args.batch_size,
-                                           flip=not args.no_flip, device=args.device)
-    write_features(args.out, names, features, norms)
-    print(json.dumps({"out": str(args.out), "crops": len(names), "dim": int(features.shape[1])}))
+        features, norms = extract_features(load_backbone(args.backbone), load_share, len(share),
+                                           batch_size=args.batch_size, flip=not args.no_flip,
+                                           device=str(context.device), progress=context.is_main)
+    write_features_sharded(args.out, names, features, norms, context)
+    if context.is_main:
+        print(json.dumps({"out": str(args.out), "crops": len(names), "dim": int(features.shape[1])}))
 
 
 def _verify(args: argparse.Namespace) -> None:
@@ -133,6 +141,15 @@ def _attributes(args: argparse.Namespace) -> None:
         print(f"{name} ({result['protocol']}-class, {result['column']}): clustering accuracy {accuracy:.3f}")
 
 
+def _check_params(args: argparse.Namespace) -> None:
+    from dmlfaces.stage_params import check_params
+
+    try:
+        check_params(args.params, args.sections)
+    except ValueError as error:
+        raise SystemExit(f"dmlfaces check-params: {error}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dmlfaces", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -169,13 +186,14 @@ def build_parser() -> argparse.ArgumentParser:
     views = commands.add_parser("extract-views", help="features of the training images and augmented copies, for aggregator training")
     views.add_argument("--backbone", type=Path, required=True, help="the frozen embedding (backbone.pt or a public checkpoint)")
     views.add_argument("--data", type=Path, required=True, help="identity-per-folder training images")
+    views.add_argument("--clips", type=Path, help="video clips of the same identities: <identity>/<clip>/<frame>.jpg")
     views.add_argument("--out", type=Path, required=True, help="output .npz")
     views.add_argument("--views", type=int, default=2, help="augmented copies per image (besides the image itself)")
     views.add_argument("--seed", type=int, default=0)
     views.add_argument("--device", default="auto")
     views.set_defaults(run=_extract_views)
 
-    extract = commands.add_parser("extract", help="per-crop unit features and norms of a data set (npz + csv index)")
+    extract = commands.add_parser("extract", help="per-crop unit features and norms of a data set (npz + csv index; runs under torchrun for many GPUs)")
     model = extract.add_mutually_exclusive_group(required=True)
     model.add_argument("--backbone", type=Path, help="backbone.pt, an arcface_torch backbone.pth or an AdaFace .ckpt")
     model.add_argument("--dlib", action="store_true", help="dlib's pretrained 128-d face descriptor (extra 'dlib')")
@@ -208,6 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
     attributes.add_argument("--params", type=Path, help="parameters file (section 'attributes'); defaults otherwise")
     attributes.add_argument("--out", type=Path, required=True, help="output JSON report")
     attributes.set_defaults(run=_attributes)
+
+    check = commands.add_parser("check-params", help="validate params.yaml sections (types, ranges, names) before a stage runs")
+    check.add_argument("sections", nargs="+", metavar="SECTION", help="params.yaml sections the stage reads")
+    check.add_argument("--params", type=Path, default=Path("params.yaml"))
+    check.set_defaults(run=_check_params)
     return parser
 
 

@@ -3,6 +3,9 @@
 Output is one file a user can open without this package: ``<name>.npz`` with arrays ``names`` (N,),
 ``features`` (N, D) float32 unit rows and ``norms`` (N,) float32, plus ``<name>.csv`` (name, row, norm)
 as an index. Both are written atomically.
+
+Under ``torchrun`` each rank extracts a contiguous share of whole batches and saves it beside the output;
+rank 0 merges the shares into the file one process would write.
 """
 
 from __future__ import annotations
@@ -17,12 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
 from dmlfaces.data.transforms import to_input_tensor
 from dmlfaces.io import atomic_path, atomic_write_text
-from dmlfaces.train.distributed import resolve_device
+from dmlfaces.train.distributed import DistributedContext, resolve_device
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,18 +81,71 @@ def extract_features(
     return np.concatenate(features).astype(np.float32), np.concatenate(norms).astype(np.float32)
 
 
+def shard_range(count: int, batch_size: int, context: DistributedContext) -> range:
+    """This rank's contiguous share of ``range(count)``: whole batches, spread as evenly as they go.
+
+    Cutting at batch boundaries gives every rank exactly the batches one process would run, so the merged
+    features equal a single process's (bit for bit on the CPU; on GPUs up to the kernels each picks).
+    """
+    batches = -(-count // batch_size)
+    if batches < context.world_size:
+        raise ValueError(f"{count} crops make {batches} batches of {batch_size}, fewer than the {context.world_size} "
+                         "processes: use fewer processes or a smaller --batch-size")
+    per_rank, extra = divmod(batches, context.world_size)
+    first = context.rank * per_rank + min(context.rank, extra)
+    last = first + per_rank + (context.rank < extra)
+    return range(first * batch_size, min(last * batch_size, count))
+
+
+def _save_npz(path: Path, **arrays: np.ndarray) -> None:
+    """Write ``arrays`` to ``path`` (.npz, no suffix added) atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+
+
 def write_features(path: str | os.PathLike[str], names: Sequence[str], features: np.ndarray, norms: np.ndarray) -> None:
     """Write ``path`` (.npz) and its ``.csv`` index atomically."""
     path = Path(path)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, names=np.asarray(names, dtype=str), features=features.astype(np.float32),
-                     norms=norms.astype(np.float32))
+    _save_npz(path, names=np.asarray(names, dtype=str), features=features.astype(np.float32), norms=norms.astype(np.float32))
     table = io.StringIO()
     writer = csv.writer(table, lineterminator="\n")
     writer.writerow(["name", "row", "norm"])
     writer.writerows((name, row, f"{norm:.6f}") for row, (name, norm) in enumerate(zip(names, norms)))
     atomic_write_text(path.with_suffix(".csv"), table.getvalue())
+
+
+def _shard_path(path: Path, rank: int) -> Path:
+    """Hidden file beside ``path`` for rank ``rank``'s rows; a fixed name, so a rerun replaces what a failed run left."""
+    return path.with_name(f".{path.name}.shard{rank}")
+
+
+def _read_shard(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Features (S, D) and norms (S,) saved by one rank."""
+    with np.load(path) as data:
+        return data["features"], data["norms"]
+
+
+def write_features_sharded(path: str | os.PathLike[str], names: Sequence[str], features: np.ndarray, norms: np.ndarray,
+                           context: DistributedContext) -> None:
+    """``write_features`` of all ranks' rows; ``features`` (S, D) and ``norms`` (S,) are this rank's ``shard_range``.
+
+    Each rank saves its rows beside ``path``; after a barrier rank 0 concatenates them in rank order (the
+    crops' order, shares being contiguous), writes ``path`` and removes the shards. A rank that dies stops
+    the barrier, so nothing reaches the final name.
+    """
+    if not context.distributed:
+        write_features(path, names, features, norms)
+        return
+    path = Path(path)
+    _save_npz(_shard_path(path, context.rank), features=features, norms=norms)
+    dist.barrier()
+    if context.is_main:
+        shards = [_shard_path(path, rank) for rank in range(context.world_size)]
+        merged_features, merged_norms = (np.concatenate(parts) for parts in zip(*map(_read_shard, shards)))
+        write_features(path, names, merged_features, merged_norms)
+        for shard in shards:
+            shard.unlink()
 
 
 def read_features(path: str | os.PathLike[str]) -> FeatureSet:

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from dmlfaces.data.errors import DataFormatError
-from dmlfaces.data.folders import read_image_folder
+from dmlfaces.data.folders import read_clip_folder, read_image_folder
 
 
 def _image(path: Path) -> None:
@@ -55,9 +55,26 @@ def test_stray_top_level_file_missing_root_and_no_identities(tmp_path: Path) -> 
     with pytest.raises(DataFormatError) as error:
         read_image_folder(tmp_path / "data")
     assert error.value.path == str(tmp_path / "data" / "loose.jpg") and "file at the top level" in str(error.value)
-    with pytest.raises(DataFormatError, match="nowhere: image folder root does not exist"):
+    with pytest.raises(DataFormatError, match="nowhere: identity folder root does not exist"):
         read_image_folder(tmp_path / "nowhere")
     (tmp_path / "nothing").mkdir()
     (tmp_path / "nothing" / ".hidden").mkdir()
     with pytest.raises(DataFormatError, match="nothing: no identity folders"):
         read_image_folder(tmp_path / "nothing")
+
+
+def test_clip_folder_lists_frames_clip_by_clip(tmp_path: Path) -> None:
+    for identity, clip, frames in (("b", "00", 3), ("a", "01", 2), ("a", "00", 1)):
+        for f in range(frames):
+            _image(tmp_path / "clips" / identity / clip / f"{f:03d}.jpg")
+    folder = read_clip_folder(tmp_path / "clips")
+    assert [p.relative_to(tmp_path / "clips").as_posix() for p in folder.paths] == [
+        "a/00/000.jpg", "a/01/000.jpg", "a/01/001.jpg", "b/00/000.jpg", "b/00/001.jpg", "b/00/002.jpg"]
+    assert folder.clips.tolist() == [0, 1, 1, 2, 2, 2] and folder.clip_identities == ["a", "a", "b"]
+
+
+def test_clip_folder_names_the_clip_without_frames(tmp_path: Path) -> None:
+    _image(tmp_path / "clips" / "a" / "00" / "000.jpg")
+    (tmp_path / "clips" / "a" / "01").mkdir()
+    with pytest.raises(DataFormatError, match="01: clip folder holds no images"):
+        read_clip_folder(tmp_path / "clips")

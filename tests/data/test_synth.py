@@ -13,7 +13,7 @@ import pytest
 
 from dmlfaces.data import synth
 from dmlfaces.data.celeba import CELEBA_ATTRIBUTES, read_celeba
-from dmlfaces.data.folders import read_image_folder
+from dmlfaces.data.folders import read_clip_folder, read_image_folder
 from dmlfaces.data.ijb import read_ijb
 
 
@@ -64,6 +64,21 @@ def test_readers_load_the_output_and_counts_match_the_manifest(tiny_data: Path) 
     folder = read_image_folder(tiny_data / "train")
     assert len(folder.identities) == counts["train_identities"]
     assert len(folder.paths) == counts["train_images"]
+    clips = read_clip_folder(tiny_data / "train_clips")
+    assert len(clips.clip_identities) == counts["train_clips"] and len(clips.paths) == counts["train_clip_frames"]
+
+
+def test_training_clips_are_aligned_bursts_of_training_identities(tiny_data: Path) -> None:
+    truth = pd.read_csv(tiny_data / "ground_truth.csv")
+    frames = truth[truth["split"] == "train_clips"]
+    assert set(frames["person_id"]) == set(truth.loc[truth["split"] == "train", "person_id"])
+    clip_of = frames["path"].str.rsplit("/", n=1).str[0]
+    for _, clip in frames.groupby(clip_of):
+        assert 2 <= len(clip) <= 40 and clip["frame"].tolist() == list(range(len(clip)))
+        assert clip["image_yaw"].std() < 0.2 and clip["image_expression"].nunique() == 1
+    # Aligned like the training images (small framing shifts), not loose like the IJB crops.
+    shift = truth.groupby("split")["image_shift_x"].std()
+    assert shift["train_clips"] < 2 * shift["train"] and shift["ijbs"] > 2 * shift["train_clips"]
 
 
 def test_ijb_protocol_is_consistent_with_ground_truth(tiny_data: Path) -> None:
@@ -100,6 +115,7 @@ def test_splits_have_disjoint_identities(tiny_data: Path) -> None:
     assert persons["train"].isdisjoint(persons["ijbs"])
     assert persons["train"].isdisjoint(persons["celeba"])
     assert persons["ijbs"].isdisjoint(persons["celeba"])
+    assert persons["train_clips"] <= persons["train"]
 
 
 def test_celeba_labels_follow_the_rendered_factors(tiny_data: Path) -> None:

@@ -28,9 +28,32 @@ TINY = {"k": 3, "heads": 4, "epochs": 2, "batch_size": 4, "templates_per_identit
 def views(tiny_data: Path, tiny_backbone: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("views") / "views.npz"
     result = subprocess.run([sys.executable, "-m", "dmlfaces", "extract-views", "--backbone", str(tiny_backbone),
-                             "--data", str(tiny_data / "train"), "--out", str(out), "--views", "1"], capture_output=True, text=True)
+                             "--data", str(tiny_data / "train"), "--clips", str(tiny_data / "train_clips"),
+                             "--out", str(out), "--views", "1"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     return out
+
+
+def test_views_file_holds_every_clip_frame_with_its_identity(views, tiny_data):
+    stored = np.load(views)
+    frames = sorted((tiny_data / "train_clips").glob("*/*/*.jpg"))
+    identities = sorted(p.name for p in (tiny_data / "train").iterdir())
+    assert stored["clip_features"].shape == (len(frames), stored["features"].shape[-1])
+    assert np.allclose(np.linalg.norm(stored["clip_features"], axis=1), 1, atol=1e-5) and (stored["clip_norms"] > 0).all()
+    clip_names = [f"{f.parent.parent.name}/{f.parent.name}" for f in frames]
+    assert stored["clip_ids"].tolist() == [sorted(set(clip_names)).index(c) for c in clip_names]
+    assert [identities[label] for label in stored["clip_labels"]] == [c.split("/")[0] for c in sorted(set(clip_names))]
+
+
+def test_clips_of_an_unknown_identity_are_refused(tiny_data, tiny_backbone, tmp_path):
+    frame = next((tiny_data / "train_clips").glob("*/*/*.jpg"))
+    (tmp_path / "clips" / "stranger" / "00").mkdir(parents=True)
+    (tmp_path / "clips" / "stranger" / "00" / "000.jpg").write_bytes(frame.read_bytes())
+    result = subprocess.run([sys.executable, "-m", "dmlfaces", "extract-views", "--backbone", str(tiny_backbone),
+                             "--data", str(tiny_data / "train"), "--clips", str(tmp_path / "clips"),
+                             "--out", str(tmp_path / "v.npz")], capture_output=True, text=True)
+    assert result.returncode != 0 and "stranger" in result.stderr and "no training images" in result.stderr
+    assert not (tmp_path / "v.npz").exists()
 
 
 def _run(tmp_path: Path, views: Path, out: Path, *extra: str, launcher: list[str] | None = None,
@@ -75,19 +98,47 @@ def test_two_gloo_processes_match_one_process(views, tmp_path):
         assert torch.allclose(ddp[key], single[key], atol=1e-5, rtol=1e-4), key
 
 
+def _synthetic_views(clip_lengths: list[int]) -> dict[str, np.ndarray]:
+    """72 images of 12 identities with 2 views each, and clips of identity c % 12 of the given lengths."""
+    rng = np.random.default_rng(0)
+    frames = sum(clip_lengths)
+    return {"features": rng.normal(size=(72, 2, 8)).astype(np.float32), "norms": np.ones((72, 2), np.float32),
+            "labels": np.repeat(np.arange(12), 6), "clip_features": rng.normal(size=(frames, 8)).astype(np.float32),
+            "clip_norms": np.ones(frames, np.float32), "clip_ids": np.repeat(np.arange(len(clip_lengths)), clip_lengths),
+            "clip_labels": np.arange(len(clip_lengths)) % 12}
+
+
 def test_batches_have_one_set_size_and_clips_of_one_identity():
-    config = AggregatorConfig(**TINY)
-    features = np.random.default_rng(0).normal(size=(72, 2, 8)).astype(np.float32)
-    labels = np.repeat(np.arange(12), 6)
-    source = TemplateBatches(features, np.ones((72, 2), np.float32), labels, config)
+    config = AggregatorConfig(**TINY, real_clip_rate=0.0)
+    source = TemplateBatches(_synthetic_views([]), config)
     assert len(source) == 24
     x, norms, mask, batch_labels = source.batch(np.array([3, 15, 4, 0]), epoch=1)
     assert x.shape[:2] == norms.shape == mask.shape and 1 <= x.shape[1] <= 6
-    images, views = source.template(15, epoch=1, size=6)
-    assert set(labels[images]) == {15 % 12}
-    # Clips: consecutive copies of one seed image, at most max_clip long.
+    assert batch_labels.tolist() == [3, 3, 4, 0]
+    rows = source.template(15, epoch=1, size=6)
+    assert set(source.pool_labels[rows]) == {15 % 12}
+    # Clips: consecutive views of one seed image, at most max_clip long.
+    images = rows // source.views_per_image
     runs = np.diff(np.flatnonzero(np.diff(np.r_[-1, images, -1])))
     assert (runs <= config.max_clip).all() or len(set(images)) == 1
+
+
+def test_templates_mix_runs_of_real_clip_frames():
+    views = _synthetic_views([5, 7, 3] * 8)  # 24 clips: two per identity
+    source = TemplateBatches(views, AggregatorConfig(**{**TINY, "real_clip_rate": 1.0, "max_set_size": 20}))
+    rows = source.template(13, epoch=0, size=20)
+    frames = rows - 72 * 2
+    assert (frames >= 0).all() and set(source.pool_labels[rows]) == {13 % 12}
+    # Each run is consecutive frames of one clip of this identity.
+    clips = views["clip_ids"][frames]
+    assert set(views["clip_labels"][clips]) == {1}
+    breaks = np.flatnonzero((np.diff(frames) != 1) | (np.diff(clips) != 0))
+    assert len(breaks) < len(frames) - 1  # runs longer than one frame occur
+    mixed = TemplateBatches(views, AggregatorConfig(**TINY, real_clip_rate=0.5))
+    both = np.concatenate([mixed.template(i, epoch=0, size=20) for i in range(24)])
+    assert (both < 144).any() and (both >= 144).any()
+    x, norms, _, _ = mixed.batch(np.arange(4), epoch=0)
+    assert torch.equal(x, torch.from_numpy(mixed.pool_features[np.stack([mixed.template(i, 0, x.shape[1]) for i in range(4)])]))
 
 
 def test_training_is_deterministic_and_loads_back(views, tmp_path):

@@ -535,14 +535,10 @@ def _degrade(pixels: Image.Image, image: ImageFactors, margin: int) -> np.ndarra
     """Occlusion, illumination, low resolution, blur and noise, in the order a camera applies them."""
     rng = np.random.default_rng(image.noise_seed)
     side = pixels.size[0]
-    if image.occlusion > 0:
-        draw = ImageDraw.Draw(pixels)
-        extent = math.sqrt(image.occlusion) * 70
-        cx = margin + CENTRE_X + image.shift_x + image.occlusion_x * 25
-        cy = margin + CENTRE_Y + image.shift_y + image.occlusion_y * 25
-        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
-        draw.rectangle([cx - extent / 2, cy - extent / 2, cx + extent / 2, cy + extent / 2], fill=colour)
     array = np.asarray(pixels, dtype=np.float32)
+    if image.occlusion > 0:
+        centre = (margin + CENTRE_X + image.shift_x + image.occlusion_x * 25, margin + CENTRE_Y + image.shift_y + image.occlusion_y * 25)
+        array = _occlude(array, image.occlusion, centre, rng)
     yy, xx = np.mgrid[0:side, 0:side].astype(np.float32) / (side - 1) - 0.5
     light = 1.0 + image.light_strength * (math.cos(image.light_angle) * xx + math.sin(image.light_angle) * yy) * 1.6
     array = array * (light[..., None] * image.brightness)
@@ -556,6 +552,45 @@ def _degrade(pixels: Image.Image, image: ImageFactors, margin: int) -> np.ndarra
     if image.noise > 0:
         array = array + rng.normal(0.0, image.noise, array.shape).astype(np.float32)
     return np.clip(np.rint(array), 0, 255).astype(np.uint8)
+
+
+# Occluders in front of a face: a hand (any skin tone), a lock of hair, or a muted object (scarf, cup, phone).
+_OCCLUDER_KINDS = ("hand", "hair", "object")
+# Face box the occluded fraction refers to (the first SynthFaces version covered a square of this side).
+_FACE_EXTENT = 70.0
+
+
+def _occlude(array: np.ndarray, fraction: float, centre: tuple[float, float], rng: np.random.Generator) -> np.ndarray:
+    """(H, W, 3) float pixels with a soft-edged, shaded, textured ellipse covering ``fraction`` of the face box.
+
+    A flat rectangle of a random saturated colour is unlike anything in front of a real face: its hard
+    edges and colour are strong, easy features, so an embedding gives such images *larger* norms. Real
+    occluders are mostly skin, hair or muted cloth, with soft edges and shading.
+    """
+    kind = _OCCLUDER_KINDS[int(rng.integers(len(_OCCLUDER_KINDS)))]
+    if kind == "hand":
+        tone = float(rng.uniform(0, 1))
+        colour = (1 - tone) * _PALE_SKIN + tone * _DARK_SKIN
+    elif kind == "hair":
+        colour = np.array(_HAIR_RGB[HAIR_COLOURS[int(rng.integers(len(HAIR_COLOURS)))]], dtype=float)
+    else:
+        colour = 0.5 * rng.uniform(0, 255, 3) + 0.5 * 128.0
+    aspect = float(rng.uniform(0.6, 1.6))
+    angle = float(rng.uniform(0, math.pi))
+    # pi * a * b = fraction * extent^2, with a / b = aspect
+    b = math.sqrt(fraction * _FACE_EXTENT**2 / (math.pi * aspect))
+    a = aspect * b
+    yy, xx = np.mgrid[0 : array.shape[0], 0 : array.shape[1]].astype(np.float32)
+    u = (xx - centre[0]) * math.cos(angle) + (yy - centre[1]) * math.sin(angle)
+    v = -(xx - centre[0]) * math.sin(angle) + (yy - centre[1]) * math.cos(angle)
+    radius = np.sqrt((u / a) ** 2 + (v / b) ** 2)
+    softness = 3.0  # pixels of the edge ramp
+    alpha = np.clip((1.0 - radius) * min(a, b) / softness + 0.5, 0.0, 1.0)[..., None]
+    # Shading across the occluder and a fine texture, so it is not a flat patch.
+    shade = 1.0 + 0.25 * (u / a) * float(rng.choice([-1.0, 1.0]))
+    texture = rng.normal(0.0, 6.0, array.shape).astype(np.float32)
+    occluder = colour[None, None, :] * shade[..., None] + texture
+    return array * (1.0 - alpha) + occluder * alpha
 
 
 def encode_jpeg(pixels: np.ndarray, quality: int) -> bytes:

@@ -6,6 +6,8 @@
   mixing stills and video clips (bursts of near-duplicate frames);
 * ``celeba/``: a CelebA-layout attribute set (``img_align_celeba/``, the four text files);
 * ``train/<identity>/<image>.jpg``: a training image folder;
+* ``train_clips/<identity>/<clip>/<frame>.jpg``: video clips of the training identities (the YouTube Faces
+  frame layout), for training set aggregators on real bursts of near-duplicate frames;
 * ``ground_truth.csv``: every image with its identity, template, media and all latent factors and quality;
 * ``synthfaces.json``: the preset, the seed and the counts.
 
@@ -45,10 +47,12 @@ from dmlfaces.data.faces import (
 )
 from dmlfaces.io import atomic_path
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 MANIFEST = "synthfaces.json"
 # Streams of the seed sequence; never renumber them, or every data set changes.
 PERSON, IMAGE, LAYOUT, PAIRS, FAMILY = 0, 1, 2, 3, 4
+# Image keys of training clips start here, far above any still image index of an identity.
+CLIP_KEY = 100_000
 # Consecutive person numbers form lookalike families of this size (coarse appearance shared; see
 # faces.sample_person); the split offsets are multiples of it, so no family spans two splits.
 FAMILY_SIZE = 4
@@ -74,11 +78,12 @@ class Preset:
     ijb_max_impostor_pairs: int
     celeba_identities: int
     celeba_images_per_identity: int
+    train_clips_per_identity: int
 
 
 PRESETS: dict[str, Preset] = {
-    "tiny": Preset(12, 6, 8, 2, 3, 2_000, 10, 6),
-    "default": Preset(300, 20, 150, 3, 6, 150_000, 250, 16),
+    "tiny": Preset(12, 6, 8, 2, 3, 2_000, 10, 6, 1),
+    "default": Preset(300, 20, 150, 3, 6, 150_000, 250, 16, 2),
 }
 
 
@@ -101,9 +106,10 @@ def person_factors(seed: int, person_id: int) -> PersonFactors:
     return sample_person(_rng(seed, PERSON, person_id), person_id, look=_rng(seed, FAMILY, person_id // FAMILY_SIZE))
 
 
-def _clip_frames(seed: int, person: PersonFactors, key: tuple[int, ...], n_frames: int, difficulty: float) -> list[ImageFactors]:
+def _clip_frames(seed: int, person: PersonFactors, key: tuple[int, ...], n_frames: int, difficulty: float,
+                 loose: bool = True) -> list[ImageFactors]:
     """A video clip: a base image drifting slowly in pose, with fresh sensor noise per frame."""
-    base = sample_image(_rng(seed, IMAGE, person.person_id, *key), person, difficulty=difficulty, loose=True)
+    base = sample_image(_rng(seed, IMAGE, person.person_id, *key), person, difficulty=difficulty, loose=loose)
     drift = _rng(seed, IMAGE, person.person_id, *key, 1_000_000)
     step_yaw, step_pitch = drift.normal(0.0, 0.015, 2)
     frames = []
@@ -145,6 +151,23 @@ class _IJBCrop:
     frame: int
 
 
+def _clip_length(rng: np.random.Generator) -> int:
+    """Frames of a video clip: 2 to 40, geometric with mean ~8 (IJB's clips are mostly short)."""
+    return max(2, int(min(40, 1 + rng.geometric(1 / 7))))
+
+
+def _train_clips(seed: int, preset: Preset) -> Iterator[tuple[int, int, list[ImageFactors], PersonFactors]]:
+    """(identity number, clip index, aligned frames, person) of the training identities' video clips."""
+    for k in range(preset.train_identities):
+        g = SPLIT_OFFSETS["train"] + k
+        person = person_factors(seed, g)
+        # Stream key (g, CLIP_KEY + c) is disjoint from the still images' (g, j) keys.
+        layout = _rng(seed, LAYOUT, g, CLIP_KEY)
+        for c in range(preset.train_clips_per_identity):
+            frames = _clip_frames(seed, person, (CLIP_KEY + c,), _clip_length(layout), float(layout.beta(3, 2)), loose=False)
+            yield g, c, frames, person
+
+
 def _ijb_crops(seed: int, preset: Preset) -> list[_IJBCrop]:
     """Templates of 1 to 40+ media per subject; each media a still or a clip of 2 to 40 frames."""
     crops: list[_IJBCrop] = []
@@ -163,9 +186,7 @@ def _ijb_crops(seed: int, preset: Preset) -> list[_IJBCrop]:
                 media_id += int(layout.integers(1, 3))
                 is_clip = layout.random() < 0.3
                 if is_clip:
-                    n_frames = int(min(40, 1 + layout.geometric(1 / 7)))
-                    n_frames = max(n_frames, 2)
-                    images = _clip_frames(seed, person, (t, m), n_frames, float(layout.beta(3, 2)))
+                    images = _clip_frames(seed, person, (t, m), _clip_length(layout), float(layout.beta(3, 2)))
                 else:
                     images = [sample_image(_rng(seed, IMAGE, g, t, m), person, difficulty=float(layout.beta(1.5, 3)), loose=True)]
                 for f, image in enumerate(images):
@@ -308,6 +329,12 @@ def synthesize(out: str | os.PathLike[str], preset: str = "default", seed: int =
         # CelebA's partitions are identity-disjoint: 8 of 10 identities train, 1 val, 1 test.
         celeba_partitions.append(0 if k % 10 < 8 else (1 if k % 10 == 8 else 2))
 
+    clips_start = len(jobs)
+    for g, c, frames, person in _train_clips(seed, sizes):
+        for f, image in enumerate(frames):
+            add(RenderJob(f"train_clips/{g:07d}/{c:02d}/{f:03d}.jpg", person, image), "train_clips", f"{g:07d}",
+                media_kind="clip", frame=f)
+
     with atomic_path(out) as tmp:
         tmp.mkdir()
         landmarks = _render_all(tmp, jobs, workers)
@@ -337,14 +364,14 @@ def synthesize(out: str | os.PathLike[str], preset: str = "default", seed: int =
             pairs=pairs, pair_labels=labels, one_to_n=one_to_n,
         )
 
-        celeba_jobs = jobs[celeba_start:]
+        celeba_jobs = jobs[celeba_start:clips_start]
         celeba_layout.write_celeba(
             tmp / "celeba",
             image_names=[Path(j.path).name for j in celeba_jobs],
             attributes=np.stack([celeba_labels(j.person, j.image) for j in celeba_jobs]),
             identities=np.array(celeba_identities, dtype=np.int64),
             partitions=np.array(celeba_partitions, dtype=np.int8),
-            landmarks=landmarks[celeba_start:],
+            landmarks=landmarks[celeba_start:clips_start],
         )
 
         for row, points in zip(rows, landmarks):
@@ -361,6 +388,8 @@ def synthesize(out: str | os.PathLike[str], preset: str = "default", seed: int =
             "ijb_impostor_pairs": int(len(labels) - labels.sum()),
             "celeba_identities": sizes.celeba_identities,
             "celeba_images": len(celeba_jobs),
+            "train_clips": sizes.train_identities * sizes.train_clips_per_identity,
+            "train_clip_frames": len(jobs) - clips_start,
         }
         manifest = {"generator_version": GENERATOR_VERSION, "preset": preset, "seed": seed, "counts": counts}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")

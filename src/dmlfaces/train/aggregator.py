@@ -4,9 +4,12 @@ The recipe of FaceCoresetNet, adapted to a CPU: the embedding is frozen, so the 
 image and of ``views`` augmented copies of it are computed once (as CAFace does) and training only moves
 the aggregator and the margin head. Each global batch draws one set size N ~ U{1..max_set_size}; each
 template of an identity is filled with "clips" of 1 to 3 views of one seed image (simulated bursts of
-near-duplicate frames). The AdaFace loss acts on the aggregated descriptor, whose norm is the set's quality.
+near-duplicate frames) and, where the identity has video clips, with runs of consecutive real frames
+(a fraction ``real_clip_rate`` of the clips). The AdaFace loss acts on the aggregated descriptor, whose
+norm is the set's quality.
 
-``dmlfaces extract-views --backbone results/embedding/backbone.pt --data data/train --out views.npz``, then
+``dmlfaces extract-views --backbone results/embedding/backbone.pt --data data/train [--clips data/train_clips]
+--out views.npz``, then
 ``dmlfaces train-aggregator --views views.npz --out results/aggregator/coreset``
 (also under ``torchrun``: the same loop, DDP and checkpoints as the embedding training).
 """
@@ -23,7 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from dmlfaces.data.folders import read_image_folder
+from dmlfaces.data.errors import DataFormatError
+from dmlfaces.data.folders import ClipFolder, read_clip_folder, read_image_folder
 from dmlfaces.data.images import load_rgb
 from dmlfaces.data.transforms import augment_face
 from dmlfaces.features import extract_features
@@ -31,7 +35,7 @@ from dmlfaces.io import atomic_path, write_json
 from dmlfaces.models.aggregators import build_aggregator
 from dmlfaces.models.checkpoints import load_backbone
 from dmlfaces.models.losses import AdaFaceLoss
-from dmlfaces.params import check_choice, check_positive_ints, load_section, read_params
+from dmlfaces.params import check_choice, check_positive_ints, check_types, load_section, read_params
 from dmlfaces.train.distributed import init_distributed
 from dmlfaces.train.embedding import kill_switch
 from dmlfaces.train.loop import LoopConfig, epoch_order, train_loop
@@ -54,6 +58,7 @@ class AggregatorConfig:
     tau: float = 1.0
     max_set_size: int = 20
     max_clip: int = 3
+    real_clip_rate: float = 0.3  # fraction of a template's clips taken from real video clips, where there are any
     templates_per_identity: int = 8
     epochs: int = 6
     batch_size: int = 20
@@ -75,38 +80,62 @@ class AggregatorConfig:
                                                  "epochs", "batch_size", "checkpoint_every"))
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"aggregator.dropout = {self.dropout}; it must lie in [0, 1)")
+        if not 0.0 <= self.real_clip_rate <= 1.0:
+            raise ValueError(f"aggregator.real_clip_rate = {self.real_clip_rate}; it must lie in [0, 1]")
         if self.lr <= 0 or self.tau <= 0 or (self.gamma_lr is not None and self.gamma_lr <= 0):
             raise ValueError(f"aggregator.lr = {self.lr}, gamma_lr = {self.gamma_lr}, tau = {self.tau}: each must be positive")
 
 
 def precompute_views(backbone_path: str | Path, train_root: str | Path, views: int, seed: int, out: str | Path,
-                     device: str = "auto") -> None:
-    """Write the features of every training image and of ``views`` augmented copies to ``out`` (npz).
+                     device: str = "auto", clips_root: str | Path | None = None) -> None:
+    """Write the features of every training image, of ``views`` augmented copies, and of video frames to ``out`` (npz).
 
-    The file holds ``features`` (I, 1 + views, D) float32 unit rows, ``norms`` (I, 1 + views) and
-    ``labels`` (I,); view 0 is the image itself, view v > 0 an :func:`augment_face` drawn from (seed, image, v).
+    The file holds ``features`` (I, 1 + views, D) float32 unit rows, ``norms`` (I, 1 + views) and ``labels`` (I,);
+    view 0 is the image itself, view v > 0 an :func:`augment_face` drawn from (seed, image, v). With ``clips_root``
+    (``<identity>/<clip>/<frame>.jpg``, identities named as in ``train_root``) it also holds ``clip_features``
+    (F, D), ``clip_norms`` (F,), ``clip_ids`` (F,) and ``clip_labels`` (C,); otherwise those are empty.
     """
     if views < 0:
         raise ValueError(f"views = {views}; it must be a non-negative integer")
     folder = read_image_folder(train_root)
     per_image = 1 + views
+    frames = _clip_frames_of(folder.identities, clips_root)
 
     def load(j: int) -> np.ndarray:
+        if j >= len(folder.paths) * per_image:
+            return load_rgb(frames.paths[j - len(folder.paths) * per_image])
         image, view = divmod(j, per_image)
         pixels = load_rgb(folder.paths[image])
         return pixels if view == 0 else augment_face(pixels, np.random.default_rng([seed, 4099, image, view]))
 
-    features, norms = extract_features(load_backbone(backbone_path), load, len(folder.paths) * per_image, device=device)
+    count = len(folder.paths) * per_image
+    features, norms = extract_features(load_backbone(backbone_path), load, count + len(frames.paths), device=device)
+    label_of = {name: label for label, name in enumerate(folder.identities)}
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as handle:
-            np.savez(handle, features=features.reshape(len(folder.paths), per_image, -1),
-                     norms=norms.reshape(len(folder.paths), per_image), labels=folder.labels.astype(np.int64))
+            np.savez(handle, features=features[:count].reshape(len(folder.paths), per_image, -1),
+                     norms=norms[:count].reshape(len(folder.paths), per_image), labels=folder.labels.astype(np.int64),
+                     clip_features=features[count:], clip_norms=norms[count:], clip_ids=frames.clips,
+                     clip_labels=np.array([label_of[name] for name in frames.clip_identities], dtype=np.int64))
+
+
+def _clip_frames_of(identities: list[str], clips_root: str | Path | None) -> ClipFolder:
+    """The clip folder of ``clips_root`` (empty without one); every clip's identity must be a training identity."""
+    if clips_root is None:
+        return ClipFolder(root=Path(), paths=[], clips=np.empty(0, np.int64), clip_identities=[])
+    frames = read_clip_folder(clips_root)
+    unknown = sorted(set(frames.clip_identities) - set(identities))
+    if unknown:
+        raise DataFormatError(Path(clips_root) / unknown[0], f"{len(unknown)} clip identities have no training images",
+                              expected="clip identity folders named like the training image folders",
+                              fix="rename the clip folders after their identities' training folders, or remove them")
+    return frames
 
 
 def read_views(path: str | Path) -> dict[str, np.ndarray]:
     """The arrays written by :func:`precompute_views`."""
     with np.load(path) as views:
-        return {name: views[name] for name in ("features", "norms", "labels")}
+        return {name: views[name] for name in views.files}
 
 
 class TemplateBatches:
@@ -114,14 +143,24 @@ class TemplateBatches:
 
     Item i of an epoch is a template of identity ``i % identities``. The set size is drawn once per global
     batch (from the batch's position in the epoch order), so every rank of a DDP run pads to the same N.
+    Templates index one pool of rows: the I * V views (row ``image * V + view``), then the F video frames.
     """
 
-    def __init__(self, features: np.ndarray, norms: np.ndarray, labels: np.ndarray, config: AggregatorConfig) -> None:
-        self.features, self.norms, self.labels, self.config = features, norms, labels, config
-        self.identities = int(labels.max()) + 1
-        order = np.argsort(labels, kind="stable")
-        starts = np.searchsorted(labels[order], np.arange(self.identities + 1))
-        self.images_of = [order[starts[c]:starts[c + 1]] for c in range(self.identities)]
+    def __init__(self, views: dict[str, np.ndarray], config: AggregatorConfig) -> None:
+        self.config = config
+        images, per_image, dim = views["features"].shape
+        self.labels, self.views_per_image = views["labels"], per_image
+        clip_features = views.get("clip_features", np.empty((0, dim), np.float32))
+        self.pool_features = np.concatenate([views["features"].reshape(-1, dim), clip_features])
+        self.pool_norms = np.concatenate([views["norms"].reshape(-1), views.get("clip_norms", np.empty(0, np.float32))])
+        self.identities = int(self.labels.max()) + 1
+        self.images_of = _members(self.labels, self.identities)
+        # Clip c's frames are pool rows clip_start[c] .. clip_start[c + 1] - 1.
+        clip_ids = views.get("clip_ids", np.empty(0, np.int64))
+        clip_labels = views.get("clip_labels", np.empty(0, np.int64))
+        self.clip_start = images * per_image + np.searchsorted(clip_ids, np.arange(len(clip_labels) + 1))
+        self.clips_of = _members(clip_labels, self.identities)
+        self.pool_labels = np.concatenate([np.repeat(self.labels, per_image), clip_labels[clip_ids]])
         self._epoch, self._position = -1, np.empty(0, np.int64)
 
     def __len__(self) -> int:
@@ -134,27 +173,38 @@ class TemplateBatches:
         global_batch = int(self._position[first_index]) // self.config.batch_size
         return int(np.random.default_rng([self.config.seed, 5381, epoch, global_batch]).integers(1, self.config.max_set_size + 1))
 
-    def template(self, index: int, epoch: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-        """(size,) image and view indices of template ``index``: clips of 1..max_clip views of a seed image."""
+    def template(self, index: int, epoch: int, size: int) -> np.ndarray:
+        """(size,) pool rows of template ``index``: clips of 1..max_clip views of a seed image, or runs of real frames."""
         rng = np.random.default_rng([self.config.seed, 6151, epoch, index])
-        images_of = self.images_of[index % self.identities]
-        images, views = [], []
-        while len(images) < size:
-            seed_image = images_of[rng.integers(len(images_of))]
-            length = int(rng.integers(1, self.config.max_clip + 1))
-            images += [seed_image] * length
-            views += rng.integers(0, self.features.shape[1], length).tolist()
-        return np.array(images[:size]), np.array(views[:size])
+        identity = index % self.identities
+        images_of, clips_of = self.images_of[identity], self.clips_of[identity]
+        rows: list[int] = []
+        while len(rows) < size:
+            if len(clips_of) and rng.random() < self.config.real_clip_rate:
+                clip = clips_of[rng.integers(len(clips_of))]
+                first, end = self.clip_start[clip], self.clip_start[clip + 1]
+                length = int(rng.integers(1, end - first + 1))
+                start = first + int(rng.integers(0, end - first - length + 1))
+                rows += range(start, start + length)
+            else:
+                seed_image = images_of[rng.integers(len(images_of))]
+                length = int(rng.integers(1, self.config.max_clip + 1))
+                rows += (seed_image * self.views_per_image + rng.integers(0, self.views_per_image, length)).tolist()
+        return np.array(rows[:size])
 
     def batch(self, indices: np.ndarray, epoch: int) -> tuple[torch.Tensor, ...]:
         """(B, N, D) features, (B, N) norms, (B, N) mask (all True), (B,) labels."""
         size = self._set_size(int(indices[0]), epoch)
-        picked = [self.template(int(i), epoch, size) for i in indices]
-        images = np.stack([p[0] for p in picked])
-        views = np.stack([p[1] for p in picked])
-        labels = self.labels[images[:, 0]]
-        return (torch.from_numpy(self.features[images, views]), torch.from_numpy(self.norms[images, views]),
-                torch.ones(images.shape, dtype=torch.bool), torch.from_numpy(labels))
+        rows = np.stack([self.template(int(i), epoch, size) for i in indices])
+        return (torch.from_numpy(self.pool_features[rows]), torch.from_numpy(self.pool_norms[rows]),
+                torch.ones(rows.shape, dtype=torch.bool), torch.from_numpy(self.pool_labels[rows[:, 0]]))
+
+
+def _members(labels: np.ndarray, classes: int) -> list[np.ndarray]:
+    """For each class 0 .. classes-1, the indices i with labels[i] == class (ascending)."""
+    order = np.argsort(labels, kind="stable")
+    starts = np.searchsorted(labels[order], np.arange(classes + 1))
+    return [order[starts[c]:starts[c + 1]] for c in range(classes)]
 
 
 class AggregatorModel(nn.Module):
@@ -201,7 +251,7 @@ def train_aggregator(views_path: str | Path, out_dir: str | Path, config: Aggreg
     context = init_distributed(config.device)
     out_dir = Path(out_dir)
     views = read_views(views_path)
-    source = TemplateBatches(views["features"], views["norms"], views["labels"], config)
+    source = TemplateBatches(views, config)
     dim = views["features"].shape[-1]
     torch.manual_seed(config.seed)
     loss = AdaFaceLoss(source.identities, dim, margin=config.margin, h=config.h, scale=config.scale)
@@ -241,4 +291,8 @@ def load_config(params_path: str | Path, variant: str | None = None) -> Aggregat
     unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(AggregatorConfig)})
     if unknown:
         raise ValueError(f"{params_path}: unknown keys {unknown} in aggregator_variants.{variant}")
-    return dataclasses.replace(config, **changes)
+    try:
+        check_types(AggregatorConfig, f"aggregator_variants.{variant}", changes)
+        return dataclasses.replace(config, **changes)
+    except ValueError as error:
+        raise ValueError(f"{params_path}: {error}") from None

@@ -55,6 +55,15 @@ def init_distributed(device: str = "auto") -> DistributedContext:
     return DistributedContext(rank, world_size, local_rank, resolved)
 
 
+def sum_over_ranks(value: int, context: DistributedContext) -> int:
+    """``value`` summed over all ranks (``value`` itself for a single process)."""
+    if not context.distributed:
+        return value
+    total = torch.tensor(value, device=context.device)  # NCCL reduces only tensors on the GPU
+    dist.all_reduce(total)
+    return int(total)
+
+
 class GlobalBatchNorm(nn.Module):
     """Batch normalisation over the batch of all ranks, for CPU process groups.
 

@@ -1,0 +1,132 @@
+"""The parameters of every pipeline stage, checked when a stage starts (``dmlfaces check-params SECTION ...``).
+
+Each ``params.yaml`` section maps onto a dataclass: the trainers' and the attribute study's own configs, and
+small ones here for the data and report stages. A stage's command runs the check first, so a bad value
+stops it before any work with a message naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from dmlfaces.data.synth import PRESETS
+from dmlfaces.eval.attributes import AttributeStudyParams
+from dmlfaces.params import check_choice, check_positive_ints, load_section, read_params
+from dmlfaces.train.aggregator import AggregatorConfig, load_config
+from dmlfaces.train.embedding import EmbeddingConfig
+
+
+@dataclass
+class DataParams:
+    """``data``: where the data set is and which SynthFaces set ``make data`` writes there."""
+
+    dir: str = "data"
+    preset: str = "default"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_choice("data", "preset", self.preset, sorted(PRESETS))
+        if self.seed < 0:
+            raise ValueError(f"data.seed = {self.seed}; it must be a non-negative integer")
+
+
+@dataclass
+class DataReportParams:
+    """``data_report``: chapter 01 (gallery, pixel baseline)."""
+
+    gallery_persons: int = 6
+    gallery_per_person: int = 8
+    pca_dim: int = 128
+    pixel_size: int = 32
+
+    def __post_init__(self) -> None:
+        check_positive_ints(self, "data_report", ("gallery_persons", "gallery_per_person", "pca_dim", "pixel_size"))
+
+
+@dataclass
+class EmbeddingReportParams:
+    """``embedding_report``: chapter 02 (single-image pairs, 2-D map)."""
+
+    genuine_pairs: int = 20_000
+    impostor_pairs: int = 500_000
+    map_identities: int = 12
+
+    def __post_init__(self) -> None:
+        check_positive_ints(self, "embedding_report", ("genuine_pairs", "impostor_pairs", "map_identities"))
+
+
+@dataclass
+class AggregatorViewsParams:
+    """``aggregator_views``: augmented copies per training image whose features are precomputed."""
+
+    views: int = 2
+
+    def __post_init__(self) -> None:
+        if self.views < 0:
+            raise ValueError(f"aggregator_views.views = {self.views}; it must be a non-negative integer")
+
+
+@dataclass
+class AggregatorReportParams:
+    """``aggregator_report``: chapter 03 (bootstrap intervals, burst stress)."""
+
+    resamples: int = 200
+    burst_copies: int = 50
+
+    def __post_init__(self) -> None:
+        check_positive_ints(self, "aggregator_report", ("resamples", "burst_copies"))
+
+
+@dataclass
+class VerificationReportParams:
+    """``verification_report``: chapter 04 (intervals, burst and low-quality stress)."""
+
+    resamples: int = 200
+    burst_copies: int = 50
+    low_quality_fraction: float = 0.3
+
+    def __post_init__(self) -> None:
+        check_positive_ints(self, "verification_report", ("resamples", "burst_copies"))
+        if not 0.0 < self.low_quality_fraction < 1.0:
+            raise ValueError(f"verification_report.low_quality_fraction = {self.low_quality_fraction}; it must lie in (0, 1)")
+
+
+@dataclass
+class AttributesReportParams:
+    """``attributes_report``: chapter 05 (t-SNE maps)."""
+
+    map_identities: int = 300
+
+    def __post_init__(self) -> None:
+        check_positive_ints(self, "attributes_report", ("map_identities",))
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataParams,
+    "data_report": DataReportParams,
+    "embedding": EmbeddingConfig,
+    "embedding_report": EmbeddingReportParams,
+    "aggregator_views": AggregatorViewsParams,
+    "aggregator": AggregatorConfig,
+    "aggregator_report": AggregatorReportParams,
+    "verification_report": VerificationReportParams,
+    "attributes": AttributeStudyParams,
+    "attributes_report": AttributesReportParams,
+}
+# Checked through its base section: each variant is the ``aggregator`` section with some keys changed.
+VARIANTS = "aggregator_variants"
+
+
+def check_params(params_path: str | Path, sections: Sequence[str]) -> None:
+    """Validate ``sections`` of ``params_path`` (types, ranges, known names); raise ValueError on the first fault."""
+    unknown = sorted(set(sections) - set(SECTIONS) - {VARIANTS})
+    if unknown:
+        raise ValueError(f"no parameter schema for sections {unknown}; known: {sorted([*SECTIONS, VARIANTS])}")
+    for section in sections:
+        if section == VARIANTS:
+            for variant in read_params(params_path).get(VARIANTS) or {}:
+                load_config(params_path, variant)
+        else:
+            load_section(SECTIONS[section], params_path, section)

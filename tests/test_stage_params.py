@@ -1,0 +1,75 @@
+"""Parameter checks at stage start: every section of params.yaml, every fault named, every stage checked."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dmlfaces.stage_params import SECTIONS, VARIANTS, check_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _with(tmp_path: Path, section: str, **changes: object) -> Path:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params[section] = {**(params[section] or {}), **changes}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def test_the_repository_params_pass_and_every_section_has_a_schema():
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert set(params) == set(SECTIONS) | {VARIANTS}
+    check_params(ROOT / "params.yaml", list(params))
+
+
+@pytest.mark.parametrize(("section", "changes", "message"), [
+    ("embedding", {"epochs": 2.5}, r"embedding.epochs = 2.5; it must be int"),
+    ("embedding", {"amp": "yes"}, r"embedding.amp = 'yes'; it must be bool"),
+    ("embedding", {"loss": "softmax"}, r"embedding.loss = 'softmax'; choose one of \['adaface'"),
+    ("embedding", {"epoch": 3}, r"unknown keys \['epoch'\] in section 'embedding'; allowed: \["),
+    ("aggregator", {"k": 0}, r"aggregator.k = 0; it must be a positive integer"),
+    ("aggregator", {"real_clip_rate": 1.5}, r"aggregator.real_clip_rate = 1.5; it must lie in \[0, 1\]"),
+    ("data", {"preset": "huge"}, r"data.preset = 'huge'; choose one of \['default', 'tiny'\]"),
+    ("verification_report", {"low_quality_fraction": 1.0}, r"low_quality_fraction = 1.0; it must lie in \(0, 1\)"),
+    ("attributes", {"identity_embedding": "median"}, r"unknown identity embedding 'median'"),
+    ("attributes_report", {"map_identities": -3}, r"attributes_report.map_identities = -3; it must be a positive integer"),
+])
+def test_a_bad_value_is_named_with_what_is_allowed(tmp_path, section, changes, message):
+    path = _with(tmp_path, section, **changes)
+    with pytest.raises(ValueError, match=message) as error:
+        check_params(path, [section])
+    assert str(path) in str(error.value)
+
+
+def test_a_bad_variant_and_an_unknown_section_are_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"aggregator_variants.k5.k = 'five'; it must be int"):
+        check_params(_with(tmp_path, VARIANTS, k5={"k": "five"}), [VARIANTS])
+    with pytest.raises(ValueError, match=r"no parameter schema for sections \['trainig'\]"):
+        check_params(ROOT / "params.yaml", ["trainig"])
+
+
+def test_the_command_stops_with_the_message_and_a_failure_status(tmp_path):
+    path = _with(tmp_path, "aggregator", method="median")
+    result = subprocess.run([sys.executable, "-m", "dmlfaces", "check-params", "aggregator", "--params", str(path)],
+                            capture_output=True, text=True)
+    assert result.returncode != 0 and "aggregator.method = 'median'; choose one of ['coreset', 'attention_pooling']" in result.stderr
+
+
+def test_every_stage_checks_the_sections_it_reads_before_its_work():
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        stage = stage.get("do", stage)
+        read = {entry.split(".")[0] if isinstance(entry, str) else next(iter(entry)) for entry in stage.get("params", [])}
+        if "${data." in stage["cmd"]:
+            read.add("data")
+        if not read:
+            continue
+        first = stage["cmd"].split("&&")[0].split()
+        assert first[:2] == ["dmlfaces", "check-params"], f"stage {name} does not start with dmlfaces check-params"
+        assert read <= set(first[2:]), f"stage {name} reads {sorted(read)} but checks {first[2:]}"
