@@ -1,4 +1,5 @@
-# Two entry points for a fresh machine (Python 3.11, nothing else): `make reproduce` and `make test`.
+# Two entry points for a fresh machine (Python 3.11, nothing else): `make reproduce` and `make test`;
+# `make check-book` then looks at the built book in a real browser.
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
@@ -8,12 +9,13 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: reproduce test venv data pipeline bench
+.PHONY: reproduce test venv data pipeline bench chromium check-book
 
 reproduce: data pipeline
 	@echo "Book: $(CURDIR)/_build/html/index.html"
 
-test: $(STAMP)
+# tests/test_check_book.py drives Chromium, so the suite installs it first.
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest
 
 venv: $(STAMP)
@@ -41,6 +43,24 @@ data: $(STAMP)
 
 pipeline: $(STAMP)
 	$(BIN)/dvc repro
+
+# Debian's Chromium, for check-book and its test: apt-get (through sudo unless root); silent when installed.
+chromium:
+	@command -v chromium >/dev/null || { echo "chromium: installing Debian's package with apt-get"; \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
+# The built book in headless Chromium (tools/check_book.py): every page loaded from a local server; broken
+# images, missing notebook figures, JavaScript and console errors and failed requests fail it, by page; one
+# full-page screenshot a page lands in $(SCREENSHOTS). `make check-book BOOK=DIR` checks another build.
+BOOK ?= _build/html
+SCREENSHOTS ?= _build/screenshots
+check-book: $(BOOK)/index.html $(STAMP) chromium
+	$(BIN)/python tools/check_book.py --book $(BOOK) --screenshots $(SCREENSHOTS)
+
+$(BOOK)/index.html:
+	@echo "check-book: no built book in $(BOOK)/: run 'make reproduce' (data, pipeline, book), or, when the" \
+	  "notebooks in book/ are already executed, '.venv/bin/jupyter-book build .'"; exit 1
 
 # Each benchmark times our code against a reference in the same run; the last line of each is JSON.
 bench: $(STAMP)

@@ -1,5 +1,6 @@
 """The real pipeline on tiny data: `dvc repro` runs the papermill stage and builds the book with
-warnings as errors; a second `dvc repro` does nothing."""
+warnings as errors; a second `dvc repro` does nothing. With DMLFACES_KEEP_BOOK=DIR set, the built book
+(`_build/html`) is copied to DIR (relative to the repository) for `make check-book BOOK=DIR` (.ci/run does this)."""
 
 from __future__ import annotations
 
@@ -98,3 +99,6 @@ def test_dvc_repro_runs_the_data_chapter_and_builds_the_book(tiny_data: Path, tm
     again = _run(["dvc", "repro"], project)
     assert "didn't change, skipping" in again.stdout
     assert "Running stage" not in again.stdout
+    if keep := os.environ.get("DMLFACES_KEEP_BOOK"):
+        shutil.rmtree(REPO / keep, ignore_errors=True)
+        shutil.copytree(project / "_build" / "html", REPO / keep)
