@@ -36,9 +36,12 @@ class DistributedContext:
 
 
 def resolve_device(preference: str = "auto", local_rank: int = 0) -> torch.device:
-    """``auto``: this process's CUDA device when one is present, else the CPU."""
+    """``auto``: this process's CUDA device when one is present, else the CPU; a bare ``cuda`` means this
+    process's GPU too (under torchrun, rank-local), ``cuda:N`` exactly GPU N."""
     if preference == "auto":
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    if preference == "cuda":
+        return torch.device("cuda", local_rank)
     return torch.device(preference)
 
 
