@@ -1,6 +1,7 @@
-"""The real pipeline on tiny data: `dvc repro` runs the papermill stage and builds the book with
-warnings as errors; a second `dvc repro` does nothing. With DMLFACES_KEEP_BOOK=DIR set, the built book
-(`_build/html`) is copied to DIR (relative to the repository) for `make check-book BOOK=DIR` (.ci/run does this)."""
+"""The real pipeline on tiny data: `dvc repro` runs every stage and builds the book with warnings as errors;
+a second `dvc repro` does nothing; a stage SIGKILLed mid-run leaves no half-written output and the rerun gives
+byte-identical metrics. With DMLFACES_KEEP_BOOK=DIR set, the built book (`_build/html`) is copied to DIR
+(relative to the repository) for `make check-book BOOK=DIR` (.ci/run does this)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,20 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+import nbformat
+import pytest
+import torch
 import yaml
+from PIL import Image
+
+from dmlfaces import findings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,15 +33,21 @@ def _project_files() -> list[str]:
     return [f for f in listed if (REPO / f).is_file()]
 
 
+def _env(**extra: str) -> dict[str, str]:
+    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1",
+                **extra)
+
+
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1")
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    result = subprocess.run(args, cwd=cwd, env=_env(), capture_output=True, text=True)
     assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     return result
 
 
-def test_dvc_repro_runs_the_data_chapter_and_builds_the_book(tiny_data: Path, tmp_path: Path) -> None:
-    project = tmp_path / "project"
+@pytest.fixture(scope="module")
+def project(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the repository on tiny data with shrunken parameters, after one full `dvc repro`."""
+    project = tmp_path_factory.mktemp("pipeline") / "project"
     for name in _project_files():
         (project / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, project / name)
@@ -56,7 +72,10 @@ def test_dvc_repro_runs_the_data_chapter_and_builds_the_book(tiny_data: Path, tm
     _run(["git", "init", "-q"], project)
 
     _run(["dvc", "repro"], project)
+    return project
 
+
+def test_dvc_repro_runs_every_chapter_and_builds_the_book(project: Path) -> None:
     metrics = json.loads((project / "results" / "metrics" / "data.json").read_text())
     assert metrics["preset"] == "tiny" and metrics["counts"]["ijb_crops"] > 0
     assert 0.0 <= metrics["pixel_baseline"]["tar_at_far"]["0.001"] <= 1.0
@@ -102,3 +121,83 @@ def test_dvc_repro_runs_the_data_chapter_and_builds_the_book(tiny_data: Path, tm
     if keep := os.environ.get("DMLFACES_KEEP_BOOK"):
         shutil.rmtree(REPO / keep, ignore_errors=True)
         shutil.copytree(project / "_build" / "html", REPO / keep)
+
+
+def _start(args: list[str], cwd: Path, **env: str) -> subprocess.Popen[str]:
+    """``args`` in a process group of its own (the kill must reach the stage's children), output to a pipe."""
+    return subprocess.Popen(args, cwd=cwd, env=_env(**env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+
+
+def _kill_when(process: subprocess.Popen[str], ready: Callable[[], bool], timeout: float = 300.0) -> None:
+    """SIGKILL ``process``'s whole group as soon as ``ready()`` holds, failing if the process ends first."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert process.poll() is None, f"the stage ended before it could be killed:\n{process.stdout.read()[-3000:]}"
+        assert time.monotonic() < deadline, "the stage never reached the point to kill it at"
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def _outputs_are_whole(project: Path, stage: str) -> None:
+    """Each output of ``stage`` (as dvc.lock lists them) is absent or complete: notebooks parse, PNGs decode,
+    JSON and PyTorch files load."""
+    for out in yaml.safe_load((project / "dvc.lock").read_text())["stages"][stage]["outs"]:
+        path = project / out["path"]
+        for file in sorted(path.rglob("*")) if path.is_dir() else [path] if path.exists() else []:
+            if file.suffix == ".ipynb":
+                nbformat.read(file, as_version=4)
+            elif file.suffix == ".png":
+                Image.open(file).load()
+            elif file.suffix == ".json":
+                json.loads(file.read_text())
+            elif file.suffix == ".pt":
+                torch.load(file, map_location="cpu", weights_only=False)
+
+
+def _metrics(project: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((project / "results" / "metrics").glob("*.json"))}
+
+
+def test_a_stage_killed_mid_run_leaves_no_half_output_and_the_rerun_gives_the_same_metrics(project: Path) -> None:
+    before = _metrics(project)
+    # A notebook stage, killed while papermill runs its cells: papermill has saved a partial notebook by then.
+    report = _start(["dvc", "repro", "--force", "--single-item", "embedding_report"], project)
+    _kill_when(report, lambda: (project / "book" / ".02_embedding.part.ipynb").exists())
+    assert not (project / "book" / "02_embedding.ipynb").exists()
+    _outputs_are_whole(project, "embedding_report")
+    # A training stage from scratch (its finished checkpoints would make the resume a no-op), SIGKILLed by its
+    # own fault switch after optimizer step 2.
+    shutil.rmtree(project / "results" / "aggregator" / "coreset" / "checkpoints")
+    training = _start(["dvc", "repro", "--force", "--single-item", "train_aggregator@coreset"], project,
+                      DMLFACES_FAULT_KILL_AT_STEP="2")
+    training.wait()
+    assert training.returncode != 0 and not (project / "results" / "aggregator" / "coreset" / "aggregator.pt").exists()
+    _outputs_are_whole(project, "train_aggregator@coreset")
+
+    rerun = _run(["dvc", "repro"], project).stdout
+    # Both stages are redone: run again, or restored from DVC's run cache (same command and inputs as before).
+    for stage in ("embedding_report", "train_aggregator@coreset"):
+        assert f"Running stage '{stage}'" in rerun or f"Stage '{stage}' is cached" in rerun, rerun[-3000:]
+    assert _metrics(project) == before
+
+
+def test_the_book_pages_state_the_findings_and_the_pipeline_from_their_files(project: Path) -> None:
+    html = project / "_build" / "html"
+    assert "book/00_introduction.html" in (html / "index.html").read_text()  # the introduction is the root page
+    intro = (html / "book" / "00_introduction.html").read_text()
+    verification = json.loads((project / "results" / "metrics" / "verification.json").read_text())
+    far = findings.headline_far(verification)
+    coreset = findings.tar_at(verification, "coreset", far)
+    assert str(coreset) in intro
+    for baseline in ("mean", "norm_weighted", "media_template"):
+        assert findings.comparison_phrase(coreset, findings.tar_at(verification, baseline, far)) in intro
+    summary = (html / "book" / "06_results_summary.html").read_text()
+    assert all(variant in summary for variant in ("coreset", "gamma0", "attention_pooling"))
+    reproducibility = (html / "book" / "07_reproducibility.html").read_text()
+    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+    for stage in ("data_report", "train_aggregator@gamma0", "attributes_report"):
+        assert stage in reproducibility
+        assert all(out["md5"] in reproducibility for out in lock[stage]["outs"])
+    assert "recorded after this page is written" in reproducibility  # its own stage and the book's

@@ -1,0 +1,123 @@
+"""The words the book's summary pages use are chosen from the numbers: verdicts, clauses and tables."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from dmlfaces import findings
+from dmlfaces.findings import Tar
+
+
+def _row(tar: float, low: float | None, high: float | None) -> dict:
+    return {"tar_exact": tar, "ci_low_exact": low, "ci_high_exact": high, "tar_nearest": tar, "ci_low": low, "ci_high": high}
+
+
+def _report() -> dict:
+    """A 1:1 report as OneToOneReport.to_dict writes it: the coreset wins at 1e-3, overlaps at 1e-4."""
+    return {"measurable_fars": ["0.0001", "0.001"], "genuine_pairs": 10, "impostor_pairs": 20000, "methods": {
+        "coreset": {"0.0001": _row(0.05, 0.01, 0.11), "0.001": _row(0.40, 0.35, 0.45)},
+        "mean": {"0.0001": _row(0.02, 0.01, 0.08), "0.001": _row(0.20, 0.15, 0.25)},
+        "media_template": {"0.0001": _row(0.30, 0.20, 0.40), "0.001": _row(0.40, 0.30, 0.50)},
+    }}
+
+
+def test_tar_reads_the_exact_rule_with_its_interval_and_prints_percent() -> None:
+    tar = findings.tar_at(_report(), "coreset", "0.0001")
+    assert tar == Tar(0.05, 0.01, 0.11)
+    assert str(tar) == "5.0% [1.0, 11.0]"
+    assert str(Tar(0.123)) == "12.3%"
+
+
+@pytest.mark.parametrize(("ours", "theirs", "word", "phrase"), [
+    (Tar(0.5, 0.4, 0.6), Tar(0.2, 0.1, 0.3), "beats", "beats it (the intervals lie apart)"),
+    (Tar(0.2, 0.1, 0.3), Tar(0.5, 0.4, 0.6), "is beaten by", "is beaten by it (the intervals lie apart)"),
+    (Tar(0.5, 0.2, 0.6), Tar(0.3, 0.1, 0.4), "does not beat", "does not beat it (higher, but the intervals overlap)"),
+    (Tar(0.3, 0.1, 0.4), Tar(0.5, 0.2, 0.6), "does not beat", "does not beat it (lower, and the intervals overlap)"),
+    (Tar(0.5), Tar(0.1), "does not beat", "does not beat it (there are no intervals to compare)"),
+])
+def test_a_method_beats_another_only_when_the_intervals_lie_apart(ours: Tar, theirs: Tar, word: str, phrase: str) -> None:
+    assert findings.verdict(ours, theirs) == word
+    assert findings.comparison_phrase(ours, theirs) == phrase
+
+
+def test_comparisons_give_one_row_per_baseline() -> None:
+    table = findings.comparisons(_report(), "coreset", ["mean", "media_template"], "0.001")
+    assert list(table.index) == ["mean", "media_template"]
+    assert list(table["verdict"]) == ["beats", "does not beat"]
+    assert table.loc["mean", "TAR"] == "20.0% [15.0, 25.0]" and table.loc["mean", "coreset"] == "40.0% [35.0, 45.0]"
+
+
+def test_the_headline_far_falls_back_to_the_lowest_measurable_one() -> None:
+    assert findings.headline_far({"measurable_fars": ["1e-05", "0.0001", "0.001"]}) == "0.0001"
+    assert findings.headline_far({"measurable_fars": ["0.1", "0.01"]}) == "0.01"
+    assert [findings.far_text(far) for far in ("1e-05", "0.0001", "0.1")] == ["1e-5", "1e-4", "1e-1"]
+
+
+def test_tar_table_has_every_method_and_far() -> None:
+    table = findings.tar_table(_report(), ["0.0001", "0.001"])
+    assert list(table.columns) == ["FAR=1e-4", "FAR=1e-3"] and list(table.index) == ["coreset", "mean", "media_template"]
+
+
+def _scores(accuracy: float, majority: float, **extra: float) -> dict:
+    return {"accuracy": accuracy, "majority_rate": majority, "nmi": 0.1, "ari": 0.1, "probe_accuracy": 0.9, **extra}
+
+
+def _attributes() -> dict:
+    return {
+        "age": {"protocol": "extra", "status": "ok", "uncontrolled": _scores(0.8, 0.5), "controlled": _scores(0.9, 0.5)},
+        "beard": {"protocol": "intra", "status": "skipped", "reason": "one state only"},
+        "expression": {"protocol": "intra", "status": "ok", **_scores(0.62, 0.67, chance_accuracy=0.61),
+                       "accuracy": {"mean": 0.62}},
+        "glasses": {"protocol": "intra", "status": "ok", **_scores(0.70, 0.60, chance_accuracy=0.72),
+                    "accuracy": {"mean": 0.70}},
+        "skin_tone": {"protocol": "extra", "status": "ok", "uncontrolled": _scores(0.5, 0.55), "controlled": _scores(0.6, 0.5)},
+    }
+
+
+def test_attribute_table_holds_each_subset_against_its_floor() -> None:
+    table = findings.attribute_table(_attributes())
+    assert list(table["attribute"]) == ["beard", "expression", "glasses", "age", "age", "skin_tone", "skin_tone"]
+    rows = table.set_index(["attribute", "subset"])
+    assert rows.loc[("beard", "skipped: one state only"), "above floor"] is None
+    assert not rows.loc[("expression", "per identity"), "above floor"]  # below its majority rate
+    assert not rows.loc[("glasses", "per identity"), "above floor"]  # above the majority rate, below chance
+    assert rows.loc[("age", "controlled"), "accuracy"] == 0.9 and rows.loc[("age", "all identities"), "above floor"]
+    assert pd.isna(rows.loc[("age", "controlled"), "chance"])
+
+
+def test_recovered_names_the_attributes_above_and_below_their_floors() -> None:
+    table = findings.attribute_table(_attributes())
+    assert findings.recovered(table, "per identity") == "rises above its floor for none of the attributes (expression and glasses)"
+    assert findings.recovered(table, "all identities") == "rises above its floor for age, and not for skin tone"
+    assert findings.recovered(table, "controlled") == "rises above its floor for every attribute (age and skin tone)"
+
+
+def test_ablation_table_describes_every_trained_variant_in_order(tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
+    variants = {"coreset": {}, "k1": {"k": 1}, "k5": {"k": 5}, "gamma0": {"gamma": 0.0, "learn_gamma": False},
+                "attention_pooling": {"method": "attention_pooling"}}
+    params.write_text(yaml.safe_dump({"aggregator": {"k": 3}, "aggregator_variants": variants}))
+    names = ["attention_pooling", "coreset", "gamma0", "k1", "k5"]
+    report = {"methods": {name: {"0.0001": _row(0.1, 0.0, 0.2), "0.001": _row(0.3, 0.2, 0.4)} for name in names}}
+    aggregator = {"verification": report, "gamma": {"attention_pooling": None, "coreset": 1.5, "gamma0": 0.0, "k1": 0.01, "k5": 0.7},
+                  "burst_shift": {name: {"mean": 0.01} for name in names}, "final_training_loss": {name: 20.0 for name in names}}
+
+    table = findings.ablation_table(aggregator, params)
+
+    assert list(table.index) == ["k1", "coreset", "k5", "gamma0", "attention_pooling"]
+    assert table.loc["k1", "gamma"] == "0.01, fixed" and table.loc["coreset", "gamma"] == "1.500, learned"
+    assert table.loc["gamma0", "changes"] == "{gamma: 0.0, learn_gamma: false}" and table.loc["coreset", "changes"] == "{}"
+    assert table.loc["coreset", "K"] == 3 and table.loc["attention_pooling", "K"] is None
+    assert table.loc["k5", "TAR@1e-4"] == "10.0% [0.0, 20.0]"
+
+
+def test_read_metrics_reads_the_five_files(tmp_path: Path) -> None:
+    (tmp_path / "metrics").mkdir()
+    for name in findings.METRICS_FILES:
+        (tmp_path / "metrics" / f"{name}.json").write_text(json.dumps({"name": name}))
+    assert findings.read_metrics(tmp_path) == {name: {"name": name} for name in findings.METRICS_FILES}
