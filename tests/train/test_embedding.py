@@ -106,6 +106,22 @@ def test_batches_are_flipped_by_seed_epoch_and_index(tiny_data: Path) -> None:
     assert images.shape == (3, 3, 112, 112) and -1.0 <= images.min() and images.max() <= 1.0
 
 
+def test_low_quality_augmentation_is_a_function_of_seed_epoch_and_index(tiny_data: Path) -> None:
+    import numpy as np
+
+    plain = FaceBatches(tiny_data / "train", seed=0, augment=0.0)
+    augmented = FaceBatches(tiny_data / "train", seed=0, augment=1.0)
+    indices = np.arange(8)
+    first, _ = augmented.batch(indices, epoch=2)
+    assert torch.equal(first, augmented.batch(indices, epoch=2)[0])  # resume and DDP see the same batch
+    # The same image in another batch of the same epoch gets the same view; another epoch, another one.
+    assert torch.equal(first[3], augmented.batch(np.array([3, 9]), epoch=2)[0][0])
+    assert not torch.equal(first, augmented.batch(indices, epoch=3)[0])
+    assert not torch.equal(first, plain.batch(indices, epoch=2)[0])
+    with pytest.raises(ValueError, match=r"embedding.augment = 1.5; it must lie in \[0, 1\]"):
+        EmbeddingConfig(augment=1.5)
+
+
 def test_params_are_validated(tmp_path: Path) -> None:
     path = _params(tmp_path, loss="softmax")
     with pytest.raises(ValueError, match="embedding.loss = 'softmax'"):

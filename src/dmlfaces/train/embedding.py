@@ -21,7 +21,7 @@ from torch import nn
 
 from dmlfaces.data.folders import read_image_folder
 from dmlfaces.data.images import load_rgb
-from dmlfaces.data.transforms import to_input_tensor
+from dmlfaces.data.transforms import augment_face, to_input_tensor
 from dmlfaces.io import atomic_path, write_json
 from dmlfaces.models.backbones import DEPTHS, build_backbone
 from dmlfaces.models.losses import LOSSES, build_loss
@@ -50,6 +50,7 @@ class EmbeddingConfig:
     seed: int = 0
     checkpoint_every: int = 50
     cache_images: bool = True
+    augment: float = 0.0  # probability of each of AdaFace's crop / low-resolution / colour augmentations (0.2 there)
     loader_threads: int = 4
     device: str = "auto"
     amp: bool = True
@@ -58,19 +59,22 @@ class EmbeddingConfig:
         check_choice("embedding", "loss", self.loss, LOSSES)
         check_choice("embedding", "backbone", self.backbone, ("small", *DEPTHS))
         check_positive_ints(self, "embedding", ("epochs", "batch_size", "embedding_dim", "checkpoint_every"))
+        if not 0.0 <= self.augment <= 1.0:
+            raise ValueError(f"embedding.augment = {self.augment}; it must lie in [0, 1]")
 
 
 class FaceBatches:
     """Batches of an image folder: decoded once into memory (``cache``) or on demand by a thread pool.
 
-    Augmentation is a horizontal flip decided by (seed, epoch, index), so a batch is the same whichever
-    process loads it and whenever: the property exact resume and DDP equivalence rest on.
+    Augmentation (a horizontal flip, and with ``augment`` > 0 AdaFace's low-quality augmentations) is decided
+    by (seed, epoch, index), so a batch is the same whichever process loads it and whenever: the property
+    exact resume and DDP equivalence rest on.
     """
 
-    def __init__(self, root: str | Path, seed: int, cache: bool = True, threads: int = 4) -> None:
+    def __init__(self, root: str | Path, seed: int, cache: bool = True, threads: int = 4, augment: float = 0.0) -> None:
         folder = read_image_folder(root)
         self.paths, self.labels, self.identities = folder.paths, folder.labels, folder.identities
-        self.seed, self.threads = seed, threads
+        self.seed, self.threads, self.augment = seed, threads, augment
         self.images = self._decode(range(len(self.paths))) if cache else None
 
     def __len__(self) -> int:
@@ -89,6 +93,9 @@ class FaceBatches:
         images = self.images[indices] if self.images is not None else self._decode(indices)
         flips = np.random.default_rng([self.seed, 104729, epoch]).random(len(self)) < 0.5
         images = np.where(flips[indices, None, None, None], images[:, :, ::-1], images)
+        if self.augment > 0:
+            images = np.stack([augment_face(image, np.random.default_rng([self.seed, 7919, epoch, int(i)]), self.augment)
+                               for image, i in zip(images, indices)])
         return to_input_tensor(np.ascontiguousarray(images)), torch.from_numpy(self.labels[indices])
 
 
@@ -139,7 +146,8 @@ def train_embedding(train_root: str | Path, out_dir: str | Path, config: Embeddi
     """
     context = init_distributed(config.device)
     out_dir = Path(out_dir)
-    source = FaceBatches(train_root, config.seed, cache=config.cache_images, threads=config.loader_threads)
+    source = FaceBatches(train_root, config.seed, cache=config.cache_images, threads=config.loader_threads,
+                         augment=config.augment)
     model = build_model(config, source.num_classes)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     total_steps = config.epochs * (len(source) // config.batch_size)
