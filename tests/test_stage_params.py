@@ -37,7 +37,7 @@ def test_the_repository_params_pass_and_every_section_has_a_schema():
     ("aggregator", {"real_clip_rate": 1.5}, r"aggregator.real_clip_rate = 1.5; it must lie in \[0, 1\]"),
     ("data", {"preset": "huge"}, r"data.preset = 'huge'; choose one of \['default', 'tiny'\]"),
     ("verification_report", {"low_quality_fraction": 1.0}, r"low_quality_fraction = 1.0; it must lie in \(0, 1\)"),
-    ("attributes", {"identity_embedding": "median"}, r"unknown identity embedding 'median'"),
+    ("attributes", {"identity_embedding": "median"}, r"attributes.identity_embedding = 'median': unknown identity embedding"),
     ("attributes_report", {"map_identities": -3}, r"attributes_report.map_identities = -3; it must be a positive integer"),
 ])
 def test_a_bad_value_is_named_with_what_is_allowed(tmp_path, section, changes, message):
@@ -48,7 +48,7 @@ def test_a_bad_value_is_named_with_what_is_allowed(tmp_path, section, changes, m
 
 
 def test_a_bad_variant_and_an_unknown_section_are_refused(tmp_path):
-    with pytest.raises(ValueError, match=r"aggregator_variants.k5.k = 'five'; it must be int"):
+    with pytest.raises(ValueError, match=r"aggregator_variants.k5: aggregator.k = 'five'; it must be int"):
         check_params(_with(tmp_path, VARIANTS, k5={"k": "five"}), [VARIANTS])
     with pytest.raises(ValueError, match=r"no parameter schema for sections \['trainig'\]"):
         check_params(ROOT / "params.yaml", ["trainig"])

@@ -55,7 +55,7 @@ def test_stray_top_level_file_missing_root_and_no_identities(tmp_path: Path) -> 
     with pytest.raises(DataFormatError) as error:
         read_image_folder(tmp_path / "data")
     assert error.value.path == str(tmp_path / "data" / "loose.jpg") and "file at the top level" in str(error.value)
-    with pytest.raises(DataFormatError, match="nowhere: identity folder root does not exist"):
+    with pytest.raises(DataFormatError, match="nowhere: image folder root does not exist"):
         read_image_folder(tmp_path / "nowhere")
     (tmp_path / "nothing").mkdir()
     (tmp_path / "nothing" / ".hidden").mkdir()

@@ -66,7 +66,7 @@ def read_image_folder(root: str | os.PathLike[str], extensions: tuple[str, ...] 
 def _subdirectories(root: Path, kind: str) -> list[os.DirEntry]:
     """The sorted, non-hidden sub-directories of ``root`` (one per ``kind``); anything else there is an error."""
     if not root.is_dir():
-        raise DataFormatError(root, f"{kind} folder root does not exist",
+        raise DataFormatError(root, "image folder root does not exist",
                               expected=f"a directory of <{kind}>/... folders",
                               fix=f"point the reader at the directory whose sub-directories are the {kind} folders")
     with os.scandir(root) as entries:

@@ -299,7 +299,7 @@ class AttributeStudyParams:
     def __post_init__(self) -> None:
         # Fail on a bad setting before any work is done.
         if self.identity_embedding not in IDENTITY_EMBEDDINGS:
-            raise ValueError(f"unknown identity embedding {self.identity_embedding!r}; "
+            raise ValueError(f"attributes.identity_embedding = {self.identity_embedding!r}: unknown identity embedding; "
                              f"choose one of {', '.join(IDENTITY_EMBEDDINGS)}")
         self.clusterer()
 

@@ -267,7 +267,7 @@ def train_aggregator(views_path: str | Path, out_dir: str | Path, config: Aggreg
     loop = LoopConfig(epochs=config.epochs, batch_size=config.batch_size, checkpoint_dir=out_dir / "checkpoints",
                       checkpoint_every=config.checkpoint_every, seed=config.seed, max_grad_norm=config.max_grad_norm,
                       amp=config.amp, description=f"aggregator ({config.method})", on_step=kill_switch(),
-                      fingerprint=json.dumps({"config": dataclasses.asdict(config), "views": str(views_path),
+                      fingerprint=json.dumps({"config": dataclasses.asdict(config), "views": _md5(views_path),
                                               "templates": len(source)}, sort_keys=True))
     history = train_loop(model, optimizer, None, source, loop, context, resume=resume)
     if context.is_main:
@@ -277,6 +277,15 @@ def train_aggregator(views_path: str | Path, out_dir: str | Path, config: Aggreg
                                             "gamma": float(model.aggregator.gamma.detach()) if config.method == "coreset" else None,
                                             "device": str(context.device), **history})
     return history
+
+
+def _md5(path: str | Path) -> str:
+    """Content hash of a file: checkpoints of a run on other view features are never resumed."""
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def load_config(params_path: str | Path, variant: str | None = None) -> AggregatorConfig:
@@ -290,9 +299,10 @@ def load_config(params_path: str | Path, variant: str | None = None) -> Aggregat
     changes = ablations[variant] or {}
     unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(AggregatorConfig)})
     if unknown:
-        raise ValueError(f"{params_path}: unknown keys {unknown} in aggregator_variants.{variant}")
+        raise ValueError(f"{params_path}: unknown keys {unknown} in aggregator_variants.{variant}; "
+                         f"allowed: the aggregator keys {sorted(f.name for f in dataclasses.fields(AggregatorConfig))}")
     try:
-        check_types(AggregatorConfig, f"aggregator_variants.{variant}", changes)
+        check_types(AggregatorConfig, "aggregator", changes)
         return dataclasses.replace(config, **changes)
     except ValueError as error:
-        raise ValueError(f"{params_path}: {error}") from None
+        raise ValueError(f"{params_path}: aggregator_variants.{variant}: {error}") from None

@@ -94,8 +94,11 @@ class FaceBatches:
         flips = np.random.default_rng([self.seed, 104729, epoch]).random(len(self)) < 0.5
         images = np.where(flips[indices, None, None, None], images[:, :, ::-1], images)
         if self.augment > 0:
-            images = np.stack([augment_face(image, np.random.default_rng([self.seed, 7919, epoch, int(i)]), self.augment)
-                               for image, i in zip(images, indices)])
+            def view(j: int) -> np.ndarray:
+                return augment_face(images[j], np.random.default_rng([self.seed, 7919, epoch, int(indices[j])]), self.augment)
+
+            with ThreadPoolExecutor(self.threads) as pool:  # PIL releases the GIL while it resizes
+                images = np.stack(list(pool.map(view, range(len(indices)))))
         return to_input_tensor(np.ascontiguousarray(images)), torch.from_numpy(self.labels[indices])
 
 
