@@ -150,14 +150,12 @@ class TemplateBatches:
         self.config = config
         images, per_image, dim = views["features"].shape
         self.labels, self.views_per_image = views["labels"], per_image
-        clip_features = views.get("clip_features", np.empty((0, dim), np.float32))
-        self.pool_features = np.concatenate([views["features"].reshape(-1, dim), clip_features])
-        self.pool_norms = np.concatenate([views["norms"].reshape(-1), views.get("clip_norms", np.empty(0, np.float32))])
+        self.pool_features = np.concatenate([views["features"].reshape(-1, dim), views["clip_features"]])
+        self.pool_norms = np.concatenate([views["norms"].reshape(-1), views["clip_norms"]])
         self.identities = int(self.labels.max()) + 1
         self.images_of = _members(self.labels, self.identities)
         # Clip c's frames are pool rows clip_start[c] .. clip_start[c + 1] - 1.
-        clip_ids = views.get("clip_ids", np.empty(0, np.int64))
-        clip_labels = views.get("clip_labels", np.empty(0, np.int64))
+        clip_ids, clip_labels = views["clip_ids"], views["clip_labels"]
         self.clip_start = images * per_image + np.searchsorted(clip_ids, np.arange(len(clip_labels) + 1))
         self.clips_of = _members(clip_labels, self.identities)
         self.pool_labels = np.concatenate([np.repeat(self.labels, per_image), clip_labels[clip_ids]])
