@@ -150,6 +150,15 @@ def _check_params(args: argparse.Namespace) -> None:
         raise SystemExit(f"dmlfaces check-params: {error}") from None
 
 
+def _notebook(args: argparse.Namespace) -> None:
+    from dmlfaces.notebook import NotebookFailed, execute_notebook
+
+    try:
+        execute_notebook(args.notebook, args.out, args.parameters or ())
+    except NotebookFailed as error:
+        raise SystemExit(f"dmlfaces notebook: {error}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dmlfaces", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -231,6 +240,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("sections", nargs="+", metavar="SECTION", help="params.yaml sections the stage reads")
     check.add_argument("--params", type=Path, default=Path("params.yaml"))
     check.set_defaults(run=_check_params)
+
+    notebook = commands.add_parser("notebook", help="run a study notebook with papermill; the output appears only when every cell has run")
+    notebook.add_argument("notebook", type=Path, help="the notebook to run (notebooks/NN_name.ipynb)")
+    notebook.add_argument("out", type=Path, help="the executed notebook (book/NN_name.ipynb)")
+    notebook.add_argument("-p", "--parameter", dest="parameters", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                          help="a papermill parameter (repeatable); values are typed as papermill types them")
+    notebook.set_defaults(run=_notebook)
     return parser
 
 

@@ -29,8 +29,10 @@ class AdaFaceLoss(nn.Module):
     The norm is standardised by a running batch mean and standard deviation (momentum ``t_alpha``),
     scaled by ``h`` and clipped to [-1, 1] (``z``). The target logit becomes
     ``s * (cos(theta + g_angle) - g_add)`` with ``g_angle = -m * z`` and ``g_add = m * z + m``: a
-    high-norm (good) sample gets an ArcFace-like angular margin, a low-norm (hard) one a
-    CosFace-like margin, so the loss emphasises hard samples only when they are recognisable.
+    low-norm (poor) sample (z = -1) gets ArcFace's angular margin, an average one (z = 0) CosFace's
+    additive margin, and a high-norm (good) one (z = 1) an angle moved towards its class with a doubled
+    additive margin, which weights its hard examples up; so the loss emphasises hard samples only when
+    the image is good enough to be recognisable (Kim et al., AdaFace, CVPR 2022).
     Under DistributedDataParallel the norm statistics are reduced over all ranks, so a multi-process
     run sees the statistics of the global batch.
     """

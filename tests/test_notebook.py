@@ -1,0 +1,44 @@
+"""`dmlfaces notebook`: papermill runs for real; the output appears only when every cell has run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from dmlfaces.cli import main
+from dmlfaces.notebook import part_path
+
+
+def _notebook(path: Path, body: str) -> Path:
+    """A notebook with a papermill parameters cell (``count = 1``, ``label = 'x'``) and ``body`` after it."""
+    parameters = nbformat.v4.new_code_cell("count = 1\nlabel = 'x'", metadata={"tags": ["parameters"]})
+    nb = nbformat.v4.new_notebook(cells=[parameters, nbformat.v4.new_code_cell(body)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_a_completed_run_is_renamed_into_place_with_typed_parameters(tmp_path: Path) -> None:
+    source = _notebook(tmp_path / "in.ipynb", "import json\nprint(json.dumps([count * 2, label]))")
+    out = tmp_path / "book" / "01_x.ipynb"
+    out.parent.mkdir()
+    assert main(["notebook", str(source), str(out), "-p", "count", "21", "-p", "label", "y"]) == 0
+    outputs = nbformat.read(out, as_version=4).cells[-1].outputs
+    assert json.loads(outputs[0]["text"]) == [42, "y"]  # papermill typed 21 as an int
+    assert not part_path(out).exists()
+    assert part_path(out).name == ".01_x.part.ipynb"
+
+
+def test_a_failing_cell_leaves_the_previous_output_and_names_the_partial_notebook(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = _notebook(tmp_path / "in.ipynb", "raise ValueError('bad data in cell two')")
+    out = tmp_path / "02_x.ipynb"
+    out.write_text("previous run")
+    with pytest.raises(SystemExit) as failure:
+        main(["notebook", str(source), str(out)])
+    assert str(part_path(out)) in str(failure.value) and "failed" in str(failure.value)
+    assert out.read_text() == "previous run"
+    assert "bad data in cell two" in part_path(out).read_text()
