@@ -23,6 +23,7 @@ import yaml
 from PIL import Image
 
 from dmlfaces import findings
+from dmlfaces.data.faces import QUALITY_WEIGHTS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -94,6 +95,7 @@ def test_dvc_repro_runs_every_chapter_and_builds_the_book(project: Path) -> None
     embedding = json.loads((project / "results" / "metrics" / "embedding.json").read_text())
     assert embedding["epochs"] == 1 and -1.0 <= embedding["spearman_norm_quality"] <= 1.0
     assert set(embedding["single_image_tar_at_far"]) == {"embedding", "pixel baseline"}
+    assert set(embedding["spearman_by_degradation"]) == set(QUALITY_WEIGHTS)
     chapter = (project / "_build" / "html" / "book" / "02_embedding.html").read_text()
     assert len(re.findall(r'<img [^>]*src="', chapter)) >= 4 and "Spearman" in chapter
 

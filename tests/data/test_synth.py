@@ -12,7 +12,9 @@ import pandas as pd
 import pytest
 
 from dmlfaces.data import synth
+from dmlfaces.data.align import ARCFACE_TEMPLATE
 from dmlfaces.data.celeba import CELEBA_ATTRIBUTES, read_celeba
+from dmlfaces.data.faces import QUALITY_WEIGHTS
 from dmlfaces.data.folders import read_clip_folder, read_image_folder
 from dmlfaces.data.ijb import read_ijb
 
@@ -141,6 +143,28 @@ def test_quality_in_unit_interval_and_spread(tiny_data: Path) -> None:
     quality = pd.read_csv(tiny_data / "ground_truth.csv")["quality"]
     assert quality.between(0, 1).all()
     assert quality.max() - quality.min() > 0.5
+
+
+def test_ground_truth_records_the_severities_the_quality_is_made_of(tiny_data: Path) -> None:
+    truth = pd.read_csv(tiny_data / "ground_truth.csv")
+    weighted = sum(weight * truth[f"severity_{name}"] for name, weight in QUALITY_WEIGHTS.items())
+    np.testing.assert_allclose(truth["quality"], np.exp(-weighted), rtol=1e-9)
+
+
+def test_training_crops_are_aligned_from_their_landmarks_like_the_ijb_crops_at_extraction(tiny_data: Path) -> None:
+    truth = pd.read_csv(tiny_data / "ground_truth.csv")
+    landmarks = lambda rows: rows[[f"landmark_{i}_{a}" for i in range(5) for a in "xy"]].to_numpy().reshape(-1, 5, 2)  # noqa: E731
+    template = ARCFACE_TEMPLATE.astype(np.float64)
+    for split in ("train", "train_clips"):
+        # A similarity warp fits 5 points only approximately (faces differ in shape), so the landmarks of
+        # an aligned crop scatter around the template by a few pixels, and their mean sits on it.
+        points = landmarks(truth[truth["split"] == split])
+        assert np.abs(points.mean(axis=0) - template).max() < 2.0, split
+        assert np.median(np.linalg.norm(points - template, axis=2)) < 4.0, split
+    # The CelebA layout keeps its own framing (centred by the renderer, small shifts), as before.
+    celeba = landmarks(truth[truth["split"] == "celeba"])
+    assert np.median(np.linalg.norm(celeba - template, axis=2)) > np.median(
+        np.linalg.norm(landmarks(truth[truth["split"] == "train"]) - template, axis=2))
 
 
 def test_refuses_to_overwrite_a_directory_that_is_not_synthfaces(tmp_path: Path) -> None:

@@ -225,15 +225,23 @@ def sample_image(
     )
 
 
-def quality_score(image: ImageFactors) -> float:
-    """Ground-truth quality in [0, 1] from the degradations of an image (1 = pristine).
+# Weight of each degradation in the quality: how much of the identity it destroys. Blur, low resolution,
+# noise, occlusion and pose remove detail; exposure, compression and size mostly do not.
+QUALITY_WEIGHTS = {
+    "pose": 0.8,
+    "blur": 1.2,
+    "noise": 0.8,
+    "low_resolution": 1.2,
+    "occlusion": 0.9,
+    "exposure": 0.4,
+    "compression": 0.2,
+    "size": 0.2,
+}
 
-    Each degradation contributes a severity in [0, 1]; quality = exp(-sum of weighted severities),
-    so independent degradations compound multiplicatively.
-    """
-    # Weighted by how much of the identity a degradation destroys: blur, low resolution, noise,
-    # occlusion and pose remove detail; exposure, compression and size mostly do not.
-    severities = {
+
+def degradation_severities(image: ImageFactors) -> dict[str, float]:
+    """Severity of each degradation of an image (keys of ``QUALITY_WEIGHTS``): 0 = none, about 1 = worst."""
+    return {
         "pose": (abs(image.yaw) / 1.0) ** 1.5 + (abs(image.pitch) / 0.5) ** 1.5 * 0.5,
         "blur": min(image.blur / 6.0, 1.0),
         "noise": min(image.noise / 60.0, 1.0),
@@ -243,17 +251,15 @@ def quality_score(image: ImageFactors) -> float:
         "compression": (95 - image.jpeg_quality) / 80.0,
         "size": max(0.0, 1.0 - image.scale) / 0.4,
     }
-    weights = {
-        "pose": 0.8,
-        "blur": 1.2,
-        "noise": 0.8,
-        "low_resolution": 1.2,
-        "occlusion": 0.9,
-        "exposure": 0.4,
-        "compression": 0.2,
-        "size": 0.2,
-    }
-    return float(math.exp(-sum(weights[k] * v for k, v in severities.items())))
+
+
+def quality_score(image: ImageFactors) -> float:
+    """Ground-truth quality in [0, 1] from the degradations of an image (1 = pristine).
+
+    quality = exp(-sum of weighted severities), so independent degradations compound multiplicatively.
+    """
+    severities = degradation_severities(image)
+    return float(math.exp(-sum(QUALITY_WEIGHTS[k] * v for k, v in severities.items())))
 
 
 def skin_rgb(person: PersonFactors) -> np.ndarray:
@@ -601,9 +607,10 @@ def encode_jpeg(pixels: np.ndarray, quality: int) -> bytes:
 
 
 def factor_record(person: PersonFactors, image: ImageFactors) -> dict[str, object]:
-    """Flat dict of every latent factor and the quality, for ground_truth.csv."""
+    """Flat dict of every latent factor, the quality and its degradation severities, for ground_truth.csv."""
     record: dict[str, object] = {f"person_{k}": v for k, v in asdict(person).items() if k != "person_id"}
     record.update({f"image_{f.name}": getattr(image, f.name) for f in fields(image)})
     record["person_skin_label"] = "pale" if person.is_pale else "dark"
     record["quality"] = quality_score(image)
+    record.update({f"severity_{k}": v for k, v in degradation_severities(image).items()})
     return record

@@ -5,9 +5,10 @@
 * ``IJBS/`` : an IJB-B/C-style 1:1 and 1:N protocol (``loose_crop/*.jpg`` + ``meta/ijbs_*``), templates
   mixing stills and video clips (bursts of near-duplicate frames);
 * ``celeba/``: a CelebA-layout attribute set (``img_align_celeba/``, the four text files);
-* ``train/<identity>/<image>.jpg``: a training image folder;
+* ``train/<identity>/<image>.jpg``: a training image folder, each face warped from its 5 landmarks onto the
+  ArcFace template as WebFace4M's and MS1M's crops were, so training sees the same alignment as extraction;
 * ``train_clips/<identity>/<clip>/<frame>.jpg``: video clips of the training identities (the YouTube Faces
-  frame layout), for training set aggregators on real bursts of near-duplicate frames;
+  frame layout, aligned the same way), for training set aggregators on real bursts of near-duplicate frames;
 * ``ground_truth.csv``: every image with its identity, template, media and all latent factors and quality;
 * ``synthfaces.json``: the preset, the seed and the counts.
 
@@ -35,6 +36,7 @@ from tqdm import tqdm
 
 from dmlfaces.data import celeba as celeba_layout
 from dmlfaces.data import ijb as ijb_layout
+from dmlfaces.data.align import ARCFACE_TEMPLATE, align_face, similarity_transform
 from dmlfaces.data.faces import (
     ImageFactors,
     PersonFactors,
@@ -47,7 +49,7 @@ from dmlfaces.data.faces import (
 )
 from dmlfaces.io import atomic_path
 
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 MANIFEST = "synthfaces.json"
 # Streams of the seed sequence; never renumber them, or every data set changes.
 PERSON, IMAGE, LAYOUT, PAIRS, FAMILY = 0, 1, 2, 3, 4
@@ -95,6 +97,7 @@ class RenderJob:
     person: PersonFactors
     image: ImageFactors
     margin: int = 0  # scene pixels around the 112-pixel frame (loose crops)
+    align: bool = False  # warp onto the ArcFace template from the landmarks (training crops)
 
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
@@ -247,9 +250,15 @@ RENDERED_CELEBA_ATTRIBUTES = (
 
 
 def _render_to(args: tuple[Path, RenderJob]) -> np.ndarray:
-    """Worker: render one job, write its JPEG, return its (5, 2) landmarks."""
+    """Worker: render one job, write its JPEG, return its (5, 2) landmarks (in the written image)."""
     root, job = args
     pixels, landmarks = render_face(job.person, job.image, job.margin)
+    if job.align:
+        # A rendered face is centred by construction, but an IJB crop is centred by its landmarks; a training
+        # set aligned otherwise than the evaluation crops would teach the embedding a different geometry.
+        forward = similarity_transform(landmarks, ARCFACE_TEMPLATE.astype(np.float64))
+        pixels = align_face(pixels, landmarks)
+        landmarks = landmarks @ forward[:, :2].T + forward[:, 2]
     (root / job.path).write_bytes(encode_jpeg(pixels, job.image.jpeg_quality))
     return landmarks
 
@@ -311,7 +320,7 @@ def synthesize(out: str | os.PathLike[str], preset: str = "default", seed: int =
 
     for _, j, person, image in _aligned_images(seed, "train", sizes.train_identities, sizes.train_images_per_identity, TRAIN_DIFFICULTY):
         g = person.person_id
-        add(RenderJob(f"train/{g:07d}/{j:04d}.jpg", person, image), "train", f"{g:07d}")
+        add(RenderJob(f"train/{g:07d}/{j:04d}.jpg", person, image, LOOSE_MARGIN, align=True), "train", f"{g:07d}")
 
     ijb_start = len(jobs)
     ijb_crops = _ijb_crops(seed, sizes)
@@ -332,7 +341,7 @@ def synthesize(out: str | os.PathLike[str], preset: str = "default", seed: int =
     clips_start = len(jobs)
     for g, c, frames, person in _train_clips(seed, sizes):
         for f, image in enumerate(frames):
-            add(RenderJob(f"train_clips/{g:07d}/{c:02d}/{f:03d}.jpg", person, image), "train_clips", f"{g:07d}",
+            add(RenderJob(f"train_clips/{g:07d}/{c:02d}/{f:03d}.jpg", person, image, LOOSE_MARGIN, align=True), "train_clips", f"{g:07d}",
                 media_kind="clip", frame=f)
 
     with atomic_path(out) as tmp:
