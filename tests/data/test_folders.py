@@ -78,3 +78,15 @@ def test_clip_folder_names_the_clip_without_frames(tmp_path: Path) -> None:
     (tmp_path / "clips" / "a" / "01").mkdir()
     with pytest.raises(DataFormatError, match="01: clip folder holds no images"):
         read_clip_folder(tmp_path / "clips")
+
+
+def test_digest_follows_the_images_not_where_the_folder_lives(tmp_path: Path) -> None:
+    for rel in ("a/1.jpg", "a/2.jpg", "b/1.jpg"):
+        _image(tmp_path / "one" / rel)
+    first = read_image_folder(tmp_path / "one").digest()
+    (tmp_path / "one").rename(tmp_path / "moved")
+    assert read_image_folder(tmp_path / "moved").digest() == first
+    Image.new("RGB", (16, 16), "red").save(tmp_path / "moved" / "b" / "1.jpg", format="JPEG")  # a changed image
+    changed = read_image_folder(tmp_path / "moved").digest()
+    _image(tmp_path / "moved" / "b" / "2.jpg")  # an added one
+    assert len({first, changed, read_image_folder(tmp_path / "moved").digest()}) == 3

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
+from PIL import Image
 
 from dmlfaces.models.checkpoints import load_backbone
 from dmlfaces.train.embedding import EmbeddingConfig, FaceBatches, build_model, load_config
@@ -82,6 +85,20 @@ def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(tiny_data
     assert a["steps"] == b["steps"] and [e["loss"] for e in a["epochs"]] == [e["loss"] for e in b["epochs"]]
 
 
+def test_resume_after_the_training_images_changed_starts_afresh(tiny_data: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data / "train", data / "train")
+    _train(tmp_path, data, tmp_path / "run", params={"epochs": 1})
+    finished = _weights(tmp_path / "run")
+    again = _train(tmp_path, data, tmp_path / "run", "--resume", params={"epochs": 1})
+    assert "starting afresh" not in again.stdout and all(torch.equal(finished[k], w) for k, w in _weights(tmp_path / "run").items())
+    image = next((data / "train").rglob("*.jpg"))
+    Image.fromarray(np.asarray(Image.open(image))[::-1].copy()).save(image, quality=50)  # regenerated data
+    changed = _train(tmp_path, data, tmp_path / "run", "--resume", params={"epochs": 1})
+    assert "starting afresh" in changed.stdout
+    assert not all(torch.equal(finished[k], w) for k, w in _weights(tmp_path / "run").items())
+
+
 def test_cpu_training_is_deterministic_and_loads_back(tiny_data: Path, tmp_path: Path) -> None:
     from dmlfaces.train.embedding import train_embedding
 
@@ -97,8 +114,6 @@ def test_cpu_training_is_deterministic_and_loads_back(tiny_data: Path, tmp_path:
 def test_batches_are_flipped_by_seed_epoch_and_index(tiny_data: Path) -> None:
     source = FaceBatches(tiny_data / "train", seed=0, cache=True)
     streamed = FaceBatches(tiny_data / "train", seed=0, cache=False, threads=2)
-    import numpy as np
-
     indices = np.array([5, 0, 17])
     images, labels = source.batch(indices, epoch=1)
     again, _ = streamed.batch(indices, epoch=1)
@@ -107,8 +122,6 @@ def test_batches_are_flipped_by_seed_epoch_and_index(tiny_data: Path) -> None:
 
 
 def test_low_quality_augmentation_is_a_function_of_seed_epoch_and_index(tiny_data: Path) -> None:
-    import numpy as np
-
     plain = FaceBatches(tiny_data / "train", seed=0, augment=0.0)
     augmented = FaceBatches(tiny_data / "train", seed=0, augment=1.0)
     indices = np.arange(8)

@@ -74,6 +74,7 @@ class FaceBatches:
     def __init__(self, root: str | Path, seed: int, cache: bool = True, threads: int = 4, augment: float = 0.0) -> None:
         folder = read_image_folder(root)
         self.paths, self.labels, self.identities = folder.paths, folder.labels, folder.identities
+        self.digest = folder.digest()  # part of the checkpoint fingerprint: new data is never "resumed"
         self.seed, self.threads, self.augment = seed, threads, augment
         self.images = self._decode(range(len(self.paths))) if cache else None
 
@@ -161,7 +162,7 @@ def train_embedding(train_root: str | Path, out_dir: str | Path, config: Embeddi
                       checkpoint_every=config.checkpoint_every, seed=config.seed, amp=config.amp, description="embedding",
                       on_step=kill_switch(),
                       fingerprint=json.dumps({"config": dataclasses.asdict(config), "data": str(train_root),
-                                              "images": len(source)}, sort_keys=True))
+                                              "images": source.digest}, sort_keys=True))
     history = train_loop(model, optimizer, scheduler, source, loop, context, resume=resume)
     if context.is_main:
         save_backbone(model.backbone, config, out_dir / BACKBONE_FILE)
