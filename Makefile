@@ -26,13 +26,11 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test]'
 	touch $@
 
-# Materialise data/ (SynthFaces with the preset and seed of params.yaml) unless it is already there,
-# then check it against the hash recorded in data.dvc.
+# Materialise data/ (SynthFaces with the preset and seed of params.yaml) unless it already holds them from
+# this generator version, then check it against the hash recorded in data.dvc.
 data: $(STAMP)
-	@if [ -f data/synthfaces.json ]; then echo "data/: already materialised"; else \
-	  read preset seed < <($(BIN)/python -c "import yaml; d = yaml.safe_load(open('params.yaml'))['data']; print(d['preset'], d['seed'])"); \
-	  echo "data/: generating SynthFaces (preset $$preset, seed $$seed)"; \
-	  $(BIN)/dmlfaces synth --out data --preset $$preset --seed $$seed; fi
+	@read preset seed < <($(BIN)/python -c "import yaml; d = yaml.safe_load(open('params.yaml'))['data']; print(d['preset'], d['seed'])"); \
+	$(BIN)/dmlfaces synth --out data --preset $$preset --seed $$seed --reuse
 	@# Hash data/ into the DVC cache; keep the recorded data.dvc and compare the two.
 	@mkdir -p .dvc/tmp && cp data.dvc .dvc/tmp/data.dvc.recorded
 	@$(BIN)/dvc commit --force --quiet data.dvc

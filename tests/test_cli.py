@@ -36,6 +36,22 @@ def test_synth_and_data_report(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert set(report["pixel_baseline"]["tar_at_far"]) == {"0.0001", "0.001", "0.01", "0.1"}
 
 
+def test_synth_reuse_keeps_current_data_and_regenerates_other_versions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "data"
+    arguments = ["synth", "--out", str(out), "--preset", "tiny", "--seed", "2", "--workers", "1", "--reuse"]
+    main(arguments)
+    assert "synthfaces.json is missing: generating" in capsys.readouterr().out
+    marker = out / "train" / "kept.txt"
+    marker.write_text("untouched")
+    main(arguments)
+    assert "kept" in capsys.readouterr().out and marker.exists()
+    manifest = json.loads((out / "synthfaces.json").read_text())
+    (out / "synthfaces.json").write_text(json.dumps({**manifest, "generator_version": 3}))
+    main(arguments)
+    assert "holds generator v3, preset tiny, seed 2" in capsys.readouterr().out and not marker.exists()
+    assert json.loads((out / "synthfaces.json").read_text()) == manifest
+
+
 def test_extract_and_attributes_on_a_celeba_layout(tiny_data: Path, tiny_backbone: Path, tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     features = tmp_path / "celeba.npz"

@@ -42,3 +42,13 @@ def test_a_failing_cell_leaves_the_previous_output_and_names_the_partial_noteboo
     assert str(part_path(out)) in str(failure.value) and "failed" in str(failure.value)
     assert out.read_text() == "previous run"
     assert "bad data in cell two" in part_path(out).read_text()
+
+
+def test_a_missing_notebook_is_reported_without_pointing_at_a_stale_partial_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "03_x.ipynb"
+    part_path(out).write_text("left by an earlier failed run")
+    with pytest.raises(SystemExit) as failure:
+        main(["notebook", str(tmp_path / "absent.ipynb"), str(out)])
+    assert "absent.ipynb failed" in str(failure.value) and str(part_path(out)) not in str(failure.value)
+    assert not out.exists() and not part_path(out).exists()

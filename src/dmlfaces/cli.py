@@ -14,8 +14,14 @@ from dmlfaces.data.synth import PRESETS
 
 
 def _synth(args: argparse.Namespace) -> None:
-    from dmlfaces.data.synth import synthesize
+    from dmlfaces.data.synth import outdated, synthesize
 
+    if args.reuse:
+        reason = outdated(args.out, args.preset, args.seed)
+        if reason is None:
+            print(f"{args.out}: already SynthFaces of this generator, preset {args.preset} and seed {args.seed}; kept")
+            return
+        print(f"{reason}: generating")
     counts = synthesize(args.out, preset=args.preset, seed=args.seed, workers=args.workers)
     print(json.dumps({"out": str(args.out), **counts}, sort_keys=True))
 
@@ -168,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--preset", choices=sorted(PRESETS), default="default", help="data set size")
     synth.add_argument("--seed", type=int, default=0, help="random seed; the same preset and seed give identical files")
     synth.add_argument("--workers", type=int, default=None, help="render processes (default: all cores; output does not depend on it)")
+    synth.add_argument("--reuse", action="store_true", help="keep --out when it already holds this generator version, preset and seed")
     synth.set_defaults(run=_synth)
 
     report = commands.add_parser("data-report", help="counts of a data set read back through the readers, and the pixel baseline's TAR@FAR")

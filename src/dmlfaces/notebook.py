@@ -15,7 +15,7 @@ from pathlib import Path
 
 
 class NotebookFailed(RuntimeError):
-    """A notebook cell raised; the partial notebook with the traceback is kept for reading."""
+    """Papermill exited with an error; the output is left as it was."""
 
 
 def part_path(out: str | os.PathLike[str]) -> Path:
@@ -25,17 +25,21 @@ def part_path(out: str | os.PathLike[str]) -> Path:
 
 
 def execute_notebook(notebook: str | os.PathLike[str], out: str | os.PathLike[str],
-                     parameters: Sequence[tuple[str, str]] = (), cwd: str | os.PathLike[str] = ".") -> Path:
+                     parameters: Sequence[tuple[str, str]] = ()) -> Path:
     """Execute ``notebook`` with papermill's ``-p NAME VALUE`` parameters (typed as papermill types them).
 
-    Returns ``out``. Raises ``NotebookFailed`` naming the partial notebook that holds the traceback.
+    The kernel runs in the current directory (the repository root, for a pipeline stage), which the
+    notebooks' relative paths assume. Returns ``out``. Raises ``NotebookFailed``, naming the partial notebook
+    with the traceback when a cell raised.
     """
     out, part = Path(out), part_path(out)
-    command = [sys.executable, "-m", "papermill", "--no-progress-bar", "--cwd", str(cwd), str(notebook), str(part)]
+    part.unlink(missing_ok=True)  # a failed run's leftover must not be taken for this run's
+    command = [sys.executable, "-m", "papermill", "--no-progress-bar", "--cwd", ".", str(notebook), str(part)]
     for name, value in parameters:
         command += ["-p", name, value]
     if subprocess.run(command).returncode != 0:
-        raise NotebookFailed(f"{notebook} failed; {out} is left as it was. The executed cells and the "
-                             f"traceback are in {part} (a hidden file; open it with Jupyter)")
+        where = (f"the executed cells and the traceback are in {part} (a hidden file; open it with Jupyter)"
+                 if part.exists() else "papermill's message above says why")
+        raise NotebookFailed(f"{notebook} failed; {out} is left as it was; {where}")
     os.replace(part, out)
     return out

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from dmlfaces.data.faces import (
+    QUALITY_WEIGHTS,
     SIZE,
+    degradation_severities,
     encode_jpeg,
     factor_record,
     quality_score,
@@ -94,6 +96,17 @@ def test_quality_is_one_when_pristine_and_falls_with_each_degradation() -> None:
     assert quality_score(dataclasses.replace(pristine, blur=2.0, noise=20.0)) < quality_score(
         dataclasses.replace(pristine, blur=2.0)
     )
+
+
+def test_severities_are_zero_when_pristine_and_one_at_each_degradation_s_worst() -> None:
+    pristine = _clean(_person())
+    assert set(degradation_severities(pristine).values()) == {0.0}
+    worst = {"blur": {"blur": 6.0}, "noise": {"noise": 60.0}, "low_resolution": {"low_resolution": 0.06},
+             "occlusion": {"occlusion": 0.35}, "compression": {"jpeg_quality": 15}, "size": {"scale": 0.6}}
+    for name, change in worst.items():
+        severities = degradation_severities(dataclasses.replace(pristine, **change))
+        assert severities[name] == pytest.approx(1.0) and sum(severities.values()) == pytest.approx(1.0), name
+    assert set(degradation_severities(pristine)) == set(QUALITY_WEIGHTS)
 
 
 def test_difficulty_lowers_quality_on_average() -> None:

@@ -153,7 +153,9 @@ def test_ground_truth_records_the_severities_the_quality_is_made_of(tiny_data: P
 
 def test_training_crops_are_aligned_from_their_landmarks_like_the_ijb_crops_at_extraction(tiny_data: Path) -> None:
     truth = pd.read_csv(tiny_data / "ground_truth.csv")
-    landmarks = lambda rows: rows[[f"landmark_{i}_{a}" for i in range(5) for a in "xy"]].to_numpy().reshape(-1, 5, 2)  # noqa: E731
+    def landmarks(rows: pd.DataFrame) -> np.ndarray:
+        return rows[[f"landmark_{i}_{a}" for i in range(5) for a in "xy"]].to_numpy().reshape(-1, 5, 2)
+
     template = ARCFACE_TEMPLATE.astype(np.float64)
     for split in ("train", "train_clips"):
         # A similarity warp fits 5 points only approximately (faces differ in shape), so the landmarks of

@@ -65,6 +65,12 @@ def align_face(image: np.ndarray, landmarks: np.ndarray, size: int = 112) -> np.
     Returns:
         (size, size, 3) uint8 aligned face; pixels that fall outside ``image`` are black.
     """
+    return align_face_with_landmarks(image, landmarks, size)[0]
+
+
+def align_face_with_landmarks(image: np.ndarray, landmarks: np.ndarray, size: int = 112) -> tuple[np.ndarray, np.ndarray]:
+    """``align_face``, and where the landmarks land in the aligned face: (5, 2), near the template, not on it
+    (a similarity transform fits five points of a particular face only approximately)."""
     forward = similarity_transform(landmarks, ARCFACE_TEMPLATE.astype(np.float64) * (size / 112.0))
     # PIL wants the output->input map, and samples at pixel centres (i + 0.5); shifting by half a pixel on
     # both sides keeps the index-coordinate convention of the landmarks and of cv2.warpAffine.
@@ -75,4 +81,5 @@ def align_face(image: np.ndarray, landmarks: np.ndarray, size: int = 112) -> np.
     warped = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).transform(
         (size, size), Image.Transform.AFFINE, tuple(float(c) for c in coefficients), resample=Image.Resampling.BILINEAR
     )
-    return np.asarray(warped, dtype=np.uint8).copy()
+    moved = np.asarray(landmarks, dtype=np.float64) @ forward[:, :2].T + forward[:, 2]
+    return np.asarray(warped, dtype=np.uint8).copy(), moved

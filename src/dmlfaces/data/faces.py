@@ -189,7 +189,8 @@ def sample_image(
 
     Args:
         difficulty: 0 = studio still, 1 = worst surveillance frame; scales every degradation.
-        loose: a loose detector crop (IJB layout: free scale, shift and roll) instead of an aligned crop.
+        loose: a loose detector crop (IJB layout: free scale, shift and roll) instead of a photo framed close
+            around the face (small shifts, scale and roll; training and CelebA images).
     """
     d = float(np.clip(difficulty, 0.0, 1.0))
     beard = person.gender == "male" and bool(rng.random() < beard_rate)
@@ -240,7 +241,8 @@ QUALITY_WEIGHTS = {
 
 
 def degradation_severities(image: ImageFactors) -> dict[str, float]:
-    """Severity of each degradation of an image (keys of ``QUALITY_WEIGHTS``): 0 = none, about 1 = worst."""
+    """Severity of each degradation of an image (keys of ``QUALITY_WEIGHTS``): 0 = none, 1 = severe (pose
+    reaches 1.5 at full yaw and pitch, exposure 1.3 in the darkest hard light; the others stop at 1)."""
     return {
         "pose": (abs(image.yaw) / 1.0) ** 1.5 + (abs(image.pitch) / 0.5) ** 1.5 * 0.5,
         "blur": min(image.blur / 6.0, 1.0),

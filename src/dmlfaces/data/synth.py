@@ -9,7 +9,10 @@
   ArcFace template as WebFace4M's and MS1M's crops were, so training sees the same alignment as extraction;
 * ``train_clips/<identity>/<clip>/<frame>.jpg``: video clips of the training identities (the YouTube Faces
   frame layout, aligned the same way), for training set aggregators on real bursts of near-duplicate frames;
-* ``ground_truth.csv``: every image with its identity, template, media and all latent factors and quality;
+* ``ground_truth.csv``: every image with its identity, template, media, all latent factors, the quality and
+  the severity of each degradation it is made of (``severity_*``), and its 5 landmarks in the written image
+  (for ``train/`` and ``train_clips/`` after the warp; their framing factors ``image_scale``, ``image_shift_*``
+  and ``image_roll`` describe the photo before it);
 * ``synthfaces.json``: the preset, the seed and the counts.
 
 Determinism: identity ``g`` draws its factors from the stream ``(seed, PERSON, g)`` and image key ``k`` of
@@ -36,7 +39,7 @@ from tqdm import tqdm
 
 from dmlfaces.data import celeba as celeba_layout
 from dmlfaces.data import ijb as ijb_layout
-from dmlfaces.data.align import ARCFACE_TEMPLATE, align_face, similarity_transform
+from dmlfaces.data.align import align_face_with_landmarks
 from dmlfaces.data.faces import (
     ImageFactors,
     PersonFactors,
@@ -99,6 +102,10 @@ class RenderJob:
     margin: int = 0  # scene pixels around the 112-pixel frame (loose crops)
     align: bool = False  # warp onto the ArcFace template from the landmarks (training crops)
 
+    def __post_init__(self) -> None:
+        if self.align and self.margin <= 0:
+            raise ValueError(f"{self.path}: aligning needs scene around the face (margin > 0), or the warp pulls in black borders")
+
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
     return np.random.default_rng([seed, *key])
@@ -131,10 +138,11 @@ def _clip_frames(seed: int, person: PersonFactors, key: tuple[int, ...], n_frame
     return frames
 
 
-def _aligned_images(
+def _centred_images(
     seed: int, split: str, identities: int, per_identity: int, difficulty_beta: tuple[float, float]
 ) -> Iterator[tuple[int, int, PersonFactors, ImageFactors]]:
-    """(identity index, image index, person, image) of a split of aligned crops (training or CelebA layout)."""
+    """(identity index, image index, person, image) of a split of photos framed close around the face (small
+    shifts, scale and roll: ``sample_image(loose=False)``), for the training and CelebA layouts."""
     for k in range(identities):
         g = SPLIT_OFFSETS[split] + k
         person = person_factors(seed, g)
@@ -160,7 +168,7 @@ def _clip_length(rng: np.random.Generator) -> int:
 
 
 def _train_clips(seed: int, preset: Preset) -> Iterator[tuple[int, int, list[ImageFactors], PersonFactors]]:
-    """(identity number, clip index, aligned frames, person) of the training identities' video clips."""
+    """(identity number, clip index, closely framed frames, person) of the training identities' video clips."""
     for k in range(preset.train_identities):
         g = SPLIT_OFFSETS["train"] + k
         person = person_factors(seed, g)
@@ -256,9 +264,7 @@ def _render_to(args: tuple[Path, RenderJob]) -> np.ndarray:
     if job.align:
         # A rendered face is centred by construction, but an IJB crop is centred by its landmarks; a training
         # set aligned otherwise than the evaluation crops would teach the embedding a different geometry.
-        forward = similarity_transform(landmarks, ARCFACE_TEMPLATE.astype(np.float64))
-        pixels = align_face(pixels, landmarks)
-        landmarks = landmarks @ forward[:, :2].T + forward[:, 2]
+        pixels, landmarks = align_face_with_landmarks(pixels, landmarks)
     (root / job.path).write_bytes(encode_jpeg(pixels, job.image.jpeg_quality))
     return landmarks
 
@@ -283,6 +289,23 @@ def _ground_truth_csv(rows: list[dict[str, object]]) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
+
+
+def outdated(out: str | os.PathLike[str], preset: str, seed: int) -> str | None:
+    """Why ``out`` does not hold what ``synthesize(out, preset, seed)`` would write now; None when it does.
+
+    Judged from the manifest: generator version, preset and seed (not the files themselves; ``data.dvc``'s
+    hash checks those).
+    """
+    path = Path(out) / MANIFEST
+    if not path.is_file():
+        return f"{path} is missing"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    found = (manifest.get("generator_version"), manifest.get("preset"), manifest.get("seed"))
+    if found != (GENERATOR_VERSION, preset, seed):
+        return (f"{out} holds generator v{found[0]}, preset {found[1]}, seed {found[2]}; "
+                f"wanted v{GENERATOR_VERSION}, preset {preset}, seed {seed}")
+    return None
 
 
 def synthesize(out: str | os.PathLike[str], preset: str = "default", seed: int = 0, workers: int | None = None) -> dict[str, int]:
@@ -318,7 +341,7 @@ def synthesize(out: str | os.PathLike[str], preset: str = "default", seed: int =
                      "media_kind": extra.get("media_kind", "still"), "frame": extra.get("frame", 0),
                      **factor_record(job.person, job.image)})
 
-    for _, j, person, image in _aligned_images(seed, "train", sizes.train_identities, sizes.train_images_per_identity, TRAIN_DIFFICULTY):
+    for _, j, person, image in _centred_images(seed, "train", sizes.train_identities, sizes.train_images_per_identity, TRAIN_DIFFICULTY):
         g = person.person_id
         add(RenderJob(f"train/{g:07d}/{j:04d}.jpg", person, image, LOOSE_MARGIN, align=True), "train", f"{g:07d}")
 
@@ -331,7 +354,7 @@ def synthesize(out: str | os.PathLike[str], preset: str = "default", seed: int =
     celeba_start = len(jobs)
     celeba_identities, celeba_partitions = [], []
     # Celebrity photos: mostly good quality, so a gentler difficulty than the training images.
-    for k, _, person, image in _aligned_images(seed, "celeba", sizes.celeba_identities, sizes.celeba_images_per_identity, (1.2, 4)):
+    for k, _, person, image in _centred_images(seed, "celeba", sizes.celeba_identities, sizes.celeba_images_per_identity, (1.2, 4)):
         name = f"{len(jobs) - celeba_start + 1:06d}.jpg"
         add(RenderJob(f"celeba/img_align_celeba/{name}", person, image), "celeba", str(k + 1))
         celeba_identities.append(k + 1)

@@ -161,8 +161,8 @@ def train_embedding(train_root: str | Path, out_dir: str | Path, config: Embeddi
     loop = LoopConfig(epochs=config.epochs, batch_size=config.batch_size, checkpoint_dir=out_dir / "checkpoints",
                       checkpoint_every=config.checkpoint_every, seed=config.seed, amp=config.amp, description="embedding",
                       on_step=kill_switch(),
-                      fingerprint=json.dumps({"config": dataclasses.asdict(config), "data": str(train_root),
-                                              "images": source.digest}, sort_keys=True))
+                      fingerprint=json.dumps({"config": dataclasses.asdict(config), "images_digest": source.digest},
+                                             sort_keys=True))
     history = train_loop(model, optimizer, scheduler, source, loop, context, resume=resume)
     if context.is_main:
         save_backbone(model.backbone, config, out_dir / BACKBONE_FILE)
