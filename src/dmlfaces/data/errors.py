@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 
+from dmlfaces.errors import UserError
 
-class DataFormatError(ValueError):
+
+class DataFormatError(UserError, ValueError):
     """A data file does not follow its published layout.
 
     The message reads ``FILE:LINE: problem. Expected: ... Fix: ...`` so a user can open the file at
