@@ -5,18 +5,21 @@ from __future__ import annotations
 import dataclasses
 import filecmp
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from dmlfaces import io
 from dmlfaces.data import synth
 from dmlfaces.data.align import ARCFACE_TEMPLATE
 from dmlfaces.data.celeba import CELEBA_ATTRIBUTES, read_celeba
 from dmlfaces.data.faces import QUALITY_WEIGHTS
 from dmlfaces.data.folders import read_clip_folder, read_image_folder
 from dmlfaces.data.ijb import read_ijb
+from dmlfaces.errors import OutputPathError
 
 
 def _tree_bytes(root: Path) -> dict[str, bytes]:
@@ -176,6 +179,78 @@ def test_refuses_to_overwrite_a_directory_that_is_not_synthfaces(tmp_path: Path)
     with pytest.raises(FileExistsError, match="not a SynthFaces output"):
         synth.synthesize(mine, preset="tiny")
     assert (mine / "thesis.tex").read_text() == "precious"
+
+
+def _copy(tiny_data: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "data"
+    shutil.copytree(tiny_data, out)
+    return out
+
+
+def test_a_user_file_inside_an_earlier_output_stops_the_replacement_before_any_work(tiny_data: Path, tmp_path: Path) -> None:
+    out = _copy(tiny_data, tmp_path)
+    (out / "train" / "notes.txt").write_text("mine")
+    before = _tree_bytes(out)
+    with pytest.raises(OutputPathError, match=r"1 files SynthFaces did not write \(train/notes.txt\)"):
+        synth.synthesize(out, preset="tiny", seed=1, workers=1)
+    assert _tree_bytes(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_an_output_of_an_earlier_dmlfaces_is_replaced_only_by_the_files_it_held(tiny_data: Path, tmp_path: Path) -> None:
+    """A manifest without a file inventory: its files must all be in the new output, else it is kept."""
+    out = _copy(tiny_data, tmp_path)
+    manifest = json.loads((out / synth.MANIFEST).read_text())
+    del manifest["files"]
+    (out / synth.MANIFEST).write_text(json.dumps(manifest))
+    assert "no file inventory" in synth.outdated(out, "tiny", 0)
+    (out / "results.csv").write_text("mine")
+    with pytest.raises(OutputPathError, match="results.csv"):
+        synth.synthesize(out, preset="tiny", seed=0, workers=2)
+    assert (out / "results.csv").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+    (out / "results.csv").unlink()
+    synth.synthesize(out, preset="tiny", seed=0, workers=2)
+    assert _tree_bytes(out) == _tree_bytes(tiny_data)
+
+
+def test_sibling_directories_that_look_like_temporaries_are_left_alone(tmp_path: Path) -> None:
+    for name in (".data.mine.tmp", ".data.dmlfaces-0123456789ab.tmp"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "thesis.tex").write_text("precious")
+    synth.synthesize(tmp_path / "data", preset="tiny", seed=0, workers=2)
+    for name in (".data.mine.tmp", ".data.dmlfaces-0123456789ab.tmp"):
+        assert (tmp_path / name / "thesis.tex").read_text() == "precious"
+
+
+def test_reuse_checks_that_every_file_is_there_not_only_the_manifest(tiny_data: Path, tmp_path: Path) -> None:
+    out = _copy(tiny_data, tmp_path)
+    assert synth.outdated(out, "tiny", 0) is None
+    image = next((out / "train").rglob("*.jpg"))
+    image.write_bytes(image.read_bytes()[:100])
+    assert "damaged" in synth.outdated(out, "tiny", 0)
+    image.unlink()
+    assert "missing" in synth.outdated(out, "tiny", 0)
+    shutil.rmtree(out / "IJBS" / "loose_crop")
+    assert "incomplete" in synth.outdated(out, "tiny", 0)
+
+
+def test_an_interrupt_while_the_old_output_is_removed_leaves_the_new_one_complete(
+        tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out, rmtree = _copy(tiny_data, tmp_path), shutil.rmtree
+
+    def interrupted(path, *args, **kwargs):
+        rmtree(Path(path) / "train")  # half of the old output is gone when the interrupt comes
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(io.shutil, "rmtree", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        synth.synthesize(out, preset="tiny", seed=1, workers=2)
+    monkeypatch.undo()
+    assert synth.outdated(out, "tiny", 1) is None  # the new output, complete under the final name
+    synth.synthesize(out, preset="tiny", seed=0, workers=2)  # the next run clears the half-deleted old one
+    assert _tree_bytes(out) == _tree_bytes(tiny_data)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
 
 
 def test_unknown_preset_names_the_choices(tmp_path: Path) -> None:

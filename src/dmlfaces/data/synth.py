@@ -29,7 +29,6 @@ import io
 import json
 import multiprocessing
 import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +49,8 @@ from dmlfaces.data.faces import (
     sample_image,
     sample_person,
 )
-from dmlfaces.io import atomic_path
+from dmlfaces.errors import OutputPathError
+from dmlfaces.io import atomic_directory
 
 GENERATOR_VERSION = 4
 MANIFEST = "synthfaces.json"
@@ -297,15 +297,73 @@ def outdated(out: str | os.PathLike[str], preset: str, seed: int) -> str | None:
     Judged from the manifest: generator version, preset and seed (not the files themselves; ``data.dvc``'s
     hash checks those).
     """
-    path = Path(out) / MANIFEST
-    if not path.is_file():
-        return f"{path} is missing"
-    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest = _read_manifest(Path(out))
+    if isinstance(manifest, str):
+        return manifest
     found = (manifest.get("generator_version"), manifest.get("preset"), manifest.get("seed"))
     if found != (GENERATOR_VERSION, preset, seed):
         return (f"{out} holds generator v{found[0]}, preset {found[1]}, seed {found[2]}; "
                 f"wanted v{GENERATOR_VERSION}, preset {preset}, seed {seed}")
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        return f"{out / MANIFEST} has no file inventory (written by an earlier dmlfaces), so completeness cannot be checked"
+    for name, size in files.items():
+        path = Path(out) / name
+        if not path.is_file():
+            return f"{path} is missing: {out} is incomplete"
+        if path.stat().st_size != size:
+            return f"{path} has {path.stat().st_size} bytes, the manifest records {size}: {out} is damaged"
     return None
+
+
+def _read_manifest(out: Path) -> dict | str:
+    """``out``'s manifest, or why there is none to read."""
+    path = out / MANIFEST
+    if not path.is_file():
+        return f"{path} is missing"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        return f"{path} is not a SynthFaces manifest ({error})"
+    return manifest if isinstance(manifest, dict) else f"{path} is not a SynthFaces manifest (not a JSON object)"
+
+
+def _inventory(root: Path) -> dict[str, int]:
+    """Every file under ``root`` (relative POSIX path -> size in bytes), sorted, the manifest excluded."""
+    return {path.relative_to(root).as_posix(): path.stat().st_size
+            for path in sorted(root.rglob("*")) if path.is_file() and path.name != MANIFEST}
+
+
+def _check_replaceable(out: Path, new: Path | None = None) -> None:
+    """Raise ``OutputPathError`` unless everything under ``out`` was written by ``synthesize``.
+
+    An empty directory may be filled. Otherwise ``out`` must hold a manifest whose inventory lists every
+    file there, so replacing it deletes nothing a user put in it. A manifest of an earlier dmlfaces has no
+    inventory: then its files must be ones the new output ``new`` holds too (checked once ``new`` is built).
+    """
+    if not out.is_dir():
+        raise OutputPathError(f"{out} exists and is not a directory; give a new directory for --out")
+    if not any(out.iterdir()):
+        return
+    manifest = _read_manifest(out)
+    if isinstance(manifest, str):
+        raise OutputPathError(f"{out} is not empty and is not a SynthFaces output ({manifest}); "
+                              "give an empty or new directory for --out, so nothing of yours is replaced")
+    if "files" in manifest:
+        listed = set(manifest["files"])
+    elif new is not None:
+        listed = set(_inventory(new))
+    else:
+        return
+    listed.add(MANIFEST)
+    foreign = sorted(p.relative_to(out).as_posix() for p in out.rglob("*")
+                     if not p.is_dir() and p.relative_to(out).as_posix() not in listed)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        why = ("its manifest does not list them" if "files" in manifest
+               else "an earlier dmlfaces wrote it without a file inventory, and the new output has no such files")
+        raise OutputPathError(f"{out} holds {len(foreign)} files SynthFaces did not write ({shown}): {why}; "
+                              f"move them out of {out}, or delete {out} yourself, then run synth again")
 
 
 def synthesize(out: str | os.PathLike[str], preset: str = "default", seed: int = 0, workers: int | None = None) -> dict[str, int]:
@@ -320,16 +378,10 @@ def synthesize(out: str | os.PathLike[str], preset: str = "default", seed: int =
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not (out / MANIFEST).exists():
-        raise FileExistsError(
-            f"{out} exists and is not a SynthFaces output (no {MANIFEST}); "
-            "choose an empty or new directory so nothing of yours is overwritten"
-        )
+    if out.exists():
+        _check_replaceable(out)  # before any work: refuse at once rather than after rendering
     sizes = PRESETS[preset]
     workers = workers or os.cpu_count() or 1
-    # A run killed mid-way leaves its hidden temporary sibling behind; it is never the data set itself.
-    for stale in out.parent.glob(f".{out.name}.*.tmp") if out.parent.exists() else []:
-        shutil.rmtree(stale, ignore_errors=True)
 
     jobs: list[RenderJob] = []
     rows: list[dict[str, object]] = []
@@ -367,8 +419,7 @@ def synthesize(out: str | os.PathLike[str], preset: str = "default", seed: int =
             add(RenderJob(f"train_clips/{g:07d}/{c:02d}/{f:03d}.jpg", person, image, LOOSE_MARGIN, align=True), "train_clips", f"{g:07d}",
                 media_kind="clip", frame=f)
 
-    with atomic_path(out) as tmp:
-        tmp.mkdir()
+    with atomic_directory(out, _check_replaceable) as tmp:
         landmarks = _render_all(tmp, jobs, workers)
 
         ijb_landmarks = landmarks[ijb_start:celeba_start]
@@ -423,6 +474,7 @@ def synthesize(out: str | os.PathLike[str], preset: str = "default", seed: int =
             "train_clips": sizes.train_identities * sizes.train_clips_per_identity,
             "train_clip_frames": len(jobs) - clips_start,
         }
-        manifest = {"generator_version": GENERATOR_VERSION, "preset": preset, "seed": seed, "counts": counts}
+        manifest = {"generator_version": GENERATOR_VERSION, "preset": preset, "seed": seed, "counts": counts,
+                    "files": _inventory(tmp)}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return counts
