@@ -47,8 +47,12 @@ def test_synth_reuse_keeps_current_data_and_regenerates_other_versions(tmp_path:
     assert "kept" in capsys.readouterr().out and marker.exists()
     manifest = json.loads((out / "synthfaces.json").read_text())
     (out / "synthfaces.json").write_text(json.dumps({**manifest, "generator_version": 3}))
-    main(arguments)
-    assert "holds generator v3, preset tiny, seed 2" in capsys.readouterr().out and not marker.exists()
+    assert main(arguments) == 2  # another version is regenerated, but never over a user's file
+    printed = capsys.readouterr()
+    assert "holds generator v3, preset tiny, seed 2" in printed.out and "train/kept.txt" in printed.err
+    assert marker.read_text() == "untouched"
+    marker.unlink()
+    assert main(arguments) == 0
     assert json.loads((out / "synthfaces.json").read_text()) == manifest
 
 
@@ -68,12 +72,50 @@ def test_extract_and_attributes_on_a_celeba_layout(tiny_data: Path, tiny_backbon
     assert "beard: skipped" in printed and "glasses (intra-class, Eyeglasses): clustering accuracy" in printed
 
 
-def test_attributes_rejects_unknown_parameters(tiny_data: Path, tmp_path: Path) -> None:
+def test_attributes_rejects_unknown_parameters(tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     params = tmp_path / "params.yaml"
     params.write_text("attributes:\n  clusters: 3\n")
-    with pytest.raises(ValueError, match="unknown keys \\['clusters'\\]"):
-        main(["attributes", "--celeba", str(tiny_data / "celeba"), "--features", str(tmp_path / "x.npz"),
-              "--params", str(params), "--out", str(tmp_path / "a.json")])
+    assert main(["attributes", "--celeba", str(tiny_data / "celeba"), "--features", str(tmp_path / "x.npz"),
+                 "--params", str(params), "--out", str(tmp_path / "a.json")]) == 2
+    assert "unknown keys ['clusters']" in capsys.readouterr().err
+
+
+def _entry_point(*arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dmlfaces", *arguments], capture_output=True, text=True)
+
+
+def test_user_errors_print_one_line_without_a_traceback(tiny_data: Path, tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("precious")
+    cases = [
+        (["extract", "--backbone", str(tmp_path / "none.pt"), "--ijb", str(tiny_data / "IJBS"), "--out", str(mine)],
+         "is a directory, but this output is a file"),  # refused before any work, the directory kept
+        (["synth", "--out", str(mine), "--preset", "tiny"], "is not a SynthFaces output"),
+        (["train-embedding", "--data", str(tiny_data / "train"), "--out", str(tmp_path / "e"), "--params", str(tmp_path / "p.yaml")],
+         "no such parameters file"),
+        (["verify", "--ijb", str(tmp_path / "nowhere"), "--features", str(tmp_path / "f.npz"), "--out", str(tmp_path / "v")],
+         "nowhere"),
+    ]
+    for arguments, message in cases:
+        result = _entry_point(*arguments)
+        assert result.returncode == 2, (arguments, result.stderr)
+        assert "Traceback" not in result.stderr and message in result.stderr, (arguments, result.stderr)
+        assert result.stderr.startswith(f"dmlfaces {arguments[0]}: ") and len(result.stderr.strip().splitlines()) == 1
+    assert [p.name for p in mine.iterdir()] == ["thesis.tex"]
+
+
+def test_an_internal_error_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from dmlfaces import cli
+
+    def broken(args) -> None:
+        raise KeyError("a bug of ours")
+
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    parser._subparsers._group_actions[0].choices["check-params"].set_defaults(run=broken)
+    with pytest.raises(KeyError, match="a bug of ours"):
+        cli.main(["check-params", "data"])
 
 
 def test_extract_with_dlib(tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from dmlfaces.data.synth import PRESETS
+from dmlfaces.errors import UserError
+from dmlfaces.io import check_file_output
 
 
 def _synth(args: argparse.Namespace) -> None:
@@ -150,10 +152,7 @@ def _attributes(args: argparse.Namespace) -> None:
 def _check_params(args: argparse.Namespace) -> None:
     from dmlfaces.stage_params import check_params
 
-    try:
-        check_params(args.params, args.sections)
-    except ValueError as error:
-        raise SystemExit(f"dmlfaces check-params: {error}") from None
+    check_params(args.params, args.sections)
 
 
 def _notebook(args: argparse.Namespace) -> None:
@@ -182,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, default=None, help="write the report as JSON here")
     report.add_argument("--pca-dim", type=int, default=128)
     report.add_argument("--pixel-size", type=int, default=32)
-    report.set_defaults(run=_data_report)
+    report.set_defaults(file_output=True, run=_data_report)
 
     train = commands.add_parser("train-embedding", help="train the identity embedding (runs under torchrun for many GPUs)")
     train.add_argument("--data", type=Path, required=True, help="identity-per-folder training images")
@@ -207,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     views.add_argument("--views", type=int, default=2, help="augmented copies per image (besides the image itself)")
     views.add_argument("--seed", type=int, default=0)
     views.add_argument("--device", default="auto")
-    views.set_defaults(run=_extract_views)
+    views.set_defaults(file_output=True, run=_extract_views)
 
     extract = commands.add_parser("extract", help="per-crop unit features and norms of a data set (npz + csv index; runs under torchrun for many GPUs)")
     model = extract.add_mutually_exclusive_group(required=True)
@@ -221,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--batch-size", type=int, default=256)
     extract.add_argument("--no-flip", action="store_true", help="skip the flip test")
     extract.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    extract.set_defaults(run=_extract)
+    extract.set_defaults(file_output=True, run=_extract)
 
     verify = commands.add_parser("verify", help="IJB-B/C 1:1 (and 1:N) evaluation of the baselines and trained aggregators")
     verify.add_argument("--ijb", type=Path, required=True, help="IJB-layout root, e.g. PATH/IJBC (loose_crop/ and meta/)")
@@ -241,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     attributes.add_argument("--features", type=Path, required=True, help="features of its images (dmlfaces extract --celeba)")
     attributes.add_argument("--params", type=Path, help="parameters file (section 'attributes'); defaults otherwise")
     attributes.add_argument("--out", type=Path, required=True, help="output JSON report")
-    attributes.set_defaults(run=_attributes)
+    attributes.set_defaults(file_output=True, run=_attributes)
 
     check = commands.add_parser("check-params", help="validate params.yaml sections (types, ranges, names) before a stage runs")
     check.add_argument("sections", nargs="+", metavar="SECTION", help="params.yaml sections the stage reads")
@@ -257,9 +256,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Operating-system errors about a path the user gave (an input that is not there, a folder without write
+# permission) are the user's to fix, like a UserError; any other exception is a bug and keeps its traceback.
+PATH_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, FileExistsError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one sub-command; a user error prints one line on stderr and returns 2."""
     args = build_parser().parse_args(argv)
-    args.run(args)
+    try:
+        if getattr(args, "file_output", False) and args.out is not None:
+            check_file_output(args.out)  # refused before any work, not after an hour of extraction
+        args.run(args)
+    except UserError as error:
+        print(f"dmlfaces {args.command}: {error}", file=sys.stderr)
+        return 2
+    except PATH_ERRORS as error:
+        if error.filename is None:
+            raise
+        print(f"dmlfaces {args.command}: {error.filename}: {error.strerror}", file=sys.stderr)
+        return 2
     return 0
 
 

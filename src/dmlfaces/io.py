@@ -37,6 +37,14 @@ def _temporary_name(final: Path, suffix: str, token: str) -> Path:
     return final.with_name(f".{final.name}.{MARKER}{token}{suffix}")
 
 
+def check_file_output(path: str | os.PathLike[str]) -> None:
+    """Raise ``OutputPathError`` if the file output ``path`` is an existing directory (it is never replaced)."""
+    final = Path(path)
+    if final.is_dir():
+        raise OutputPathError(f"{final} is a directory, but this output is a file; "
+                              f"give a file path (e.g. {final / final.name}) or move the directory away")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary file path beside ``path``; rename it onto ``path`` if the block succeeds.
@@ -45,9 +53,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     exception the temporary is removed and ``path`` is left untouched.
     """
     final = Path(path)
-    if final.is_dir():
-        raise OutputPathError(f"{final} is a directory, but this output is a file; "
-                              f"give a file path (e.g. {final / final.name}) or move the directory away")
+    check_file_output(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temporary_name(final, ".tmp", secrets.token_hex(6))
     try:

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dmlfaces.data.synth import PRESETS
+from dmlfaces.errors import ParameterError
 from dmlfaces.eval.attributes import AttributeStudyParams
-from dmlfaces.params import check_choice, check_positive_ints, load_section, read_params
+from dmlfaces.params import check_choice, check_positive_ints, check_range, load_section, read_params
 from dmlfaces.train.aggregator import AggregatorConfig, load_config
 from dmlfaces.train.embedding import EmbeddingConfig
 
@@ -28,8 +29,7 @@ class DataParams:
 
     def __post_init__(self) -> None:
         check_choice("data", "preset", self.preset, sorted(PRESETS))
-        if self.seed < 0:
-            raise ValueError(f"data.seed = {self.seed}; it must be a non-negative integer")
+        check_range("data", "seed", self.seed, 0)
 
 
 @dataclass
@@ -64,8 +64,7 @@ class AggregatorViewsParams:
     views: int = 2
 
     def __post_init__(self) -> None:
-        if self.views < 0:
-            raise ValueError(f"aggregator_views.views = {self.views}; it must be a non-negative integer")
+        check_range("aggregator_views", "views", self.views, 0)
 
 
 @dataclass
@@ -89,8 +88,8 @@ class VerificationReportParams:
 
     def __post_init__(self) -> None:
         check_positive_ints(self, "verification_report", ("resamples", "burst_copies"))
-        if not 0.0 < self.low_quality_fraction < 1.0:
-            raise ValueError(f"verification_report.low_quality_fraction = {self.low_quality_fraction}; it must lie in (0, 1)")
+        check_range("verification_report", "low_quality_fraction", self.low_quality_fraction, 0.0, 1.0,
+                    low_open=True, high_open=True)
 
 
 @dataclass
@@ -120,10 +119,10 @@ VARIANTS = "aggregator_variants"
 
 
 def check_params(params_path: str | Path, sections: Sequence[str]) -> None:
-    """Validate ``sections`` of ``params_path`` (types, ranges, known names); raise ValueError on the first fault."""
+    """Validate ``sections`` of ``params_path`` (types, ranges, known names); raise ParameterError on the first fault."""
     unknown = sorted(set(sections) - set(SECTIONS) - {VARIANTS})
     if unknown:
-        raise ValueError(f"no parameter schema for sections {unknown}; known: {sorted([*SECTIONS, VARIANTS])}")
+        raise ParameterError(f"no parameter schema for sections {unknown}; known: {sorted([*SECTIONS, VARIANTS])}")
     for section in sections:
         if section == VARIANTS:
             for variant in read_params(params_path).get(VARIANTS) or {}:

@@ -32,6 +32,7 @@ from dmlfaces.data.errors import DataFormatError
 from dmlfaces.eval.clustering import Clusterer, grouped_partition_scores, partition_scores, probe_accuracy
 from dmlfaces.eval.verification import mean_template_descriptors, unit_rows
 from dmlfaces.features import FeatureSet
+from dmlfaces.params import check_choice, check_positive_ints, check_range
 
 INTRA_ATTRIBUTES: dict[str, str] = {"beard": "No_Beard", "glasses": "Eyeglasses", "expression": "Smiling"}
 EXTRA_ATTRIBUTES: dict[str, str] = {"gender": "Male", "skin_tone": "Pale_Skin", "age": "Young"}
@@ -298,9 +299,12 @@ class AttributeStudyParams:
 
     def __post_init__(self) -> None:
         # Fail on a bad setting before any work is done.
-        if self.identity_embedding not in IDENTITY_EMBEDDINGS:
-            raise ValueError(f"attributes.identity_embedding = {self.identity_embedding!r}: unknown identity embedding; "
-                             f"choose one of {', '.join(IDENTITY_EMBEDDINGS)}")
+        check_choice("attributes", "identity_embedding", self.identity_embedding, IDENTITY_EMBEDDINGS)
+        check_positive_ints(self, "attributes", ("n_init", "min_identities_per_state"))
+        check_range("attributes", "seed", self.seed, 0)
+        check_range("attributes", "probe_folds", self.probe_folds, 2)  # cross-validation needs two folds
+        check_range("attributes", "pca_components", self.pca_components, 1)
+        check_range("attributes", "probe_max_images", self.probe_max_images, 1)
         self.clusterer()
 
     def clusterer(self) -> Clusterer:

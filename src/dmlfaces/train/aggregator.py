@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,12 +31,13 @@ from dmlfaces.data.errors import DataFormatError
 from dmlfaces.data.folders import ClipFolder, read_clip_folder, read_image_folder
 from dmlfaces.data.images import load_rgb
 from dmlfaces.data.transforms import augment_face
+from dmlfaces.errors import ParameterError
 from dmlfaces.features import extract_features
 from dmlfaces.io import atomic_path, write_json
 from dmlfaces.models.aggregators import build_aggregator
 from dmlfaces.models.checkpoints import load_backbone
 from dmlfaces.models.losses import AdaFaceLoss
-from dmlfaces.params import check_choice, check_positive_ints, check_types, load_section, read_params
+from dmlfaces.params import check_choice, check_device, check_positive_ints, check_range, check_types, load_section, read_params
 from dmlfaces.train.distributed import init_distributed
 from dmlfaces.train.embedding import kill_switch
 from dmlfaces.train.loop import LoopConfig, epoch_order, train_loop
@@ -78,12 +80,15 @@ class AggregatorConfig:
         check_choice("aggregator", "method", self.method, TRAINABLE)
         check_positive_ints(self, "aggregator", ("k", "heads", "max_set_size", "max_clip", "templates_per_identity",
                                                  "epochs", "batch_size", "checkpoint_every"))
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"aggregator.dropout = {self.dropout}; it must lie in [0, 1)")
-        if not 0.0 <= self.real_clip_rate <= 1.0:
-            raise ValueError(f"aggregator.real_clip_rate = {self.real_clip_rate}; it must lie in [0, 1]")
-        if self.lr <= 0 or self.tau <= 0 or (self.gamma_lr is not None and self.gamma_lr <= 0):
-            raise ValueError(f"aggregator.lr = {self.lr}, gamma_lr = {self.gamma_lr}, tau = {self.tau}: each must be positive")
+        check_range("aggregator", "dropout", self.dropout, 0.0, 1.0, high_open=True)
+        check_range("aggregator", "real_clip_rate", self.real_clip_rate, 0.0, 1.0)
+        for key in ("lr", "gamma_lr", "tau", "scale", "h", "max_grad_norm"):
+            check_range("aggregator", key, getattr(self, key), 0.0, low_open=True)
+        check_range("aggregator", "gamma", self.gamma, 0.0)  # the exponent of quality in the FPS metric; 0: none
+        check_range("aggregator", "margin", self.margin, 0.0, math.pi / 2, high_open=True)
+        check_range("aggregator", "weight_decay", self.weight_decay, 0.0)
+        check_range("aggregator", "seed", self.seed, 0)
+        check_device("aggregator", "device", self.device)
 
 
 def precompute_views(backbone_path: str | Path, train_root: str | Path, views: int, seed: int, out: str | Path,
@@ -292,15 +297,19 @@ def load_config(params_path: str | Path, variant: str | None = None) -> Aggregat
     if variant is None:
         return config
     ablations = read_params(params_path).get("aggregator_variants") or {}
-    if variant not in ablations:
-        raise ValueError(f"{params_path}: no variant {variant!r} in aggregator_variants; found {sorted(ablations)}")
+    if not isinstance(ablations, dict) or variant not in ablations:
+        raise ParameterError(f"{params_path}: no variant {variant!r} in aggregator_variants; "
+                             f"found {sorted(ablations) if isinstance(ablations, dict) else ablations!r}")
     changes = ablations[variant] or {}
+    if not isinstance(changes, dict):
+        raise ParameterError(f"{params_path}: aggregator_variants.{variant} must be a mapping of aggregator keys "
+                             f"to values, not {changes!r}")
     unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(AggregatorConfig)})
     if unknown:
-        raise ValueError(f"{params_path}: unknown keys {unknown} in aggregator_variants.{variant}; "
-                         f"allowed: the aggregator keys {sorted(f.name for f in dataclasses.fields(AggregatorConfig))}")
+        raise ParameterError(f"{params_path}: unknown keys {unknown} in aggregator_variants.{variant}; "
+                             f"allowed: the aggregator keys {sorted(f.name for f in dataclasses.fields(AggregatorConfig))}")
     try:
         check_types(AggregatorConfig, "aggregator", changes)
         return dataclasses.replace(config, **changes)
     except ValueError as error:
-        raise ValueError(f"{params_path}: aggregator_variants.{variant}: {error}") from None
+        raise ParameterError(f"{params_path}: aggregator_variants.{variant}: {error}") from None

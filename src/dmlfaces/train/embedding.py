@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import signal
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from dmlfaces.data.transforms import augment_face, to_input_tensor
 from dmlfaces.io import atomic_path, write_json
 from dmlfaces.models.backbones import DEPTHS, build_backbone
 from dmlfaces.models.losses import LOSSES, build_loss
-from dmlfaces.params import check_choice, check_positive_ints, load_section
+from dmlfaces.params import check_choice, check_device, check_positive_ints, check_range, load_section
 from dmlfaces.train.distributed import init_distributed
 from dmlfaces.train.loop import LoopConfig, train_loop
 
@@ -58,9 +59,15 @@ class EmbeddingConfig:
     def __post_init__(self) -> None:
         check_choice("embedding", "loss", self.loss, LOSSES)
         check_choice("embedding", "backbone", self.backbone, ("small", *DEPTHS))
-        check_positive_ints(self, "embedding", ("epochs", "batch_size", "embedding_dim", "checkpoint_every"))
-        if not 0.0 <= self.augment <= 1.0:
-            raise ValueError(f"embedding.augment = {self.augment}; it must lie in [0, 1]")
+        check_positive_ints(self, "embedding", ("epochs", "batch_size", "embedding_dim", "checkpoint_every", "loader_threads"))
+        check_range("embedding", "augment", self.augment, 0.0, 1.0)
+        check_range("embedding", "margin", self.margin, 0.0, math.pi / 2, high_open=True)  # an angle or a cosine
+        check_range("embedding", "scale", self.scale, 0.0, low_open=True)  # 0 makes every logit 0: nothing is learnt
+        check_range("embedding", "lr", self.lr, 0.0, low_open=True)
+        check_range("embedding", "momentum", self.momentum, 0.0, 1.0, high_open=True)  # 1 and above diverge
+        check_range("embedding", "weight_decay", self.weight_decay, 0.0)
+        check_range("embedding", "seed", self.seed, 0)
+        check_device("embedding", "device", self.device)
 
 
 class FaceBatches:
