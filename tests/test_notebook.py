@@ -29,7 +29,7 @@ def test_a_completed_run_is_renamed_into_place_with_typed_parameters(tmp_path: P
     outputs = nbformat.read(out, as_version=4).cells[-1].outputs
     assert json.loads(outputs[0]["text"]) == [42, "y"]  # papermill typed 21 as an int
     assert not part_path(out).exists()
-    assert part_path(out).name == ".01_x.part.ipynb"
+    assert part_path(out).name == ".01_x.dmlfaces-part.ipynb"
 
 
 def test_a_failing_cell_leaves_the_previous_output_and_names_the_partial_notebook(

@@ -25,7 +25,7 @@ from torch import nn
 from tqdm import tqdm
 
 from dmlfaces.data.transforms import to_input_tensor
-from dmlfaces.io import atomic_path, atomic_write_text
+from dmlfaces.io import MARKER, atomic_path, atomic_write_text
 from dmlfaces.train.distributed import DistributedContext, resolve_device
 
 
@@ -116,8 +116,9 @@ def write_features(path: str | os.PathLike[str], names: Sequence[str], features:
 
 
 def _shard_path(path: Path, rank: int) -> Path:
-    """Hidden file beside ``path`` for rank ``rank``'s rows; a fixed name, so a rerun replaces what a failed run left."""
-    return path.with_name(f".{path.name}.shard{rank}")
+    """Hidden file beside ``path`` for rank ``rank``'s rows; a fixed name carrying the package's marker, so a
+    rerun replaces what a failed run left and no file of a user's is ever taken for a shard."""
+    return path.with_name(f".{path.name}.{MARKER}shard{rank}")
 
 
 def _read_shard(path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -1,8 +1,9 @@
 """Run a study notebook with papermill so that a killed or failed run never leaves a notebook under its name.
 
 Papermill saves its output notebook after every cell. A stage killed mid-run would leave a half-executed
-notebook where the book expects a finished one, so the run writes to a hidden sibling (``.NAME.part.ipynb``,
-which the book's ``exclude_patterns`` skip) and renames it over the output only when every cell has run.
+notebook where the book expects a finished one, so the run writes to a hidden sibling
+(``.NAME.dmlfaces-part.ipynb``: hidden, so the book's ``exclude_patterns`` skip it, and marked as the package's
+own, so removing a failed run's leftover never removes a user's file) and renames it over the output only when every cell has run.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from dmlfaces.io import MARKER
+
 
 class NotebookFailed(RuntimeError):
     """Papermill exited with an error; the output is left as it was."""
@@ -21,7 +24,7 @@ class NotebookFailed(RuntimeError):
 def part_path(out: str | os.PathLike[str]) -> Path:
     """The hidden file a run of ``out`` writes to until it completes."""
     out = Path(out)
-    return out.with_name(f".{out.stem}.part{out.suffix}")
+    return out.with_name(f".{out.stem}.{MARKER}part{out.suffix}")
 
 
 def execute_notebook(notebook: str | os.PathLike[str], out: str | os.PathLike[str],
