@@ -126,3 +126,44 @@ def test_extract_with_dlib(tiny_data: Path, tmp_path: Path, capsys: pytest.Captu
     features = read_features(out)
     assert features.features.shape == (60, 128) and np.allclose(np.linalg.norm(features.features, axis=1), 1, atol=1e-5)
     assert "dlib found a face in" in capsys.readouterr().out
+
+
+def test_extract_refuses_or_skips_crops_with_bad_landmarks(tiny_data: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    import torch
+
+    from dmlfaces.features import read_features
+    from dmlfaces.models.backbones import build_backbone
+    from dmlfaces.train.embedding import EmbeddingConfig, save_backbone
+
+    root = shutil.copytree(tiny_data / "IJBS", tmp_path / "IJBS")
+    points = root / "meta" / "ijbs_name_5pts_score.txt"
+    lines = points.read_text().splitlines()
+    fields = lines[4].split(" ")
+    fields[3] = "5000.000"  # the right eye's x, far right of the crop
+    lines[4] = " ".join(fields)
+    points.write_text("\n".join(lines) + "\n")
+    crop = fields[0]
+    torch.manual_seed(0)
+    save_backbone(build_backbone("small", 32).eval(), EmbeddingConfig(backbone="small", embedding_dim=32), tmp_path / "b.pt")
+    extract = ["extract", "--backbone", str(tmp_path / "b.pt"), "--ijb", str(root), "--device", "cpu", "--batch-size", "64"]
+
+    assert main([*extract, "--out", str(tmp_path / "refused.npz")]) == 2
+    error = capsys.readouterr().err
+    assert f"ijbs_name_5pts_score.txt:5: crop '{crop}': landmark 2 (right eye) at (5000.000" in error
+    assert "--skip-bad-landmarks" in error and not (tmp_path / "refused.npz").exists()
+
+    assert main([*extract, "--out", str(tmp_path / "f.npz"), "--skip-bad-landmarks"]) == 0
+    error = capsys.readouterr().err
+    assert f"skipped: {points}:5: crop '{crop}'" in error and "skipped 1 of " in error
+    features = read_features(tmp_path / "f.npz")
+    assert crop not in features.names.tolist() and features.skipped.tolist() == [crop]
+
+    # Verification says which template lost the crop, on stderr and in its report.
+    with pytest.warns(UserWarning, match=r"1 crops were skipped at extraction, so 1 templates are described by the rest"):
+        assert main(["verify", "--ijb", str(root), "--features", str(tmp_path / "f.npz"), "--out", str(tmp_path / "v"),
+                     "--resamples", "0", "--device", "cpu"]) == 0
+    lost = json.loads((tmp_path / "v" / "verification.json").read_text())["lost_crops"]
+    assert len(lost) == 1 and lost[0]["lost"] == 1

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from dmlfaces.cli import main
+from dmlfaces.data.errors import DataFormatError
 from dmlfaces.features import extract_features, read_features, shard_range, write_features
 from dmlfaces.models.backbones import build_backbone
 from dmlfaces.train.distributed import DistributedContext
@@ -78,3 +79,69 @@ def test_two_gloo_processes_write_the_single_process_file(tiny_data: Path, tmp_p
     assert np.array_equal(ranks.norms, single.norms)
     assert (tmp_path / "ranks" / "f.csv").read_text() == (tmp_path / "single" / "f.csv").read_text()
     assert sorted(p.name for p in (tmp_path / "ranks").iterdir()) == ["f.csv", "f.npz"]  # shards removed
+
+
+def _good() -> dict[str, np.ndarray]:
+    features = np.eye(3, 4, dtype=np.float32)
+    return {"names": np.array(["a.jpg", "b.jpg", "c.jpg"]), "features": features, "norms": np.array([1.0, 2.0, 3.0], np.float32)}
+
+
+def _nan_row(data: dict) -> dict:
+    data["features"][1, 2] = np.nan
+    return data
+
+
+def _inf_norm(data: dict) -> dict:
+    data["norms"][2] = np.inf
+    return data
+
+
+BAD_FILES = {
+    # case: (change to a good file's arrays, words in the message)
+    "names missing": (lambda d: {k: v for k, v in d.items() if k != "names"}, "key 'names' is missing"),
+    "norms missing": (lambda d: {k: v for k, v in d.items() if k != "norms"}, "key 'norms' is missing"),
+    "names not strings": (lambda d: {**d, "names": np.arange(3)}, "key 'names': int64 array of shape (3,)"),
+    "features one row short": (lambda d: {**d, "features": d["features"][:2]}, "key 'features': float32 array of shape (2, 4)"),
+    "features 1-d": (lambda d: {**d, "features": d["features"][:, 0]}, "key 'features': float32 array of shape (3,)"),
+    "norms (N, 1)": (lambda d: {**d, "norms": d["norms"][:, None]}, "key 'norms': float32 array of shape (3, 1)"),
+    "no crops": (lambda d: {"names": d["names"][:0], "features": d["features"][:0], "norms": d["norms"][:0]},
+                 "key 'names': <U5 array of shape (0,)"),
+    "duplicate name": (lambda d: {**d, "names": np.array(["a.jpg", "b.jpg", "a.jpg"])},
+                       "key 'names': crop 'a.jpg' is listed in rows 0 and 2"),
+    "nan feature": (_nan_row, "key 'features': 1 rows have NaN or infinite values, first row 1 (crop 'b.jpg')"),
+    "infinite norm": (_inf_norm, "key 'norms': 1 rows have NaN or infinite values, first row 2 (crop 'c.jpg')"),
+    "negative norm": (lambda d: {**d, "norms": np.array([1.0, -2.0, 3.0], np.float32)}, "key 'norms': row 1 (crop 'b.jpg') is negative"),
+    "raw rows, not unit": (lambda d: {**d, "features": d["features"] * 2}, "key 'features': row 0 (crop 'a.jpg') has length 2"),
+    "zero row with a norm": (lambda d: {**d, "features": d["features"] * [[1], [0], [1]]}, "row 1 (crop 'b.jpg') has length 0"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_malformed_feature_files_name_file_key_and_fix(tmp_path: Path, case: str) -> None:
+    change, words = BAD_FILES[case]
+    np.savez(tmp_path / "f.npz", **change(_good()))
+    with pytest.raises(DataFormatError) as caught:
+        read_features(tmp_path / "f.npz")
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / 'f.npz'}: ") and words in message and "Fix: extract the features again" in message
+
+
+def test_unreadable_feature_files_are_named(tmp_path: Path) -> None:
+    with pytest.raises(DataFormatError, match=r"none\.npz: features file is missing"):
+        read_features(tmp_path / "none.npz")
+    (tmp_path / "text.npz").write_text("names,features\n")
+    with pytest.raises(DataFormatError, match=r"text\.npz: not a readable \.npz features file"):
+        read_features(tmp_path / "text.npz")
+    np.savez(tmp_path / "objects.npz", **{**_good(), "names": np.array(["a.jpg", "b.jpg", None], dtype=object)})
+    with pytest.raises(DataFormatError, match=r"objects\.npz: an array cannot be read"):
+        read_features(tmp_path / "objects.npz")
+
+
+def test_a_zero_feature_with_norm_zero_and_the_skipped_crops_read_back(tmp_path: Path) -> None:
+    data = _good()
+    data["features"][1], data["norms"][1] = 0, 0
+    write_features(tmp_path / "f.npz", data["names"], data["features"], data["norms"], skipped=["d.jpg"])
+    loaded = read_features(tmp_path / "f.npz")
+    assert loaded.skipped.tolist() == ["d.jpg"] and loaded.path == tmp_path / "f.npz"
+    np.savez(tmp_path / "old.npz", **_good())  # written before 'skipped' existed: nothing skipped
+    assert read_features(tmp_path / "old.npz").skipped.tolist() == []

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dmlfaces.data.errors import DataFormatError
 from dmlfaces.data.ijb import read_ijb
-from dmlfaces.features import FeatureSet, read_features
-from dmlfaces.verify import aggregators, describe_protocol
+from dmlfaces.features import FeatureSet, read_features, write_features
+from dmlfaces.verify import aggregators, describe_protocol, verify_protocol
 
 
 def _verify(*args: str) -> subprocess.CompletedProcess[str]:
@@ -35,6 +36,13 @@ def test_verify_extracts_aggregates_and_scores_every_method(tiny_data: Path, tin
     assert json.loads((tmp_path / "b" / "verification.json").read_text())["methods"] == report["methods"]
 
 
+def _unit_features(protocol, dim: int = 8, seed: int = 0) -> FeatureSet:
+    """Random unit features (N, dim) of every crop of ``protocol``, in protocol order."""
+    features = np.random.default_rng(seed).normal(size=(protocol.num_crops, dim)).astype(np.float32)
+    features /= np.linalg.norm(features, axis=1, keepdims=True)
+    return FeatureSet(np.asarray(protocol.crop_names), features, np.ones(protocol.num_crops, np.float32))
+
+
 def test_bad_features_are_named(tiny_data: Path) -> None:
     protocol = read_ijb(tiny_data / "IJBS")
     n = protocol.num_crops
@@ -42,8 +50,55 @@ def test_bad_features_are_named(tiny_data: Path) -> None:
     norms = np.ones(n, np.float32)
     norms[3] = np.nan
     crops = FeatureSet(np.asarray(protocol.crop_names), features, norms)
-    with pytest.raises(ValueError, match=str(protocol.crop_names[3])):
+    with pytest.raises(DataFormatError, match=f"'{protocol.crop_names[3]}' \\(template {protocol.template_ids[3]}\\)"):
         describe_protocol(aggregators(8), protocol, crops)
-    other = FeatureSet(np.asarray(protocol.crop_names[::-1]), features, np.ones(n, np.float32))
-    with pytest.raises(ValueError, match="not those of"):
+    other = FeatureSet(np.array(["elsewhere.jpg", *protocol.crop_names[1:]]), features, np.ones(n, np.float32))
+    with pytest.raises(DataFormatError, match="1 of .* crops are not crops of"):
         describe_protocol(aggregators(8), protocol, other)
+
+
+def test_rows_in_another_order_are_matched_by_crop_name(tiny_data: Path) -> None:
+    protocol = read_ijb(tiny_data / "IJBS")
+    crops = _unit_features(protocol)
+    order = np.random.default_rng(1).permutation(protocol.num_crops)
+    shuffled = FeatureSet(crops.names[order], crops.features[order], crops.norms[order])
+    methods = aggregators(8)
+    for name, (templates, rows) in describe_protocol(methods, protocol, shuffled).items():
+        expected_templates, expected_rows = describe_protocol(methods, protocol, crops)[name]
+        np.testing.assert_array_equal(templates, expected_templates)
+        np.testing.assert_allclose(rows, expected_rows, atol=1e-6)
+
+
+def test_missing_crops_are_refused_unless_recorded_as_skipped(tiny_data: Path, tmp_path: Path) -> None:
+    protocol = read_ijb(tiny_data / "IJBS")
+    crops = _unit_features(protocol)
+    write_features(tmp_path / "f.npz", crops.names[1:], crops.features[1:], crops.norms[1:])
+    short = read_features(tmp_path / "f.npz")
+    with pytest.raises(DataFormatError, match=rf"f\.npz: key 'names': 1 of {protocol.num_crops} crops .* are missing and not"
+                       rf" recorded as skipped: '{protocol.crop_names[0]}' \(templates {protocol.template_ids[0]}\)"):
+        describe_protocol(aggregators(8), protocol, short)
+    write_features(tmp_path / "g.npz", crops.names[1:], crops.features[1:], crops.norms[1:], skipped=crops.names[:1])
+    skipped = read_features(tmp_path / "g.npz")
+    template = int(protocol.template_ids[0])
+    total = int(np.count_nonzero(protocol.template_ids == template))
+    with pytest.warns(UserWarning, match=rf"g\.npz: 1 crops were skipped .* template {template} lost 1 of {total}"):
+        report, _ = verify_protocol(aggregators(8), protocol, skipped, resamples=0)
+    assert report.to_dict()["lost_crops"] == [{"template": template, "lost": 1, "crops": total}]
+    assert "lost_crops" not in verify_protocol(aggregators(8), protocol, crops, resamples=0)[0].to_dict()
+
+
+def test_a_template_left_without_crops_is_named(tiny_data: Path, tmp_path: Path) -> None:
+    protocol = read_ijb(tiny_data / "IJBS")
+    crops = _unit_features(protocol)
+    template = protocol.template_ids[0]
+    gone = protocol.template_ids == template
+    write_features(tmp_path / "f.npz", crops.names[~gone], crops.features[~gone], crops.norms[~gone], skipped=crops.names[gone])
+    with pytest.raises(DataFormatError, match=rf"f\.npz: every crop of 1 templates was skipped: templates {template};"):
+        describe_protocol(aggregators(8), protocol, read_features(tmp_path / "f.npz"))
+    # The same template with zero features for all its crops, read from a file.
+    features, norms = crops.features.copy(), crops.norms.copy()
+    features[gone], norms[gone] = 0, 0
+    write_features(tmp_path / "z.npz", crops.names, features, norms)
+    with pytest.raises(DataFormatError, match=rf"z\.npz: 0 crop features are NaN/inf and {np.count_nonzero(gone)} are zero:"
+                       rf" .*; every crop of templates {template} has a zero or non-finite feature"):
+        describe_protocol(aggregators(8), protocol, read_features(tmp_path / "z.npz"))

@@ -1,8 +1,9 @@
 """Feature extraction: per-crop unit features and their norms, batched, on the GPU when present.
 
 Output is one file a user can open without this package: ``<name>.npz`` with arrays ``names`` (N,),
-``features`` (N, D) float32 unit rows and ``norms`` (N,) float32, plus ``<name>.csv`` (name, row, norm)
-as an index. Both are written atomically.
+``features`` (N, D) float32 unit rows and ``norms`` (N,) float32 (and ``skipped`` (M,), the crops extraction
+left out on purpose, e.g. for bad landmarks), plus ``<name>.csv`` (name, row, norm) as an index. Both are
+written atomically; ``read_features`` checks keys, shapes, finiteness and unit rows, naming file and key.
 
 Under ``torchrun`` each rank extracts a contiguous share of whole batches and saves it beside the output;
 rank 0 merges the shares into the file one process would write.
@@ -15,8 +16,9 @@ import io
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import torch
@@ -24,6 +26,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
+from dmlfaces.data.errors import DataFormatError
 from dmlfaces.data.transforms import to_input_tensor
 from dmlfaces.io import MARKER, atomic_path, atomic_write_text
 from dmlfaces.train.distributed import DistributedContext, resolve_device
@@ -31,11 +34,14 @@ from dmlfaces.train.distributed import DistributedContext, resolve_device
 
 @dataclass(frozen=True, eq=False)
 class FeatureSet:
-    """Unit features (N, D) float32, their pre-normalisation norms (N,) and the crop names (N,)."""
+    """Unit features (N, D) float32, their pre-normalisation norms (N,) and the crop names (N,); ``skipped``
+    (M,) names crops left out on purpose, ``path`` the file read (None when built in memory)."""
 
     names: np.ndarray
     features: np.ndarray
     norms: np.ndarray
+    skipped: np.ndarray = field(default_factory=lambda: np.array([], dtype=str))
+    path: Path | None = None
 
 
 @torch.no_grad()
@@ -104,10 +110,12 @@ def _save_npz(path: Path, **arrays: np.ndarray) -> None:
             np.savez(handle, **arrays)
 
 
-def write_features(path: str | os.PathLike[str], names: Sequence[str], features: np.ndarray, norms: np.ndarray) -> None:
-    """Write ``path`` (.npz) and its ``.csv`` index atomically."""
+def write_features(path: str | os.PathLike[str], names: Sequence[str], features: np.ndarray, norms: np.ndarray,
+                   skipped: Sequence[str] = ()) -> None:
+    """Write ``path`` (.npz) and its ``.csv`` index atomically; ``skipped`` names crops left out on purpose."""
     path = Path(path)
-    _save_npz(path, names=np.asarray(names, dtype=str), features=features.astype(np.float32), norms=norms.astype(np.float32))
+    _save_npz(path, names=np.asarray(names, dtype=str), features=features.astype(np.float32), norms=norms.astype(np.float32),
+              skipped=np.asarray(list(skipped), dtype=str))
     table = io.StringIO()
     writer = csv.writer(table, lineterminator="\n")
     writer.writerow(["name", "row", "norm"])
@@ -128,7 +136,7 @@ def _read_shard(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_features_sharded(path: str | os.PathLike[str], names: Sequence[str], features: np.ndarray, norms: np.ndarray,
-                           context: DistributedContext) -> None:
+                           context: DistributedContext, skipped: Sequence[str] = ()) -> None:
     """``write_features`` of all ranks' rows; ``features`` (S, D) and ``norms`` (S,) are this rank's ``shard_range``.
 
     Each rank saves its rows beside ``path``; after a barrier rank 0 concatenates them in rank order (the
@@ -136,7 +144,7 @@ def write_features_sharded(path: str | os.PathLike[str], names: Sequence[str], f
     the barrier, so nothing reaches the final name.
     """
     if not context.distributed:
-        write_features(path, names, features, norms)
+        write_features(path, names, features, norms, skipped)
         return
     path = Path(path)
     _save_npz(_shard_path(path, context.rank), features=features, norms=norms)
@@ -144,12 +152,70 @@ def write_features_sharded(path: str | os.PathLike[str], names: Sequence[str], f
     if context.is_main:
         shards = [_shard_path(path, rank) for rank in range(context.world_size)]
         merged_features, merged_norms = (np.concatenate(parts) for parts in zip(*map(_read_shard, shards)))
-        write_features(path, names, merged_features, merged_norms)
+        write_features(path, names, merged_features, merged_norms, skipped)
         for shard in shards:
             shard.unlink()
 
 
 def read_features(path: str | os.PathLike[str]) -> FeatureSet:
-    """Read a file written by ``write_features``."""
-    with np.load(path) as data:
-        return FeatureSet(names=data["names"], features=data["features"], norms=data["norms"])
+    """Read a file written by ``write_features``, checking what every consumer relies on.
+
+    Raises:
+        DataFormatError: naming the file and the key: not an npz file, a key missing, ``names`` (N,) not unique
+            strings, ``features`` not (N, D) floats, ``norms`` not (N,), a NaN/inf or negative value, or a
+            row that is neither unit length nor zero with norm 0.
+    """
+    path = Path(path)
+    fix = "extract the features again with 'dmlfaces extract'"
+    try:
+        data = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataFormatError(path, "features file is missing", fix=fix) from None
+    except (OSError, ValueError, EOFError) as exc:  # not a zip, a truncated zip, a pickled array
+        raise DataFormatError(path, f"not a readable .npz features file ({exc})", fix=fix) from None
+    with data:
+        missing = [key for key in ("names", "features", "norms") if key not in data.files]
+        if missing:
+            raise DataFormatError(path, f"key {missing[0]!r} is missing (the file holds {sorted(data.files)})",
+                                  expected="arrays 'names' (N,), 'features' (N, D) and 'norms' (N,)", fix=fix)
+        try:
+            names, features, norms = data["names"], data["features"], data["norms"]
+            skipped = data["skipped"] if "skipped" in data.files else np.array([], dtype=str)
+        except (OSError, ValueError, EOFError) as exc:  # a corrupt member, or an object array
+            raise DataFormatError(path, f"an array cannot be read ({exc})", fix=fix) from None
+
+    def refuse(key: str, problem: str, expected: str) -> NoReturn:
+        raise DataFormatError(path, f"key {key!r}: {problem}", expected=expected, fix=fix)
+
+    if names.ndim != 1 or names.dtype.kind != "U" or len(names) == 0:
+        refuse("names", f"{names.dtype} array of shape {names.shape}", "(N,) crop names as strings, N >= 1")
+    count = len(names)
+    if features.ndim != 2 or features.shape[0] != count or features.shape[1] == 0 or features.dtype.kind != "f":
+        refuse("features", f"{features.dtype} array of shape {features.shape}", f"({count}, D) floats, D >= 1")
+    if norms.shape != (count,) or norms.dtype.kind != "f":
+        refuse("norms", f"{norms.dtype} array of shape {norms.shape}", f"({count},) floats")
+    if skipped.ndim != 1 or (len(skipped) and skipped.dtype.kind != "U"):
+        refuse("skipped", f"{skipped.dtype} array of shape {skipped.shape}", "(M,) crop names as strings")
+    unique, counts = np.unique(names, return_counts=True)
+    if (counts > 1).any():
+        twice = np.flatnonzero(names == unique[np.argmax(counts > 1)])
+        refuse("names", f"crop {str(names[twice[0]])!r} is listed in rows {twice[0]} and {twice[1]}",
+               "each crop once")
+    for key, values in (("features", features), ("norms", norms)):
+        finite = np.isfinite(values).reshape(count, -1).all(axis=1)
+        if not finite.all():
+            row = int(np.argmin(finite))
+            refuse(key, f"{np.count_nonzero(~finite)} rows have NaN or infinite values, first row {row}"
+                   f" (crop {str(names[row])!r})", "finite values")
+    if (norms < 0).any():
+        row = int(np.argmax(norms < 0))
+        refuse("norms", f"row {row} (crop {str(names[row])!r}) is negative", "norms >= 0")
+    as_float32 = features.astype(np.float32, copy=False)  # no float64 copy of IJB-C's 1 GB of features
+    lengths = np.sqrt(np.einsum("nd,nd->n", as_float32, as_float32))
+    # A crop whose network output is zero has a zero row and norm 0; any other row is unit length.
+    off = np.where(norms > 0, np.abs(lengths - 1) > 1e-3, lengths != 0)
+    if off.any():
+        row = int(np.argmax(off))
+        refuse("features", f"row {row} (crop {str(names[row])!r}) has length {lengths[row]:.6g} with norm"
+               f" {norms[row]:.6g}", "unit rows (zero rows only where the norm is 0)")
+    return FeatureSet(names=names, features=features, norms=norms, skipped=skipped, path=path)

@@ -8,21 +8,25 @@ bootstrap intervals, plus 1:N identification when the gallery/probe lists are pr
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from torch import nn
 
+from dmlfaces.data.errors import DataFormatError
 from dmlfaces.data.ijb import IJBProtocol
 from dmlfaces.eval.identification import evaluate_one_to_n
-from dmlfaces.eval.templates import check_crop_features
 from dmlfaces.eval.verification import FARS, OneToOneReport, evaluate_one_to_one
 from dmlfaces.features import FeatureSet
 from dmlfaces.models.aggregators import build_aggregator
 from dmlfaces.models.templates import describe_templates
 
 BASELINES = ("mean", "norm_weighted", "media_template")
+_NAMED = 5  # how many crops or templates an error message names
 
 
 def aggregators(dim: int, trained: Mapping[str, str | Path] | None = None) -> dict[str, nn.Module]:
@@ -40,34 +44,120 @@ def trained_aggregators(root: str | Path) -> dict[str, Path]:
     return {name: found[name] for name in sorted(found, key=lambda n: (n != "coreset", n))}
 
 
+def match_crops(protocol: IJBProtocol, crops: FeatureSet) -> tuple[np.ndarray, dict[int, tuple[int, int]]]:
+    """Row of ``crops`` holding each protocol crop, matched by crop name, whatever the file's row order.
+
+    Rows are matched by name because the file stores each row's name beside it: a file in another order (a
+    sorted one, another tool's) is the same features, and reordering by the name loses nothing. A crop may be
+    absent only when the file records it as skipped (``dmlfaces extract --skip-bad-landmarks``); the templates
+    that lost crops are then warned about and returned.
+
+    Returns:
+        rows (N,) int64 index into ``crops`` per protocol crop, -1 for a skipped one; lost: template id ->
+        (crops lost, crops in the protocol), only for templates that lost some.
+    Raises:
+        DataFormatError: naming the features file: crops of another protocol, crops missing without being
+            recorded as skipped, or a template whose every crop was skipped.
+    """
+    where = _features_path(crops)
+    fix = f"extract the features from {protocol.root} ('dmlfaces extract --ijb {protocol.root}')"
+    known = pd.Index(protocol.crop_names)
+    foreign = known.get_indexer(crops.names) < 0
+    if foreign.any():
+        raise DataFormatError(where, f"key 'names': {np.count_nonzero(foreign)} of {len(crops.names)} crops are not crops of"
+                              f" {protocol.root}: {_first(crops.names[foreign])}", fix=fix)
+    rows = pd.Index(crops.names).get_indexer(protocol.crop_names).astype(np.int64)
+    absent = rows < 0
+    unrecorded = absent & ~np.isin(protocol.crop_names, crops.skipped)
+    if unrecorded.any():
+        raise DataFormatError(where, f"key 'names': {np.count_nonzero(unrecorded)} of {protocol.num_crops} crops of"
+                              f" {protocol.root} are missing and not recorded as skipped: {_first(protocol.crop_names[unrecorded])}"
+                              f" (templates {_first(np.unique(protocol.template_ids[unrecorded]))})", fix=fix)
+    if not absent.any():
+        return rows, {}
+    templates, totals = np.unique(protocol.template_ids, return_counts=True)
+    lost_counts = np.bincount(np.searchsorted(templates, protocol.template_ids[absent]), minlength=len(templates))
+    emptied = templates[lost_counts == totals]
+    if len(emptied):
+        raise DataFormatError(where, f"every crop of {len(emptied)} templates was skipped: templates {_first(emptied)};"
+                              " their pairs cannot be scored", expected="at least one crop per template",
+                              fix="correct those crops' landmarks (see 'dmlfaces extract' without --skip-bad-landmarks)"
+                              " and extract again")
+    lost = {int(t): (int(k), int(n)) for t, k, n in zip(templates, lost_counts, totals) if k}
+    warnings.warn(f"{where}: {np.count_nonzero(absent)} crops were skipped at extraction, so {len(lost)} templates are"
+                  " described by the rest: " + ", ".join(f"template {t} lost {k} of {n}" for t, (k, n) in list(lost.items())[:_NAMED])
+                  + (", ..." if len(lost) > _NAMED else ""), stacklevel=2)
+    return rows, lost
+
+
 def describe_protocol(methods: Mapping[str, nn.Module], protocol: IJBProtocol, crops: FeatureSet,
                       device: str = "auto") -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Template descriptors of every method: name -> (templates (T,), unit descriptors (T, D)).
 
     Raises:
-        ValueError: the features belong to other crops, or some are NaN/inf/zero (named).
+        DataFormatError: the features belong to other crops (see ``match_crops``), or some are NaN/inf/zero
+            (named with their templates).
     """
-    if list(crops.names) != list(protocol.crop_names):
-        raise ValueError(f"the features list {len(crops.names)} crops that are not those of {protocol.root} "
-                         f"({protocol.num_crops} crops): extract them from this protocol")
-    check_crop_features(crops.features * crops.norms[:, None], protocol.crop_names)
+    return _describe(methods, protocol, crops, match_crops(protocol, crops)[0], device)
+
+
+def _describe(methods: Mapping[str, nn.Module], protocol: IJBProtocol, crops: FeatureSet, rows: np.ndarray,
+              device: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``describe_protocol`` with the rows of ``match_crops``."""
+    present = rows >= 0
+    features, norms = crops.features, crops.norms
+    if not np.array_equal(rows, np.arange(len(rows))):  # IJB-C's features are 1 GB: copy only to reorder
+        features, norms = features[rows[present]], norms[rows[present]]
+    template_ids, media_ids = protocol.template_ids[present], protocol.media_ids[present]
+    _check_finite_non_zero(crops, features, norms, protocol.crop_names[present], template_ids)
     described = {}
     for name, aggregator in methods.items():
-        templates, rows, _ = describe_templates(aggregator, crops.features, crops.norms, protocol.template_ids,
-                                                protocol.media_ids, device=device)
-        described[name] = (templates, rows)
+        templates, descriptors, _ = describe_templates(aggregator, features, norms, template_ids, media_ids, device=device)
+        described[name] = (templates, descriptors)
     return described
+
+
+def _check_finite_non_zero(crops: FeatureSet, features: np.ndarray, norms: np.ndarray, names: np.ndarray,
+                           template_ids: np.ndarray) -> None:
+    """Refuse NaN/inf or zero crop features (M, D) / norms (M,), naming crops (M,) and templates (M,), and
+    the templates left with no non-zero crop at all."""
+    finite = np.isfinite(features).all(axis=1) & np.isfinite(norms)
+    bad = ~finite | (norms == 0) | ~np.any(features != 0, axis=1)
+    if not bad.any():
+        return
+    templates, index = np.unique(template_ids, return_inverse=True)
+    dead = templates[np.bincount(index, weights=(~bad).astype(float), minlength=len(templates)) == 0]
+    crops_named = ", ".join(f"{str(n)!r} (template {t})" for n, t in zip(names[bad][:_NAMED], template_ids[bad][:_NAMED]))
+    problem = (f"{np.count_nonzero(~finite)} crop features are NaN/inf and {np.count_nonzero(bad & finite)} are zero:"
+               f" {crops_named}{', ...' if np.count_nonzero(bad) > _NAMED else ''}")
+    if len(dead):
+        problem += f"; every crop of templates {_first(dead)} has a zero or non-finite feature"
+    raise DataFormatError(_features_path(crops), problem, expected="finite, non-zero features for every crop",
+                          fix="re-extract those crops (check their images and landmarks) or drop them from the protocol")
+
+
+def _features_path(crops: FeatureSet) -> Path | str:
+    """The file ``crops`` came from, or a stand-in for features built in memory."""
+    return crops.path if crops.path is not None else "features (in memory)"
+
+
+def _first(values: np.ndarray) -> str:
+    """The first few ``values`` (quoted when strings), with '...' when there are more."""
+    shown = [repr(str(v)) if isinstance(v, str) else str(v) for v in values[:_NAMED].tolist()]
+    return ", ".join(shown) + (", ..." if len(values) > _NAMED else "")
 
 
 def verify_protocol(methods: Mapping[str, nn.Module], protocol: IJBProtocol, crops: FeatureSet, *, resamples: int = 200,
                     seed: int = 0, keep_scores: bool = False, device: str = "auto") -> tuple[OneToOneReport, dict]:
     """1:1 report of every method (with subject-bootstrap intervals when 1:N lists name the subjects) and
     the 1:N results as a JSON-able dict (empty without gallery/probe lists)."""
-    described = describe_protocol(methods, protocol, crops, device)
+    rows, lost = match_crops(protocol, crops)
+    described = _describe(methods, protocol, crops, rows, device)
     subjects = protocol.template_subjects() if protocol.one_to_n else None
     report = evaluate_one_to_one(described, protocol.pairs, protocol.pair_labels, fars=FARS,
                                  template_subjects=subjects, resamples=resamples if subjects is not None else 0,
                                  seed=seed, keep_scores=keep_scores)
+    report = dataclasses.replace(report, lost_crops=lost)
     one_to_n = {name: {gallery: {probe: result.to_dict() for probe, result in probes.items()}
                        for gallery, probes in evaluate_one_to_n(templates, rows, protocol.one_to_n).items()}
                 for name, (templates, rows) in described.items()} if protocol.one_to_n else {}

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
-from dmlfaces.data.align import ARCFACE_TEMPLATE, align_face, similarity_transform
+from dmlfaces.data.align import ARCFACE_TEMPLATE, align_face, landmark_problems, similarity_transform
 
 
 def _similar(points: np.ndarray, scale: float, degrees: float, shift: tuple[float, float]) -> np.ndarray:
@@ -86,3 +88,57 @@ def test_dots_at_the_landmarks_land_on_the_template_points(size: int) -> None:
     target = ARCFACE_TEMPLATE * (size / 112)
     found = np.array([_centroid(aligned, point, radius=int(6 * size / 112)) for point in target])
     np.testing.assert_allclose(found, target, atol=0.08)
+
+
+def _zero_scale_points() -> np.ndarray:
+    """(5, 2) points, not collinear, whose centred coordinates are orthogonal to the template's: the least-squares
+    similarity onto the template has scale 0."""
+    template = ARCFACE_TEMPLATE.astype(np.float64)
+    basis, _ = np.linalg.qr(np.column_stack([np.ones(5), template - template.mean(axis=0)]))
+    points = np.random.default_rng(3).normal(0, 10, (5, 2))
+    return points - basis @ (basis.T @ points) + 60
+
+
+FACE = _similar(ARCFACE_TEMPLATE.astype(np.float64), 1.1, 5.0, (4.0, 6.0))
+BAD_LANDMARKS = {
+    # case: (landmarks, words in the problem)
+    "not finite": (np.where(np.arange(10).reshape(5, 2) == 5, np.nan, FACE), "landmark 3 (nose) is not a finite number"),
+    "right of the image": (FACE + [[0, 0], [90, 0], [0, 0], [0, 0], [0, 0]],
+                           "landmark 2 (right eye) at (169.640, 69.486) lies outside the 128x120 image"),
+    "above the image": (FACE - [[0, 0], [0, 0], [0, 0], [0, 0], [0, 120]], "landmark 5 (right mouth corner)"),
+    "coincident eyes": (np.vstack([FACE[:1], FACE[:1], FACE[2:]]), "landmarks 1 (left eye) and 2 (right eye) coincide"),
+    "collinear": (np.column_stack([np.linspace(20, 90, 5), np.linspace(30, 100, 5)]), "lie on one line"),
+    "singular fit": (_zero_scale_points(), "zero scale"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_LANDMARKS))
+def test_unalignable_landmarks_are_refused_not_warped_to_black(case: str) -> None:
+    landmarks, words = BAD_LANDMARKS[case]
+    image = np.full((120, 128, 3), 200, np.uint8)
+    problems = landmark_problems(np.stack([FACE, landmarks, FACE]), np.array([[128, 120]] * 3))
+    assert [i for i, _ in problems] == [1] and words in problems[0][1], problems
+    with pytest.raises(ValueError, match=re.escape(words)):
+        align_face(image, landmarks)
+
+
+def test_the_bounds_are_the_area_the_pixels_cover() -> None:
+    # Pixel centres are at 0 .. W - 1, so the image covers -0.5 .. W - 0.5; a point on that edge is inside.
+    edge = FACE.copy()
+    edge[0] = [-0.5, 119.5]
+    assert landmark_problems(edge[None], np.array([[128, 120]])) == []
+    edge[0] = [-0.51, 119.5]
+    assert "outside the 128x120 image (x must be in -0.5..127.5, y in -0.5..119.5)" in landmark_problems(
+        edge[None], np.array([[128, 120]]))[0][1]
+    assert landmark_problems(edge[None]) == []  # without sizes only the geometry is checked
+
+
+def test_a_profile_face_with_close_points_is_kept() -> None:
+    # A near-profile face: both eyes and both mouth corners a pixel apart, the points nearly on a line.
+    profile = np.array([[60.0, 50.0], [61.0, 50.5], [52.0, 70.0], [58.0, 90.0], [59.0, 90.2]])
+    assert landmark_problems(profile[None], np.array([[128, 128]])) == []
+
+
+def test_similarity_transform_rejects_a_zero_scale_fit() -> None:
+    with pytest.raises(ValueError, match="zero scale"):
+        similarity_transform(_zero_scale_points(), ARCFACE_TEMPLATE)

@@ -280,3 +280,47 @@ def test_image_check_reports_an_unreadable_crop(tmp_path: Path) -> None:
     (root / "loose_crop" / "2.jpg").write_bytes(b"not a jpeg at all")
     with pytest.raises(DataFormatError, match=r"2\.jpg: image cannot be decoded .*line 2 of ijbc_face_tid_mid"):
         read_ijb(root, check_images=True)
+
+
+def _with_points(tmp_path: Path, changes: dict[int, str]) -> IJBProtocol:
+    """The 5-crop protocol with the landmarks of some rows replaced (row -> 10 space-separated numbers)."""
+    points = [f"{line.split(' ')[0]} {changes[i]} {line.rsplit(' ', 1)[1]}" if i in changes else line
+              for i, line in enumerate(POINTS)]
+    return read_ijb(_make(tmp_path, points=points))
+
+
+OUTSIDE = "46.060 62.026 187.785 60.323 68.851 77.656 52.162 99.875 86.450 98.648"  # right eye right of the 128 px crop
+COINCIDENT = "46.060 62.026 46.060 62.026 68.851 77.656 52.162 99.875 86.450 98.648"
+COLLINEAR = "10.000 10.000 20.000 20.000 30.000 30.000 40.000 40.000 50.000 50.000"
+
+
+def test_bad_landmarks_are_found_before_any_alignment_naming_crop_line_and_file(tmp_path: Path) -> None:
+    protocol = _with_points(tmp_path, {1: OUTSIDE, 3: COINCIDENT, 4: COLLINEAR})
+    problems = protocol.landmark_problems()
+    assert list(problems) == [1, 3, 4]
+    for row, words in ((1, "'2.jpg': landmark 2 (right eye) at (187.785, 60.323) lies outside the 128x128 image"),
+                       (3, "'4.jpg': landmarks 1 (left eye) and 2 (right eye) coincide"),
+                       (4, "'5.jpg': the 5 landmarks lie on one line")):
+        error = problems[row]
+        assert Path(error.path).name == "ijbc_name_5pts_score.txt" and error.line == row + 1
+        assert f"ijbc_name_5pts_score.txt:{row + 1}: crop {words}" in str(error) and "--skip-bad-landmarks" in str(error)
+    with pytest.raises(DataFormatError, match=r"5pts_score\.txt:2: crop '2\.jpg': .* \(and 2 more crops with bad landmarks\)"):
+        protocol.check_landmarks()
+    protocol.check_landmarks({})  # nothing given, nothing raised
+    assert protocol.aligned_crop(0).shape == (112, 112, 3)
+    # Aligning a bad crop anyway refuses it by name instead of returning a (mostly) black crop.
+    with pytest.raises(DataFormatError, match=r"5pts_score\.txt:2: crop '2\.jpg': landmark 2 \(right eye\)"):
+        protocol.aligned_crop(1)
+
+
+def test_landmark_lines_count_blank_lines(tmp_path: Path) -> None:
+    points = [POINTS[0], "", POINTS[1], f"3.jpg {COINCIDENT} 0.500"] + POINTS[3:]
+    problems = read_ijb(_make(tmp_path, points=points)).landmark_problems()
+    assert list(problems) == [2] and problems[2].line == 4
+
+
+def test_landmark_check_names_a_missing_crop_image(tmp_path: Path) -> None:
+    root = _make(tmp_path)
+    (root / "loose_crop" / "3.jpg").unlink()
+    with pytest.raises(DataFormatError, match=r"3\.jpg: image file is missing"):
+        read_ijb(root).landmark_problems()

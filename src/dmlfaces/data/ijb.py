@@ -17,6 +17,7 @@ import csv
 import os
 import re
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -26,9 +27,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from dmlfaces.data.align import align_face
+from dmlfaces.data.align import align_face, landmark_problems
 from dmlfaces.data.errors import DataFormatError
-from dmlfaces.data.images import load_rgb
+from dmlfaces.data.images import image_size, load_rgb
 from dmlfaces.io import atomic_write_text
 
 ONE_TO_N_HEADER = "TEMPLATE_ID,SUBJECT_ID,FILENAME"
@@ -135,9 +136,56 @@ class IJBProtocol:
         """(H, W, 3) uint8 RGB loose crop ``i``."""
         return load_rgb(self.crop_path(i))
 
+    @property
+    def points_path(self) -> Path:
+        """The ``meta/{name}_name_5pts_score.txt`` file the landmarks come from."""
+        return self.root / "meta" / f"{self.name}_{_POINTS.suffix}"
+
     def aligned_crop(self, i: int, size: int = 112) -> np.ndarray:
-        """(size, size, 3) uint8 crop ``i`` aligned onto the ArcFace template from its 5 landmarks."""
-        return align_face(self.load_crop(i), self.landmarks[i], size)
+        """(size, size, 3) uint8 crop ``i`` aligned onto the ArcFace template from its 5 landmarks.
+
+        Raises:
+            DataFormatError: the landmarks cannot be aligned (see ``landmark_problems``), naming crop and line.
+        """
+        crop = self.load_crop(i)
+        try:
+            return align_face(crop, self.landmarks[i], size)
+        except ValueError as exc:
+            raise self._landmark_errors([(i, str(exc))])[0] from None
+
+    def landmark_problems(self, threads: int = 16) -> dict[int, DataFormatError]:
+        """Crop index -> error, in crop order, for every crop whose landmarks cannot be aligned (not finite,
+        outside the crop, coincident, collinear or with a singular fit; see ``dmlfaces.data.align``); each
+        error names the crop and its line of the landmarks file. Reads every crop's image header (threaded;
+        a missing or unreadable crop raises at once) but no pixels, so a protocol is checked before any work.
+        """
+        with ThreadPoolExecutor(threads) as pool:
+            sizes = np.array(list(pool.map(image_size, map(self.crop_path, range(self.num_crops)))), dtype=np.int64)
+        problems = landmark_problems(self.landmarks, sizes.reshape(-1, 2))
+        return dict(zip((i for i, _ in problems), self._landmark_errors(problems)))
+
+    def check_landmarks(self, problems: Mapping[int, DataFormatError] | None = None) -> None:
+        """Raise the first of ``problems`` (default: ``landmark_problems()``), saying how many crops have bad
+        landmarks in all."""
+        problems = self.landmark_problems() if problems is None else problems
+        if problems:
+            first = next(iter(problems.values()))
+            more = f" (and {len(problems) - 1} more crops with bad landmarks)" if len(problems) > 1 else ""
+            raise DataFormatError(first.path, first.problem + more, line=first.line, expected=first.expected,
+                                  fix=first.fix)
+
+    def _landmark_errors(self, problems: Sequence[tuple[int, str]]) -> list[DataFormatError]:
+        """DataFormatErrors for (crop index, problem) pairs, with the crops' lines of the landmarks file."""
+        lines = _line_numbers(self.points_path, [i for i, _ in problems]) if problems else []
+        return [
+            DataFormatError(
+                self.points_path, f"crop {str(self.crop_names[i])!r}: {problem}", line=line,
+                expected="5 distinct landmarks inside the crop, not all on one line",
+                fix="correct that line's landmarks (or delete the crop's lines from both meta files), or leave"
+                " such crops out with 'dmlfaces extract --skip-bad-landmarks'",
+            )
+            for (i, problem), line in zip(problems, lines)
+        ]
 
 
 def read_ijb(root: str | os.PathLike[str], name: str | None = None, check_images: bool = False) -> IJBProtocol:

@@ -9,7 +9,7 @@ out whose ``to_dict()`` is written as ``results/metrics/verification.json``. The
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -53,10 +53,14 @@ class OneToOneReport:
     resamples: int
     confidence: float
     seed: int
+    # Template id -> (crops lost, crops in the protocol) when extraction skipped crops; the TARs then
+    # describe those templates by their other crops.
+    lost_crops: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-able: per method, per FAR (``f"{far:g}"``) tar_nearest, tar_exact, ci_low, ci_high
-        (the nearest rule's interval) and ci_low_exact, ci_high_exact; intervals are None without bootstrap."""
+        (the nearest rule's interval) and ci_low_exact, ci_high_exact; intervals are None without bootstrap.
+        ``lost_crops`` (template, lost, crops) rows appear only when some template lost crops."""
         methods = {}
         for name, result in self.methods.items():
             rows = {}
@@ -73,7 +77,8 @@ class OneToOneReport:
             "impostor_pairs": self.impostor_pairs,
             "bootstrap": {"unit": "subject", "resamples": self.resamples, "confidence": self.confidence,
                           "interval": "percentile", "seed": self.seed},
-        }
+        } | ({"lost_crops": [{"template": t, "lost": k, "crops": n} for t, (k, n) in self.lost_crops.items()]}
+             if self.lost_crops else {})
 
 
 def evaluate_one_to_one(
