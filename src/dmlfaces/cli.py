@@ -126,6 +126,8 @@ def _verify(args: argparse.Namespace) -> None:
     if args.backbone:
         from dmlfaces.models.checkpoints import load_backbone
 
+        protocol.check_landmarks()  # every crop before any extraction (extract --skip-bad-landmarks can skip them)
+
         features, norms = extract_features(load_backbone(args.backbone), protocol.aligned_crop, protocol.num_crops,
                                            batch_size=args.batch_size, device=args.device)
         write_features(args.out / "features.npz", protocol.crop_names, features, norms)
