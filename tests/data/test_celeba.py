@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -209,3 +210,35 @@ def test_crlf_line_ends_and_trailing_blank_lines_are_accepted(tmp_path: Path) ->
     celeba = read_celeba(root)
     assert np.array_equal(celeba.attributes.to_numpy(), _real_attributes())
     assert celeba.partitions.tolist() == [0, 0, 2]
+
+
+def test_every_way_of_re_saving_reads_the_same(tmp_path: Path, resave: Callable[[str], bytes]) -> None:
+    clean = read_celeba(_write_real(tmp_path / "clean"))
+    root = _write_real(tmp_path / "celeba")
+    for file, text in FILES.items():
+        (root / file).write_bytes(resave(text))
+    celeba = read_celeba(root)
+    assert celeba.attributes.equals(clean.attributes) and celeba.identities.equals(clean.identities)
+    assert celeba.partitions.equals(clean.partitions) and celeba.landmarks.equals(clean.landmarks)
+
+
+def test_header_lines_are_numbered_after_leading_blank_lines(tmp_path: Path) -> None:
+    root = _write_real(tmp_path / "celeba")
+    (root / "list_attr_celeba.txt").write_text("\n\n" + REAL_ATTR.replace("Bald", "Bold"))
+    with pytest.raises(DataFormatError, match=r"list_attr_celeba\.txt:4: attribute name 5 is 'Bold'"):
+        read_celeba(root)
+    (root / "list_attr_celeba.txt").write_text("\n\n" + REAL_ATTR.replace("3\n", "4\n", 1))
+    with pytest.raises(DataFormatError, match=r"list_attr_celeba\.txt:3: count line says 4 images"):
+        read_celeba(root)
+
+
+@pytest.mark.parametrize("file, line", [("list_attr_celeba.txt", 4), ("identity_CelebA.txt", 2),
+                                        ("list_eval_partition.txt", 2), ("list_landmarks_align_celeba.txt", 4)])
+def test_bytes_that_are_not_utf8_are_refused_naming_file_and_line(tmp_path: Path, file: str, line: int) -> None:
+    root = _write_real(tmp_path / "celeba")
+    (root / file).write_bytes(FILES[file].replace("000002.jpg", "0000\xe92.jpg").encode("latin-1"))
+    with pytest.raises(DataFormatError) as error:
+        read_celeba(root)
+    assert error.value.path == str(root / file) and error.value.line == line
+    assert f"{file}:{line}: byte 0xe9 is not valid UTF-8" in str(error.value)
+    assert "re-save the file as UTF-8" in str(error.value)

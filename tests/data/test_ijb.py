@@ -110,8 +110,13 @@ def test_crops_load_align_and_pass_the_image_check(tmp_path: Path) -> None:
 
 def _random_protocol(seed: int) -> dict:
     rng = np.random.default_rng(seed)
-    n, p = 30, 40
+    n, p = 30, 20
     templates = np.sort(rng.choice(np.arange(1, 500), 8, replace=False))
+    # Distinct pairs of distinct templates (the reader refuses repeats), some in descending order.
+    first, second = np.triu_indices(8, k=1)
+    chosen = rng.choice(len(first), p, replace=False)
+    pairs = templates[np.stack([first[chosen], second[chosen]], axis=1)]
+    pairs[::3] = pairs[::3, ::-1]
     template_ids = templates[rng.integers(0, 8, n)]
     landmarks = rng.uniform(0, 200, (n, 5, 2)).astype(np.float32)
     landmarks[0] = [[46.06, 62.026], [87.785, 60.323], [68.851, 77.656], [52.162, 99.875], [86.45, 98.648]]
@@ -121,7 +126,7 @@ def _random_protocol(seed: int) -> dict:
     return dict(
         crop_names=names, template_ids=template_ids, media_ids=rng.integers(1, 10**5, n),
         landmarks=landmarks, detector_scores=scores,
-        pairs=templates[rng.integers(0, 8, (p, 2))], pair_labels=rng.integers(0, 2, p).astype(np.int8),
+        pairs=pairs, pair_labels=rng.integers(0, 2, p).astype(np.int8),
         one_to_n={
             "1N_gallery_G1": [(int(t), int(t) % 3, str(names[i])) for i, t in enumerate(template_ids) if t % 2],
             "1N_probe_mixed": [(int(t), int(t) % 3, str(names[i])) for i, t in enumerate(template_ids) if not t % 2],
@@ -178,6 +183,14 @@ def test_writer_rejects_inconsistent_arrays(tmp_path: Path) -> None:
 
 Mutation = Callable[[Path], Path]
 
+
+def _latin1(root: Path, suffix: str) -> Path:
+    """Re-save one meta file as Latin-1, after naming crop 3 '3é.jpg' in it (a pair file keeps its own text)."""
+    path = root / "meta" / f"ijbc_{suffix}"
+    text = path.read_text(encoding="utf-8")
+    path.write_bytes((text if "é" in text else text.replace("3.jpg", "3é.jpg")).encode("latin-1"))
+    return root
+
 ERROR_CASES: dict[str, tuple[Mutation, str, int | None, str]] = {
     # case: (build the broken protocol, file named in the message, line, words in the message)
     "missing meta file": (
@@ -198,9 +211,6 @@ ERROR_CASES: dict[str, tuple[Mutation, str, int | None, str]] = {
     "5pts 11 columns": (
         lambda d: _make(d, points=_replaced(POINTS, 3, POINTS[3].rsplit(" ", 1)[0]), images=False),
         "ijbc_name_5pts_score.txt", 4, "11 fields"),
-    "trailing space": (
-        lambda d: _make(d, pairs=_replaced(PAIRS, 2, "11065 20 0 "), images=False),
-        "ijbc_template_pair_label.txt", 3, "field 4 is empty"),
     "non-integer template id": (
         lambda d: _make(d, tid_mid=_replaced(TID_MID, 1, "2.jpg x1 69544"), images=False),
         "ijbc_face_tid_mid.txt", 2, "not an integer"),
@@ -237,6 +247,36 @@ ERROR_CASES: dict[str, tuple[Mutation, str, int | None, str]] = {
     "pair names an unknown first template": (
         lambda d: _make(d, pairs=_replaced(PAIRS, 2, "888 20 0"), images=False),
         "ijbc_template_pair_label.txt", 3, "template 888"),
+    "self-pair": (
+        lambda d: _make(d, pairs=PAIRS + ["20 20 0"], images=False),
+        "ijbc_template_pair_label.txt", 4, "pair 20 20 compares template 20 with itself"),
+    "pair listed twice": (
+        lambda d: _make(d, pairs=PAIRS + ["1 20 0"], images=False),
+        "ijbc_template_pair_label.txt", 4, "pair 1 20 is listed twice, on lines 2 and 4"),
+    "pair listed in both orders": (
+        lambda d: _make(d, pairs=PAIRS + ["20 1 0"], images=False),
+        "ijbc_template_pair_label.txt", 4, "pair 1 20 on line 2 is listed again in the other order on line 4"),
+    "pair listed with both labels": (
+        lambda d: _make(d, pairs=PAIRS + ["1 20 1"], images=False),
+        "ijbc_template_pair_label.txt", 4, "pair 1 20 is listed with both labels: impostor (0) on line 2 and"
+        " genuine (1) on line 4"),
+    "pair in both orders with both labels, after a blank line": (
+        lambda d: _make(d, pairs=[PAIRS[0], ""] + PAIRS[1:] + ["11065 1 0"], images=False),
+        "ijbc_template_pair_label.txt", 5, "genuine (1) on line 1 and impostor (0) on line 5"),
+    "tid_mid not UTF-8": (
+        lambda d: _latin1(_make(d, images=False), "face_tid_mid.txt"),
+        "ijbc_face_tid_mid.txt", 3, "byte 0xe9 is not valid UTF-8"),
+    "5pts not UTF-8": (
+        lambda d: _latin1(_make(d, images=False), "name_5pts_score.txt"),
+        "ijbc_name_5pts_score.txt", 3, "byte 0xe9 is not valid UTF-8"),
+    "pairs not UTF-8": (
+        lambda d: _latin1(_make(d, pairs=_replaced(PAIRS, 1, "1 20 0 # café"), images=False),
+                          "template_pair_label.txt"),
+        "ijbc_template_pair_label.txt", 2, "byte 0xe9 is not valid UTF-8"),
+    "1:N not UTF-8": (
+        lambda d: _latin1(_make(d, csvs={"1N_probe_mixed": _replaced(PROBE, 1, "11065,7,3é.jpg")}, images=False),
+                          "1N_probe_mixed.csv"),
+        "ijbc_1N_probe_mixed.csv", 2, "byte 0xe9 is not valid UTF-8"),
     "1:N empty template": (
         lambda d: _make(d, csvs={"1N_gallery_G1": GALLERY[:2] + ["777,8,x.jpg,5"] + GALLERY[2:]}, images=False),
         "ijbc_1N_gallery_G1.csv", 3, "empty template"),
@@ -265,6 +305,38 @@ def test_malformed_protocols_name_file_and_line(tmp_path: Path, case: str) -> No
     assert filename in message and words in message and "Fix:" in message
     if line is not None:
         assert f"{filename}:{line}:" in message
+    if "UTF-8" in words:
+        assert "re-save the file as UTF-8" in message
+
+
+def test_every_way_of_re_saving_the_meta_files_reads_the_same(tmp_path: Path, resave: Callable[[str], bytes]) -> None:
+    csvs = {"1N_gallery_G1": GALLERY, "1N_probe_mixed": PROBE}
+    clean = read_ijb(_make(tmp_path / "clean", csvs=csvs, images=False))
+    root = _make(tmp_path / "resaved", csvs=csvs, images=False)
+    for path in (root / "meta").iterdir():
+        path.write_bytes(resave(path.read_text(encoding="utf-8")))
+    protocol = read_ijb(root)
+    for field in ("crop_names", "template_ids", "media_ids", "landmarks", "detector_scores", "pairs", "pair_labels"):
+        np.testing.assert_array_equal(getattr(protocol, field), getattr(clean, field), err_msg=field)
+    assert protocol.one_to_n.keys() == clean.one_to_n.keys()
+    for key, lst in clean.one_to_n.items():
+        np.testing.assert_array_equal(protocol.one_to_n[key].template_ids, lst.template_ids)
+        np.testing.assert_array_equal(protocol.one_to_n[key].subject_ids, lst.subject_ids)
+
+
+def test_lines_are_numbered_alike_in_every_way_of_re_saving(tmp_path: Path, resave: Callable[[str], bytes]) -> None:
+    data = resave("".join(line + "\n" for line in PAIRS + ["20 1 0"]))
+    root = _make(tmp_path, images=False)
+    (root / "meta" / "ijbc_template_pair_label.txt").write_bytes(data)
+    # Where the re-saving moved the clean file's lines 2 and 4, as an editor numbers them.
+    lines = [n for n, text in enumerate(data.decode().splitlines(), start=1) if text.strip(" \t\ufeff")]
+    with pytest.raises(DataFormatError, match=f"label.txt:{lines[3]}: pair 1 20 on line {lines[1]} is listed again"):
+        read_ijb(root)
+
+
+def test_synthetic_protocol_has_no_repeated_pairs(tiny_data: Path) -> None:
+    protocol = read_ijb(tiny_data / "IJBS")  # read_ijb refuses self-pairs and repeated pairs
+    assert len(protocol.pairs) and (protocol.pairs[:, 0] < protocol.pairs[:, 1]).all()
 
 
 def test_image_check_reports_a_missing_crop(tmp_path: Path) -> None:

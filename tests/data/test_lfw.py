@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -69,11 +70,22 @@ def test_writer_rejects_sets_the_header_cannot_describe(tmp_path: Path) -> None:
         ("1\t1\nA\t1\t2\nA\t1\tB\t2\nA\t1\t2\n", 1, "3 pair lines after the header"),
         ("1\t1\nA\t1\tB\t2\nA\t1\t2\n", 2, "4 fields in set 1"),
         ("1\t1\nA\t1\t2\nA\t1\tB\n", 3, "3 fields in set 1"),
-        ("1\t1\n\nA\t1\tB\t1\n", 2, "0 fields in set 1"),
+        ("1\t1\n\nA\t1\tB\t1\nA\t1\t2\n", 3, "4 fields in set 1"),  # a blank line is skipped, not a pair
         ("2\t1\nA\t1\t2\nA\t1\tB\t2\nA\t1\tB\t2\nA\t1\t2\n", 4, "4 fields in set 2"),
         ("1\t1\nA\t1\tx\nA\t1\tB\t2\n", 2, "image number 'x'"),
         ("1\t1\nA\t1\t2\nA\t0\tB\t2\n", 3, "image number '0'"),
         ("1\t1\nA\t1\t2\nA\t1\tB\t-2\n", 3, "image number '-2'"),
+        ("\n1\t1\nA\t1\t2\n", 2, "1 pair lines after the header"),
+        # Pair faults: the file and both lines.
+        ("1\t1\nA\t3\t3\nA\t1\tB\t2\n", 2, "pair A_0003 A_0003 compares image A_0003 with itself"),
+        ("2\t1\nA\t1\t2\nA\t1\tB\t2\nA\t1\t2\nC\t1\tB\t1\n", 4, "pair A_0001 A_0002 is listed twice, on lines 2 and 4"),
+        ("2\t1\nA\t1\t2\nA\t1\tB\t2\nA\t2\t1\nC\t1\tB\t1\n", 4,
+         "pair A_0001 A_0002 on line 2 is listed again in the other order on line 4 (A_0002 A_0001)"),
+        ("2\t1\nA\t1\t2\nA\t1\tB\t2\nC\t1\t2\nB\t2\tA\t1\n", 5,
+         "pair A_0001 B_0002 on line 3 is listed again in the other order on line 5"),
+        ("2\t1\nA\t1\t2\nA\t1\tB\t2\nC\t1\t2\nA\t2\tA\t1\n", 5,
+         "pair A_0001 A_0002 is listed with both labels: matched on line 2 and mismatched on line 5"),
+        ("1\t1\nA\t1\t2\nA\t1\tA\t3\n", 3, "mismatched pair names A twice"),
     ],
 )
 def test_errors_name_file_and_line(tmp_path: Path, text: str, line: int, message: str) -> None:
@@ -82,6 +94,23 @@ def test_errors_name_file_and_line(tmp_path: Path, text: str, line: int, message
         read_lfw_pairs(tmp_path / "pairs.txt")
     assert error.value.path == str(tmp_path / "pairs.txt") and error.value.line == line
     assert f"pairs.txt:{line}: {message}" in str(error.value)
+
+
+def test_every_way_of_re_saving_reads_the_same(tmp_path: Path, resave: Callable[[str], bytes]) -> None:
+    (tmp_path / "clean.txt").write_text(PAIRS)
+    (tmp_path / "pairs.txt").write_bytes(resave(PAIRS))
+    clean, pairs = read_lfw_pairs(tmp_path / "clean.txt"), read_lfw_pairs(tmp_path / "pairs.txt")
+    assert pairs.left == clean.left and pairs.right == clean.right
+    assert pairs.labels.tolist() == clean.labels.tolist() and pairs.folds.tolist() == clean.folds.tolist()
+
+
+def test_bytes_that_are_not_utf8_are_refused_naming_the_line(tmp_path: Path) -> None:
+    (tmp_path / "pairs.txt").write_bytes(PAIRS.replace("Dean_Barker", "Dean_Bárker").encode("latin-1"))
+    with pytest.raises(DataFormatError) as error:
+        read_lfw_pairs(tmp_path / "pairs.txt")
+    assert error.value.line == 4
+    assert "pairs.txt:4: byte 0xe1 is not valid UTF-8" in str(error.value)
+    assert "re-save the file as UTF-8" in str(error.value)
 
 
 def test_missing_pairs_file(tmp_path: Path) -> None:

@@ -10,13 +10,15 @@ Reads (and, for SynthFaces, writes) the files of the published CelebA release (L
   name and 10 integer coordinates;
 * ``img_align_celeba/<name>``: the images.
 
+Every file is read under the shared text policy (``dmlfaces.data.text``): a header is the first non-blank
+lines, and lines are numbered as an editor numbers them.
+
 The three or four files may list the images in different orders; every table is aligned to the order
 of ``list_attr_celeba.txt``.
 """
 
 from __future__ import annotations
 
-import csv
 import itertools
 import math
 import os
@@ -30,6 +32,7 @@ import pandas as pd
 
 from dmlfaces.data.errors import DataFormatError
 from dmlfaces.data.images import load_rgb
+from dmlfaces.data.text import iter_text_lines, read_table, split_fields
 from dmlfaces.io import atomic_write_text
 
 CELEBA_ATTRIBUTES: tuple[str, ...] = (
@@ -118,60 +121,57 @@ def _require(path: Path) -> None:
                               fix="copy it from the CelebA release (Anno/ or Eval/) into the data directory")
 
 
-def _head(path: Path) -> tuple[int, list[str]]:
-    """The image count (line 1) and the column names (line 2) of a file with a two-line header."""
+def _head(path: Path) -> tuple[int, int, list[str], int]:
+    """The image count (first non-blank line), its line number, the column names (the next non-blank line)
+    and theirs, of a file with a two-line header."""
     _require(path)
-    with path.open(encoding="utf-8", errors="replace") as lines:
-        first, second = (list(itertools.islice(lines, 2)) + ["", ""])[:2]
-    text = first.strip()
+    head = list(itertools.islice(iter_text_lines(path), 2)) or [(1, "")]
+    (count_line, text), (names_line, names) = head[0], head[1] if len(head) > 1 else (head[0][0] + 1, "")
+    text = text.strip()
     if not (text.isascii() and text.isdigit()):
-        raise DataFormatError(path, f"first line {text!r} is not an image count", line=1,
+        raise DataFormatError(path, f"first line {text!r} is not an image count", line=count_line,
                               expected="the number of image lines, e.g. 202599",
                               fix="restore the count line of the release")
-    return int(text), second.split()
+    return int(text), count_line, split_fields(names), names_line
 
 
-def _check_names(path: Path, found: list[str], expected: tuple[str, ...], noun: str) -> None:
-    """Line 2 must hold ``expected`` in order; name the first position that differs."""
+def _check_names(path: Path, line: int, found: list[str], expected: tuple[str, ...], noun: str) -> None:
+    """The names line must hold ``expected`` in order; name the first position that differs."""
     if tuple(found) == expected:
         return
     position = next(i for i in itertools.count() if i >= min(len(found), len(expected)) or found[i] != expected[i])
     got = repr(found[position]) if position < len(found) else "missing"
     want = repr(expected[position]) if position < len(expected) else "no further name"
-    raise DataFormatError(path, f"{noun} name {position + 1} is {got}", line=2,
+    raise DataFormatError(path, f"{noun} name {position + 1} is {got}", line=line,
                           expected=f"{want} ({len(expected)} names in release order)",
                           fix="restore line 2 of the release")
 
 
 def _raise_bad_line(path: Path, skip: int, width: int, values: _Values, reason: str) -> NoReturn:
     """Scan line by line for the first malformed data line (only once the fast parse has failed)."""
-    with path.open(encoding="utf-8", errors="replace") as lines:
-        for number, text in enumerate(lines, start=1):
-            fields = text.split()
-            if number <= skip or not fields:
-                continue
-            if len(fields) != width + 1:
-                raise DataFormatError(path, f"{len(fields)} fields", line=number,
-                                      expected=f"{width + 1} fields: an image name and {width} x {values.expected}",
-                                      fix="correct or delete that line")
-            bad = next((field for field in fields[1:] if not values.valid_field(field)), None)
-            if bad is not None:
-                raise DataFormatError(path, f"value {bad!r} for image {fields[0]}", line=number,
-                                      expected=values.expected, fix="correct the value on that line")
+    for number, text in itertools.islice(iter_text_lines(path), skip, None):
+        fields = split_fields(text)
+        if len(fields) != width + 1:
+            raise DataFormatError(path, f"{len(fields)} fields", line=number,
+                                  expected=f"{width + 1} fields: an image name and {width} x {values.expected}",
+                                  fix="correct or delete that line")
+        bad = next((field for field in fields[1:] if not values.valid_field(field)), None)
+        if bad is not None:
+            raise DataFormatError(path, f"value {bad!r} for image {fields[0]}", line=number,
+                                  expected=values.expected, fix="correct the value on that line")
     raise DataFormatError(path, f"cannot be parsed ({reason})", expected=f"image names, each with {width} numbers",
                           fix="restore the file from the release")
 
 
 def _read_rows(path: Path, skip: int, width: int, values: _Values) -> tuple[pd.Index, np.ndarray]:
-    """Image names and (N, width) numbers of the data lines after ``skip`` header lines (blank lines skipped)."""
+    """Image names and (N, width) numbers of the data lines after ``skip`` non-blank header lines."""
     _require(path)
     try:
-        frame = pd.read_csv(path, sep=r"\s+", header=None, skiprows=skip, dtype={0: str}, na_filter=False,
-                            quoting=csv.QUOTE_NONE, encoding="utf-8")
+        _, frame = read_table(path, {0: str}, header_lines=skip)
     except pd.errors.EmptyDataError:
         empty = np.empty((0, width), dtype=np.int64 if values.integer else np.float64)
         return pd.Index([], dtype=str), empty
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except pd.errors.ParserError as exc:
         _raise_bad_line(path, skip, width, values, str(exc).strip())
     # A short line leaves strings in its column and a long one changes the width: both fail this check.
     if frame.shape[1] != width + 1 or not values.valid_array(frame.iloc[:, 1:]):
@@ -181,14 +181,13 @@ def _read_rows(path: Path, skip: int, width: int, values: _Values) -> tuple[pd.I
 
 def _lines_of(path: Path, skip: int, name: str) -> list[int]:
     """1-based numbers of the data lines whose image name is ``name``."""
-    with path.open(encoding="utf-8", errors="replace") as lines:
-        return [number for number, text in enumerate(lines, start=1)
-                if number > skip and text.split()[:1] == [name]]
+    return [number for number, text in itertools.islice(iter_text_lines(path), skip, None)
+            if split_fields(text)[:1] == [name]]
 
 
-def _check_count(path: Path, count: int, rows: int) -> None:
+def _check_count(path: Path, line: int, count: int, rows: int) -> None:
     if count != rows:
-        raise DataFormatError(path, f"count line says {count} images but the file lists {rows}", line=1,
+        raise DataFormatError(path, f"count line says {count} images but the file lists {rows}", line=line,
                               expected=f"{rows}", fix="correct the count line or restore the missing lines")
 
 
@@ -220,11 +219,11 @@ def _read_table(path: Path, header: bool, width: int, values: _Values, reference
     """Read one CelebA file and check it: header, lines, count, unique names, same images as the reference."""
     skip = 2 if header else 0
     if header:
-        count, found = _head(path)
-        _check_names(path, found, column_names, noun)
+        count, count_line, found, names_line = _head(path)
+        _check_names(path, names_line, found, column_names, noun)
     names, array = _read_rows(path, skip, width, values)
     if header:
-        _check_count(path, count, len(names))
+        _check_count(path, count_line, count, len(names))
     _check_unique(path, skip, names)
     if reference is not None:
         _check_same_images(*reference, path, skip, names)

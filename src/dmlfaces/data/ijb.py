@@ -8,12 +8,15 @@ synthetic ``IJBS`` set share it, so one reader serves both and the writer exists
 Reading is sized for the real IJB-C (469,375 crop lines, 15,658,489 pair lines): every file goes through
 pandas' C parser with explicit dtypes and is validated with vectorised numpy, so the pair file costs
 seconds, not minutes. Python loops over lines run only once something is wrong, to name the first bad
-line of the file in the ``DataFormatError``.
+line of the file in the ``DataFormatError``. What the files may contain (encoding, line ends, blank lines,
+runs of whitespace) is the shared policy of ``dmlfaces.data.text``; a pair file that compares a template
+with itself or lists a pair twice, in either order or with both labels, is refused.
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -30,16 +33,17 @@ from PIL import Image
 from dmlfaces.data.align import align_face, landmark_problems
 from dmlfaces.data.errors import DataFormatError
 from dmlfaces.data.images import image_size, load_rgb
+from dmlfaces.data.text import check_pairs, iter_text_lines, read_table, split_fields
+from dmlfaces.data.text import line_numbers as _line_numbers
 from dmlfaces.io import atomic_write_text
 
 ONE_TO_N_HEADER = "TEMPLATE_ID,SUBJECT_ID,FILENAME"
 _INTEGER = re.compile(r"[+-]?[0-9]+")
-_LINE_ENDS = "\r\n"
 
 
 @dataclass(frozen=True)
 class _TextLayout:
-    """One space-separated meta file: its name suffix, the kind of each column, and how a line looks."""
+    """One whitespace-separated meta file: its name suffix, the kind of each column, and how a line looks."""
 
     suffix: str
     kinds: tuple[str, ...]  # per column: "name", "int", "label" (0 or 1) or "float" (finite)
@@ -237,6 +241,8 @@ def read_ijb(root: str | os.PathLike[str], name: str | None = None, check_images
             expected=f"both templates of every pair listed in {tid_path.name}",
             fix="use meta files of one release, or delete the pair",
         )
+    check_pairs(pairs_path, pairs[:, 0], pairs[:, 1], labels, lambda rows: _line_numbers(pairs_path, rows),
+                "template", {1: "genuine (1)", 0: "impostor (0)"})
 
     protocol = IJBProtocol(
         root=root,
@@ -302,7 +308,7 @@ def write_ijb(
     if pair_labels.shape != (len(pairs),) or not np.isin(pair_labels, (0, 1)).all():
         raise ValueError(f"pair_labels must be {len(pairs)} values in {{0, 1}}")
     for crop in names:
-        # The files are split on single spaces and the csv on commas, so such names would not read back.
+        # The files are split on whitespace and the csv on commas, so such names would not read back.
         if not crop or any(c.isspace() or c in ',"' for c in crop):
             raise ValueError(f"crop name {crop!r} is empty or contains whitespace, a comma or a quote")
 
@@ -331,7 +337,7 @@ def write_ijb(
 
 
 def _read_text_table(path: Path, layout: _TextLayout) -> pd.DataFrame:
-    """Parse a space-separated meta file with the C parser; columns are numbered 0..k-1."""
+    """Parse a whitespace-separated meta file with the C parser; columns are numbered 0..k-1."""
     if not path.is_file():
         raise DataFormatError(
             path, "meta file is missing",
@@ -341,13 +347,12 @@ def _read_text_table(path: Path, layout: _TextLayout) -> pd.DataFrame:
         )
     dtypes = {i: _DTYPES[kind] for i, kind in enumerate(layout.kinds)}
     try:
-        table = pd.read_csv(
-            path, sep=" ", header=None, engine="c", dtype=dtypes, quoting=csv.QUOTE_NONE, na_filter=False,
-            encoding="utf-8",
-        )
+        _, table = read_table(path, dtypes)
     except pd.errors.EmptyDataError:
         return pd.DataFrame({i: pd.Series([], dtype=dtype) for i, dtype in dtypes.items()})
-    except (ValueError, OverflowError) as exc:  # ParserError and UnicodeDecodeError are ValueErrors
+    except DataFormatError:
+        raise
+    except (ValueError, OverflowError) as exc:  # ParserError is a ValueError
         _fail_at_first_bad_line(path, layout, str(exc).strip())
     if table.shape[1] != len(layout.kinds):
         _fail_at_first_bad_line(path, layout, f"the file has {table.shape[1]} columns")
@@ -356,20 +361,15 @@ def _read_text_table(path: Path, layout: _TextLayout) -> pd.DataFrame:
 
 def _fail_at_first_bad_line(path: Path, layout: _TextLayout, reason: str) -> NoReturn:
     """Scan ``path`` line by line and raise for its first bad line (or, failing that, for the file)."""
-    with open(path, encoding="utf-8", errors="replace") as lines:
-        for number, text in enumerate(lines, start=1):
-            text = text.rstrip(_LINE_ENDS)
-            if text:
-                problem = _line_problem(text.split(" "), layout.kinds)
-                if problem:
-                    raise DataFormatError(path, problem, line=number, expected=layout.expected, fix=_FIX_LINE)
+    for number, text in iter_text_lines(path):
+        problem = _line_problem(split_fields(text), layout.kinds)
+        if problem:
+            raise DataFormatError(path, problem, line=number, expected=layout.expected, fix=_FIX_LINE)
     raise DataFormatError(path, f"file cannot be parsed ({reason})", expected=layout.expected, fix=_FIX_LINE)
 
 
 def _line_problem(fields: list[str], kinds: tuple[str, ...]) -> str | None:
     """What is wrong with one split line, or None."""
-    if "" in fields:  # checked before the count, which a stray space also changes
-        return f"field {fields.index('') + 1} is empty (two spaces in a row, or a leading or trailing space)"
     if len(fields) != len(kinds):
         return f"line has {len(fields)} fields, not {len(kinds)}"
     for column, (text, kind) in enumerate(zip(fields, kinds), start=1):
@@ -385,23 +385,6 @@ def _line_problem(fields: list[str], kinds: tuple[str, ...]) -> str | None:
             if not np.isfinite(number):
                 return f"field {column} ({text!r}) is not a finite number"
     return None
-
-
-def _line_numbers(path: Path, rows: Sequence[int], header_lines: int = 0) -> list[int]:
-    """1-based file line numbers of 0-based data rows (the parser skips blank lines, so they are counted)."""
-    wanted = {int(r) for r in rows}
-    found: dict[int, int] = {}
-    row = -1
-    with open(path, encoding="utf-8", errors="replace") as lines:
-        for number, text in enumerate(lines, start=1):
-            if number <= header_lines or not text.rstrip(_LINE_ENDS):
-                continue
-            row += 1
-            if row in wanted:
-                found[row] = number
-                if len(found) == len(wanted):
-                    break
-    return [found[int(r)] for r in rows]
 
 
 def _check_unique_names(path: Path, names: pd.Series) -> None:
@@ -457,18 +440,16 @@ def _one_to_n_paths(meta: Path, name: str) -> list[Path]:
 def _read_one_to_n(path: Path, known: np.ndarray, tid_name: str) -> OneToNList:
     """Read a 1:N csv (header row; column 0 template id, column 1 subject id, one row per image)."""
     expected = f"a header row like '{ONE_TO_N_HEADER}', then rows 'template_id,subject_id,...'"
-    with open(path, encoding="utf-8", errors="replace", newline="") as handle:
-        header = next(csv.reader(handle), [])
-    if not header or _INTEGER.fullmatch(header[0].strip()):
-        raise DataFormatError(path, "line 1 is not a header row", line=1, expected=expected,
-                              fix=f"insert the header '{ONE_TO_N_HEADER}' as line 1")
+    number, header = next(iter_text_lines(path), (1, ""))
+    if not header or _INTEGER.fullmatch(header.split(",")[0].strip()):
+        raise DataFormatError(path, f"line {number} is not a header row", line=number, expected=expected,
+                              fix=f"insert the header '{ONE_TO_N_HEADER}' as the first line")
     try:
-        table = pd.read_csv(
-            path, sep=",", header=None, skiprows=1, usecols=[0, 1], dtype={0: np.int64, 1: np.int64},
-            engine="c", na_filter=False, encoding="utf-8",
-        )
+        _, table = read_table(path, {0: np.int64, 1: np.int64}, sep=",", header_lines=1, usecols=[0, 1])
     except pd.errors.EmptyDataError:
         table = pd.DataFrame({0: pd.Series([], dtype=np.int64), 1: pd.Series([], dtype=np.int64)})
+    except DataFormatError:
+        raise
     except (ValueError, OverflowError) as exc:
         _fail_at_first_bad_csv_row(path, expected, str(exc).strip())
     templates, subjects = table[0].to_numpy(), table[1].to_numpy()
@@ -501,21 +482,16 @@ def _read_one_to_n(path: Path, known: np.ndarray, tid_name: str) -> OneToNList:
 
 def _fail_at_first_bad_csv_row(path: Path, expected: str, reason: str) -> NoReturn:
     """Scan a 1:N csv row by row and raise for its first bad row (or, failing that, for the file)."""
-    with open(path, encoding="utf-8", errors="replace", newline="") as handle:
-        reader = csv.reader(handle)
-        next(reader, None)
-        for row in reader:
-            if not row:
-                continue
-            problem = None
-            if len(row) < 2:
-                problem = f"row has {len(row)} field(s), needs at least 2"
-            else:
-                bad = [f"{what} {text!r}" for what, text in zip(("template id", "subject id"), row)
-                       if not _INTEGER.fullmatch(text)]
-                problem = f"{' and '.join(bad)} is not an integer" if bad else None
-            if problem:
-                raise DataFormatError(path, problem, line=reader.line_num, expected=expected, fix=_FIX_LINE)
+    for number, line in itertools.islice(iter_text_lines(path), 1, None):  # after the header
+        row = next(csv.reader([line]))
+        if len(row) < 2:
+            problem = f"row has {len(row)} field(s), needs at least 2"
+        else:
+            bad = [f"{what} {text!r}" for what, text in zip(("template id", "subject id"), row)
+                   if not _INTEGER.fullmatch(text)]
+            problem = f"{' and '.join(bad)} is not an integer" if bad else None
+        if problem:
+            raise DataFormatError(path, problem, line=number, expected=expected, fix=_FIX_LINE)
     raise DataFormatError(path, f"file cannot be parsed ({reason})", expected=expected, fix=_FIX_LINE)
 
 

@@ -3,7 +3,8 @@
 ``pairs.txt`` opens with ``sets<TAB>pairs_per_set`` (``10	300``); each set then lists that many matched
 lines ``name n1 n2`` followed by as many mismatched lines ``name1 n1 name2 n2`` (tab separated; any
 whitespace is accepted). The field count tells the kind of a line. ``pairsDevTrain.txt`` and
-``pairsDevTest.txt`` open with the pair count alone and read as one set.
+``pairsDevTest.txt`` open with the pair count alone and read as one set. The file is read under the shared
+text policy (``dmlfaces.data.text``); a pair compared with itself or listed twice is refused.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 from dmlfaces.data.errors import DataFormatError
 from dmlfaces.data.images import load_rgb
+from dmlfaces.data.text import check_pairs, read_text_lines, split_fields
 from dmlfaces.io import atomic_write_text
 
 Matched = tuple[str, int, int]
@@ -52,13 +54,14 @@ def _number(path: Path, line: int, field: str) -> int:
     return int(field)
 
 
-def _header(path: Path, lines: list[str]) -> tuple[int, int]:
-    """(sets, pairs per set) from line 1."""
-    fields = lines[0].split() if lines else []
+def _header(path: Path, lines: list[tuple[int, str]]) -> tuple[int, int]:
+    """(sets, pairs per set) from the first line."""
+    line, text = lines[0] if lines else (1, "")
+    fields = split_fields(text)
     if len(fields) == 1:
         fields = ["1", *fields]
     if len(fields) != 2 or not all(f.isascii() and f.isdigit() and int(f) > 0 for f in fields):
-        raise DataFormatError(path, f"header {lines[0] if lines else ''!r}", line=1,
+        raise DataFormatError(path, f"header {text!r}", line=line,
                               expected="two positive integers: sets and pairs per set, e.g. '10\\t300'",
                               fix="restore the first line of pairs.txt")
     return int(fields[0]), int(fields[1])
@@ -78,21 +81,18 @@ def read_lfw_pairs(
     root = Path(lfw_root) if lfw_root is not None else path.parent / "lfw"
     if not path.is_file():
         raise DataFormatError(path, "file is missing", fix="copy pairs.txt from the LFW release")
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    while lines and not lines[-1].strip():  # a trailing blank line is not a pair
-        lines.pop()
+    lines = read_text_lines(path)
     sets, per_set = _header(path, lines)
     body = lines[1:]
     if len(body) != sets * 2 * per_set:
-        raise DataFormatError(path, f"{len(body)} pair lines after the header", line=1,
+        raise DataFormatError(path, f"{len(body)} pair lines after the header", line=lines[0][0],
                               expected=f"{sets} sets x 2 x {per_set} = {sets * 2 * per_set} lines",
                               fix="correct the header or restore the missing lines")
     left, right, labels, folds = [], [], [], []
-    for index, text in enumerate(body):
-        line = index + 2
+    for index, (line, text) in enumerate(body):
         fold, within = divmod(index, 2 * per_set)
         matched = within < per_set
-        fields = text.split()
+        fields = split_fields(text)
         if len(fields) != (3 if matched else 4):
             kind = "matched 'name n1 n2'" if matched else "mismatched 'name1 n1 name2 n2'"
             raise DataFormatError(path, f"{len(fields)} fields in set {fold + 1}", line=line,
@@ -104,6 +104,14 @@ def read_lfw_pairs(
         right.append(lfw_image_path(root, name2, _number(path, line, b)))
         labels.append(int(matched))
         folds.append(fold)
+    check_pairs(path, np.array([p.stem for p in left]), np.array([p.stem for p in right]), np.array(labels),
+                lambda rows: [body[r][0] for r in rows], "image", {1: "matched", 0: "mismatched"})
+    # After the pair check, which names both lines when the pair is also listed as matched.
+    for (line, _), label, a, b in zip(body, labels, left, right):
+        if not label and a.parent.name == b.parent.name:
+            raise DataFormatError(path, f"mismatched pair names {a.parent.name} twice", line=line,
+                                  expected="two different people on a mismatched line",
+                                  fix="correct one of the names, or list the pair as matched 'name n1 n2'")
     if check_images:
         for image in sorted(set(left) | set(right)):
             load_rgb(image)
