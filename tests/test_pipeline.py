@@ -24,6 +24,7 @@ from PIL import Image
 
 from dmlfaces import findings
 from dmlfaces.data.faces import QUALITY_WEIGHTS
+from dmlfaces.notebook import part_path
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -166,7 +167,7 @@ def test_a_stage_killed_mid_run_leaves_no_half_output_and_the_rerun_gives_the_sa
     before = _metrics(project)
     # A notebook stage, killed while papermill runs its cells: papermill has saved a partial notebook by then.
     report = _start(["dvc", "repro", "--force", "--single-item", "embedding_report"], project)
-    _kill_when(report, lambda: (project / "book" / ".02_embedding.part.ipynb").exists())
+    _kill_when(report, lambda: part_path(project / "book" / "02_embedding.ipynb").exists())
     assert not (project / "book" / "02_embedding.ipynb").exists()
     _outputs_are_whole(project, "embedding_report")
     # A training stage from scratch (its finished checkpoints would make the resume a no-op), SIGKILLed by its
