@@ -153,8 +153,8 @@ def test_run_attribute_study_reports_every_attribute_as_json(planted_celeba) -> 
 def test_run_attribute_study_rejects_features_of_another_data_set(planted_celeba) -> None:
     features, celeba = planted_celeba
     stranger = FeatureSet(np.array(["999999.jpg"]), features[:1], np.ones(1, np.float32))
-    with pytest.raises(ValueError, match=r"1 feature rows name images that .*list_attr_celeba.txt does not list "
-                                         r"\(e.g. 999999.jpg\)"):
+    with pytest.raises(DataFormatError, match=r"list_attr_celeba.txt: 1 feature rows name images that it does not list "
+                                              r"\(e.g. 999999.jpg\). Fix: extract the features from this data set"):
         run_attribute_study(stranger, celeba)
     with pytest.raises(ValueError, match="3 feature rows for 192 images"):
         run_attribute_study(features[:3], celeba)

@@ -318,8 +318,9 @@ def _aligned(features: FeatureSet | np.ndarray, celeba: CelebA) -> tuple[np.ndar
         rows = celeba.attributes.index.get_indexer(features.names)
         if (rows < 0).any():
             unknown = features.names[rows < 0]
-            raise ValueError(f"{len(unknown)} feature rows name images that {celeba.root / ATTRIBUTES_FILE} does not "
-                             f"list (e.g. {unknown[0]}): the features come from another data set")
+            raise DataFormatError(celeba.root / ATTRIBUTES_FILE,
+                                  f"{len(unknown)} feature rows name images that it does not list (e.g. {unknown[0]})",
+                                  fix=f"extract the features from this data set ('dmlfaces extract --celeba {celeba.root}')")
         return np.asarray(features.features), rows
     features = np.asarray(features)
     if len(features) != len(celeba.attributes):
@@ -345,7 +346,8 @@ def run_attribute_study(
     attributes = attribute_columns(celeba, [*params.intra.values(), *params.extra.values()])
     features, rows = _aligned(features, celeba)
     if not len(rows):
-        raise ValueError("no feature rows: there is nothing to study")
+        raise DataFormatError(celeba.root / ATTRIBUTES_FILE, "no feature rows name its images: there is nothing to study",
+                              fix=f"extract the features from this data set ('dmlfaces extract --celeba {celeba.root}')")
     features = unit_rows(features.astype(np.float32))
     identities = celeba.identities.to_numpy()[rows]
     attributes = attributes.iloc[rows]
