@@ -163,3 +163,17 @@ def test_a_run_killed_between_two_renames_gets_its_old_output_back_from_the_next
     recover_directory(target)
     assert _tree(target) == {"a": "old"}
     assert [p.name for p in tmp_path.iterdir()] == ["tree"]
+
+
+def test_records_of_another_output_with_a_lookalike_name_are_not_this_ones(tmp_path: Path) -> None:
+    """``tree[1]`` globs like ``tree1``, and ``tree.dmlfaces-x``'s records start like ``tree``'s."""
+    for other, token in (("tree1", "dddddddddddd"), ("tree.dmlfaces-x", "eeeeeeeeeeee")):
+        aside = tmp_path / f".{other}.dmlfaces-{token}.old"
+        aside.mkdir()
+        (aside / "a").write_text("theirs")
+        (tmp_path / f".{other}.dmlfaces-{token}.owner").write_text(json.dumps({"pid": 1 << 30, "directory": aside.name}))
+    for name in ("tree[1]", "tree"):
+        _write_tree(tmp_path / name, {"x": "1"})
+    assert not (tmp_path / "tree1").exists()
+    assert _tree(tmp_path / ".tree1.dmlfaces-dddddddddddd.old") == {"a": "theirs"}
+    assert _tree(tmp_path / ".tree.dmlfaces-x.dmlfaces-eeeeeeeeeeee.old") == {"a": "theirs"}

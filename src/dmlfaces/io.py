@@ -18,8 +18,10 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
+import glob
 import json
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Callable, Iterator
@@ -97,7 +99,12 @@ def atomic_directory(path: str | os.PathLike[str], may_replace: Callable[[Path, 
 def recover_directory(final: Path) -> None:
     """Finish what killed runs left beside ``final``: restore an old output caught between two renames, and
     remove temporaries whose owner record names them and whose process is gone."""
-    for owner in sorted(final.parent.glob(f".{final.name}.{MARKER}*.owner")):
+    # The escaped glob and the exact match: records of another output whose name merely starts like this one's
+    # (``data[1]``, ``data.dmlfaces-x``) are never taken for this one's.
+    ours = re.compile(rf"\.{re.escape(final.name)}\.{MARKER}[0-9a-f]{{12}}\.owner")
+    for owner in sorted(final.parent.glob(f".{glob.escape(final.name)}.{MARKER}*.owner")):
+        if not ours.fullmatch(owner.name):
+            continue
         record = _read_owner(owner)
         if record is not None and not _alive(record.get("pid")):
             _remove_owned(owner, final)

@@ -197,6 +197,23 @@ def test_a_user_file_inside_an_earlier_output_stops_the_replacement_before_any_w
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
 
 
+def test_a_user_symlink_or_empty_folder_inside_an_earlier_output_is_foreign_too(tiny_data: Path, tmp_path: Path) -> None:
+    out = _copy(tiny_data, tmp_path)
+    (out / "train" / "link").symlink_to(tmp_path, target_is_directory=True)
+    (out / "celeba" / "my_notes").mkdir()
+    with pytest.raises(OutputPathError, match=r"2 files SynthFaces did not write \(celeba/my_notes, train/link\)"):
+        synth.synthesize(out, preset="tiny", seed=1, workers=1)
+    assert (out / "train" / "link").is_symlink() and (out / "celeba" / "my_notes").is_dir()
+
+
+@pytest.mark.parametrize("name", [".", "..", "link"])
+def test_an_out_that_is_no_directory_of_its_own_is_refused_before_any_work(tmp_path: Path, name: str) -> None:
+    (tmp_path / "target").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    with pytest.raises(OutputPathError, match="give the data set's own directory by name"):
+        synth.synthesize(Path(tmp_path / name) if name == "link" else Path(name), preset="tiny")
+
+
 def test_an_output_of_an_earlier_dmlfaces_is_replaced_only_by_the_files_it_held(tiny_data: Path, tmp_path: Path) -> None:
     """A manifest without a file inventory: its files must all be in the new output, else it is kept."""
     out = _copy(tiny_data, tmp_path)

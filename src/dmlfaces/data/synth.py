@@ -306,7 +306,7 @@ def outdated(out: str | os.PathLike[str], preset: str, seed: int) -> str | None:
                 f"wanted v{GENERATOR_VERSION}, preset {preset}, seed {seed}")
     files = manifest.get("files")
     if not isinstance(files, dict):
-        return f"{out / MANIFEST} has no file inventory (written by an earlier dmlfaces), so completeness cannot be checked"
+        return f"{Path(out) / MANIFEST} has no file inventory (written by an earlier dmlfaces), so completeness cannot be checked"
     for name, size in files.items():
         path = Path(out) / name
         if not path.is_file():
@@ -341,23 +341,26 @@ def _check_replaceable(out: Path, new: Path | None = None) -> None:
     file there, so replacing it deletes nothing a user put in it. A manifest of an earlier dmlfaces has no
     inventory: then its files must be ones the new output ``new`` holds too (checked once ``new`` is built).
     """
-    if not out.is_dir():
-        raise OutputPathError(f"{out} exists and is not a directory; give a new directory for --out")
+    if out.is_symlink() or not out.is_dir():
+        raise OutputPathError(f"{out} exists and is not a directory (or is a symbolic link: pass its target); "
+                              "give a new directory for --out")
     if not any(out.iterdir()):
         return
     manifest = _read_manifest(out)
     if isinstance(manifest, str):
         raise OutputPathError(f"{out} is not empty and is not a SynthFaces output ({manifest}); "
                               "give an empty or new directory for --out, so nothing of yours is replaced")
-    if "files" in manifest:
+    if isinstance(manifest.get("files"), dict):
         listed = set(manifest["files"])
     elif new is not None:
         listed = set(_inventory(new))
     else:
         return
     listed.add(MANIFEST)
-    foreign = sorted(p.relative_to(out).as_posix() for p in out.rglob("*")
-                     if not p.is_dir() and p.relative_to(out).as_posix() not in listed)
+    # Folders are SynthFaces' only where they hold a listed file; a symbolic link never is (is_dir follows it).
+    folders = {parent.as_posix() for name in listed for parent in Path(name).parents}
+    foreign = sorted(name for name in (p.relative_to(out).as_posix() for p in out.rglob("*"))
+                     if name not in listed and (name not in folders or (out / name).is_symlink()))
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         why = ("its manifest does not list them" if "files" in manifest
@@ -378,6 +381,9 @@ def synthesize(out: str | os.PathLike[str], preset: str = "default", seed: int =
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     out = Path(out)
+    if out.name in ("", ".", "..") or out.is_symlink():
+        raise OutputPathError(f"--out {out}: give the data set's own directory by name (not '.', '..' or a "
+                              "symbolic link), e.g. data; it is built beside that name and renamed into place")
     if out.exists():
         _check_replaceable(out)  # before any work: refuse at once rather than after rendering
     sizes = PRESETS[preset]
