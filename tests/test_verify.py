@@ -37,22 +37,25 @@ def test_verify_extracts_aggregates_and_scores_every_method(tiny_data: Path, tin
 
 
 def _unit_features(protocol, dim: int = 8, seed: int = 0) -> FeatureSet:
-    """Random unit features (N, dim) of every crop of ``protocol``, in protocol order."""
-    features = np.random.default_rng(seed).normal(size=(protocol.num_crops, dim)).astype(np.float32)
+    """Random unit features (U, dim) of every distinct crop of ``protocol``, in order of first listing."""
+    names = protocol.crop_names[protocol.unique_crops]
+    features = np.random.default_rng(seed).normal(size=(len(names), dim)).astype(np.float32)
     features /= np.linalg.norm(features, axis=1, keepdims=True)
-    return FeatureSet(np.asarray(protocol.crop_names), features, np.ones(protocol.num_crops, np.float32))
+    return FeatureSet(names, features, np.ones(len(names), np.float32))
 
 
 def test_bad_features_are_named(tiny_data: Path) -> None:
     protocol = read_ijb(tiny_data / "IJBS")
-    n = protocol.num_crops
+    names = protocol.crop_names[protocol.unique_crops]
+    n = len(names)
     features = np.tile(np.eye(8, dtype=np.float32)[0], (n, 1))
     norms = np.ones(n, np.float32)
     norms[3] = np.nan
-    crops = FeatureSet(np.asarray(protocol.crop_names), features, norms)
-    with pytest.raises(DataFormatError, match=f"'{protocol.crop_names[3]}' \\(template {protocol.template_ids[3]}\\)"):
+    crops = FeatureSet(names, features, norms)
+    first_row = protocol.unique_crops[3]  # the crop's first row names its first template
+    with pytest.raises(DataFormatError, match=f"'{names[3]}' \\(template {protocol.template_ids[first_row]}\\)"):
         describe_protocol(aggregators(8), protocol, crops)
-    other = FeatureSet(np.array(["elsewhere.jpg", *protocol.crop_names[1:]]), features, np.ones(n, np.float32))
+    other = FeatureSet(np.array(["elsewhere.jpg", *names[1:]]), features, np.ones(n, np.float32))
     with pytest.raises(DataFormatError, match="1 of .* crops are not crops of"):
         describe_protocol(aggregators(8), protocol, other)
 
@@ -60,7 +63,7 @@ def test_bad_features_are_named(tiny_data: Path) -> None:
 def test_rows_in_another_order_are_matched_by_crop_name(tiny_data: Path) -> None:
     protocol = read_ijb(tiny_data / "IJBS")
     crops = _unit_features(protocol)
-    order = np.random.default_rng(1).permutation(protocol.num_crops)
+    order = np.random.default_rng(1).permutation(len(crops.names))
     shuffled = FeatureSet(crops.names[order], crops.features[order], crops.norms[order])
     methods = aggregators(8)
     for name, (templates, rows) in describe_protocol(methods, protocol, shuffled).items():
@@ -74,16 +77,19 @@ def test_missing_crops_are_refused_unless_recorded_as_skipped(tiny_data: Path, t
     crops = _unit_features(protocol)
     write_features(tmp_path / "f.npz", crops.names[1:], crops.features[1:], crops.norms[1:])
     short = read_features(tmp_path / "f.npz")
-    with pytest.raises(DataFormatError, match=rf"f\.npz: key 'names': 1 of {protocol.num_crops} crops .* are missing and not"
-                       rf" recorded as skipped: '{protocol.crop_names[0]}' \(templates {protocol.template_ids[0]}\)"):
+    gone = protocol.crop_names == crops.names[0]  # the rows of every template listing that crop
+    with pytest.raises(DataFormatError, match=rf"f\.npz: key 'names': {gone.sum()} of {protocol.num_crops} crops .* are missing"
+                       rf" and not recorded as skipped: '{protocol.crop_names[0]}'"):
         describe_protocol(aggregators(8), protocol, short)
     write_features(tmp_path / "g.npz", crops.names[1:], crops.features[1:], crops.norms[1:], skipped=crops.names[:1])
     skipped = read_features(tmp_path / "g.npz")
     template = int(protocol.template_ids[0])
     total = int(np.count_nonzero(protocol.template_ids == template))
-    with pytest.warns(UserWarning, match=rf"g\.npz: 1 crops were skipped .* template {template} lost 1 of {total}"):
+    lost = [{"template": int(t), "lost": 1, "crops": int(np.count_nonzero(protocol.template_ids == t))}
+            for t in np.unique(protocol.template_ids[gone])]
+    with pytest.warns(UserWarning, match=rf"g\.npz: {gone.sum()} crops were skipped .* template {template} lost 1 of {total}"):
         report, _ = verify_protocol(aggregators(8), protocol, skipped, resamples=0)
-    assert report.to_dict()["lost_crops"] == [{"template": template, "lost": 1, "crops": total}]
+    assert report.to_dict()["lost_crops"] == lost
     assert "lost_crops" not in verify_protocol(aggregators(8), protocol, crops, resamples=0)[0].to_dict()
 
 
@@ -91,14 +97,17 @@ def test_a_template_left_without_crops_is_named(tiny_data: Path, tmp_path: Path)
     protocol = read_ijb(tiny_data / "IJBS")
     crops = _unit_features(protocol)
     template = protocol.template_ids[0]
-    gone = protocol.template_ids == template
+    gone = np.isin(crops.names, protocol.crop_names[protocol.template_ids == template])
+    rows_gone = np.isin(protocol.crop_names, crops.names[gone])
+    emptied = [t for t in protocol.unique_templates if rows_gone[protocol.template_ids == t].all()]  # it and its subsets
     write_features(tmp_path / "f.npz", crops.names[~gone], crops.features[~gone], crops.norms[~gone], skipped=crops.names[gone])
-    with pytest.raises(DataFormatError, match=rf"f\.npz: every crop of 1 templates was skipped: templates {template};"):
+    with pytest.raises(DataFormatError, match=rf"f\.npz: every crop of {len(emptied)} templates was skipped: templates"
+                       rf" {', '.join(map(str, emptied))};"):
         describe_protocol(aggregators(8), protocol, read_features(tmp_path / "f.npz"))
     # The same template with zero features for all its crops, read from a file.
     features, norms = crops.features.copy(), crops.norms.copy()
     features[gone], norms[gone] = 0, 0
     write_features(tmp_path / "z.npz", crops.names, features, norms)
-    with pytest.raises(DataFormatError, match=rf"z\.npz: 0 crop features are NaN/inf and {np.count_nonzero(gone)} are zero:"
-                       rf" .*; every crop of templates {template} has a zero or non-finite feature"):
+    with pytest.raises(DataFormatError, match=rf"z\.npz: 0 crop features are NaN/inf and {rows_gone.sum()} are zero:"
+                       rf" .*; every crop of templates {', '.join(map(str, emptied))} has a zero or non-finite feature"):
         describe_protocol(aggregators(8), protocol, read_features(tmp_path / "z.npz"))

@@ -61,8 +61,7 @@ def match_crops(protocol: IJBProtocol, crops: FeatureSet) -> tuple[np.ndarray, d
     """
     where = _features_path(crops)
     fix = f"extract the features from {protocol.root} ('dmlfaces extract --ijb {protocol.root}')"
-    known = pd.Index(protocol.crop_names)
-    foreign = known.get_indexer(crops.names) < 0
+    foreign = ~np.isin(crops.names, protocol.crop_names)  # the protocol names a crop once per template listing it
     if foreign.any():
         raise DataFormatError(where, f"key 'names': {np.count_nonzero(foreign)} of {len(crops.names)} crops are not crops of"
                               f" {protocol.root}: {_first(crops.names[foreign])}", fix=fix)

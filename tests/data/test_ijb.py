@@ -229,9 +229,18 @@ ERROR_CASES: dict[str, tuple[Mutation, str, int | None, str]] = {
     "detector score infinite": (
         lambda d: _make(d, points=_replaced(POINTS, 3, POINTS[3].replace("0.950", "inf")), images=False),
         "ijbc_name_5pts_score.txt", 4, "not a finite number"),
-    "duplicate crop name": (
-        lambda d: _make(d, tid_mid=_replaced(TID_MID, 3, "2.jpg 11065 70002"), images=False),
-        "ijbc_face_tid_mid.txt", 4, "lines 2 and 4"),
+    "crop twice in one template": (
+        lambda d: _make(d, tid_mid=_replaced(TID_MID, 3, "2.jpg 1 69544"), points=_replaced(POINTS, 3, POINTS[1]),
+                        images=False),
+        "ijbc_face_tid_mid.txt", 4, "crop '2.jpg' is listed twice in template 1, on lines 2 and 4"),
+    "reused crop with another media id": (
+        lambda d: _make(d, tid_mid=_replaced(TID_MID, 3, "2.jpg 11065 70002"), points=_replaced(POINTS, 3, POINTS[1]),
+                        images=False),
+        "ijbc_face_tid_mid.txt", 4, "crop '2.jpg' has another media id on line 4 than on line 2"),
+    "reused crop with other landmarks": (
+        lambda d: _make(d, tid_mid=_replaced(TID_MID, 3, "2.jpg 11065 69544"),
+                        points=_replaced(POINTS, 3, POINTS[1].replace("0.870", "0.500")), images=False),
+        "ijbc_name_5pts_score.txt", 4, "crop '2.jpg' has another landmarks and score on line 4 than on line 2"),
     "5pts names another image": (
         lambda d: _make(d, points=_replaced(POINTS, 2, POINTS[2].replace("3.jpg", "9.jpg")), images=False),
         "ijbc_name_5pts_score.txt", 3, "row 3 names '9.jpg' but row 3 of ijbc_face_tid_mid.txt (line 3) names '3.jpg'"),
@@ -396,3 +405,29 @@ def test_landmark_check_names_a_missing_crop_image(tmp_path: Path) -> None:
     (root / "loose_crop" / "3.jpg").unlink()
     with pytest.raises(DataFormatError, match=r"3\.jpg: image file is missing"):
         read_ijb(root).landmark_problems()
+
+
+def test_a_crop_reused_by_templates_reads_back_with_its_rows(tmp_path: Path) -> None:
+    """IJB reuses media across templates; a crop listed by two templates keeps a row in each."""
+    root = _make(tmp_path, tid_mid=_replaced(TID_MID, 3, "2.jpg 11065 69544"), points=_replaced(POINTS, 3, POINTS[1]))
+    protocol = read_ijb(root, check_images=True)
+    assert protocol.crop_names.tolist() == ["1.jpg", "2.jpg", "3.jpg", "2.jpg", "5.jpg"]
+    assert protocol.template_ids.tolist() == [1, 1, 11065, 11065, 20]
+    assert protocol.unique_crops.tolist() == [0, 1, 2, 4] and protocol.num_crops == 5
+    assert np.array_equal(protocol.landmarks[3], protocol.landmarks[1])
+
+
+def test_writer_output_with_reused_crops_reads_back_intact(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    names = np.array(["1.jpg", "2.jpg", "1.jpg", "3.jpg", "2.jpg"])
+    templates = np.array([4, 4, 9, 9, 12])
+    media = np.array([70, 71, 70, 72, 71])
+    crop_points = {n: rng.uniform(20, 90, (5, 2)).round(3) for n in np.unique(names)}
+    crop_scores = {n: float(rng.uniform(0.1, 0.99)) for n in np.unique(names)}
+    write_ijb(tmp_path / "IJBR", "ijbr", names, templates, media, np.stack([crop_points[n] for n in names]),
+              np.array([crop_scores[n] for n in names]), np.array([[4, 9], [4, 12]]), np.array([1, 0]))
+    protocol = read_ijb(tmp_path / "IJBR")
+    assert protocol.crop_names.tolist() == names.tolist()
+    assert protocol.template_ids.tolist() == templates.tolist() and protocol.media_ids.tolist() == media.tolist()
+    assert protocol.unique_crops.tolist() == [0, 1, 3]
+    assert np.allclose(protocol.landmarks, np.stack([crop_points[n] for n in names]), atol=1e-3)

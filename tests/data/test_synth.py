@@ -59,10 +59,10 @@ def test_readers_load_the_output_and_counts_match_the_manifest(tiny_data: Path) 
     counts = manifest["counts"]
     protocol = read_ijb(tiny_data / "IJBS", check_images=True)
     assert protocol.name == "ijbs"
-    assert protocol.num_crops == counts["ijb_crops"]
+    assert len(protocol.unique_crops) == counts["ijb_crops"] < protocol.num_crops == counts["ijb_rows"]
     assert len(protocol.unique_templates) == counts["ijb_templates"]
     assert int(protocol.pair_labels.sum()) == counts["ijb_genuine_pairs"] > 0
-    assert set(protocol.one_to_n) == {"1N_gallery_G1", "1N_gallery_G2", "1N_probe_mixed"}
+    assert set(protocol.one_to_n) == {"1N_gallery_G1", "1N_gallery_G2", "1N_probe_mixed", "1N_probe_shared_media"}
     celeba = read_celeba(tiny_data / "celeba", check_images=True)
     assert len(celeba.attributes) == counts["celeba_images"]
     assert list(celeba.attributes.columns) == list(CELEBA_ATTRIBUTES)
@@ -90,18 +90,39 @@ def test_ijb_protocol_is_consistent_with_ground_truth(tiny_data: Path) -> None:
     protocol = read_ijb(tiny_data / "IJBS")
     truth = pd.read_csv(tiny_data / "ground_truth.csv")
     crops = truth[truth["split"] == "ijbs"].set_index(truth[truth["split"] == "ijbs"]["path"].str.rsplit("/", n=1).str[-1])
+    assert crops.index.is_unique and (crops["template_id"] == -1).all()  # one row per image; templates: protocol
+    assert set(crops.index) == set(protocol.crop_names)
     crops = crops.loc[protocol.crop_names]
-    assert np.array_equal(crops["template_id"].to_numpy(), protocol.template_ids)
     assert np.array_equal(crops["media_id"].to_numpy(), protocol.media_ids)
-    # Genuine pairs are template pairs of one person, impostor pairs of two.
-    person_of_template = dict(zip(crops["template_id"], crops["person_id"]))
-    same = np.array([person_of_template[a] == person_of_template[b] for a, b in protocol.pairs])
+    # Media are reused across a subject's templates, a crop always with all the other frames of its media.
+    templates, subjects = protocol.template_subjects()
+    subject_of = dict(zip(templates, subjects))
+    media_templates = pd.Series(protocol.template_ids).groupby(protocol.media_ids).nunique()
+    assert media_templates.max() > 1
+    rows = pd.DataFrame({"template": protocol.template_ids, "media": protocol.media_ids, "crop": protocol.crop_names})
+    frames_per_media = rows.groupby(["template", "media"])["crop"].nunique().groupby("media").nunique()
+    assert (frames_per_media == 1).all()
+    # Every template is one person's; genuine pairs join templates of one person sharing no media, impostor
+    # pairs templates of two people.
+    assert (crops.groupby(protocol.template_ids)["person_id"].nunique() == 1).all()
+    media_of = rows.groupby("template")["media"].agg(frozenset)
+    same = np.array([subject_of[a] == subject_of[b] for a, b in protocol.pairs])
     assert np.array_equal(same, protocol.pair_labels.astype(bool))
+    assert not any(media_of[a] & media_of[b] for a, b in protocol.pairs[same])
     # Landmarks in the 5pts file are those of the rendered faces, and detector scores track quality.
     assert np.allclose(protocol.landmarks[:, 0, 0], crops["landmark_0_x"].to_numpy(), atol=1e-3)
     assert np.corrcoef(protocol.detector_scores, crops["quality"].to_numpy())[0, 1] > 0.9
     # Templates are not numbered contiguously, as in the real IJB-C.
     assert np.any(np.diff(protocol.unique_templates) > 1)
+
+
+def test_default_preset_has_ijb_b_power() -> None:
+    """The default protocol's sizes (no rendering needed): issue 14's targets."""
+    preset = synth.PRESETS["default"]
+    ijb = synth._ijb_protocol(0, preset)
+    _, labels = synth._ijb_pairs(0, preset, ijb)
+    assert preset.ijb_identities >= 600 and labels.sum() >= 10_000 and (labels == 0).sum() >= 5_000_000
+    assert len(ijb.crops) < 13_000  # reuse, not more rendering: IJB rows outnumber the images
 
 
 def test_templates_mix_stills_and_clips_of_near_duplicate_frames(tiny_data: Path) -> None:

@@ -86,12 +86,13 @@ class OneToNList:
 
 @dataclass(frozen=True, eq=False)
 class IJBProtocol:
-    """An IJB-B/C-layout protocol; row i of every per-crop array describes crop i.
+    """An IJB-B/C-layout protocol; row i of every per-row array describes one crop of one template (a crop
+    that several templates list has a row in each, all naming the same image: ``unique_crops``).
 
     Attributes:
         root: the directory holding ``loose_crop/`` and ``meta/``.
         name: the meta file prefix, e.g. "ijbc".
-        crop_names: (N,) str, image file names under ``loose_crop/``.
+        crop_names: (N,) str, image file names under ``loose_crop/``, repeated where templates share a crop.
         template_ids, media_ids: (N,) int64.
         landmarks: (N, 5, 2) float32 x, y in loose-crop pixels (eyes, nose, mouth corners).
         detector_scores: (N,) float32.
@@ -113,7 +114,7 @@ class IJBProtocol:
 
     @property
     def num_crops(self) -> int:
-        """Number of crops N."""
+        """Number of rows N: a crop listed by k templates counts k times (``unique_crops`` counts it once)."""
         return len(self.crop_names)
 
     @cached_property
@@ -131,6 +132,13 @@ class IJBProtocol:
         subjects = np.concatenate([lst.subject_ids for lst in self.one_to_n.values()])
         templates, first = np.unique(templates, return_index=True)
         return templates, subjects[first]
+
+    @cached_property
+    def unique_crops(self) -> np.ndarray:
+        """(U,) int64 rows naming each distinct crop, its first row, in row order: a crop listed by several
+        templates is one image, read and extracted once."""
+        _, first = np.unique(self.crop_names, return_index=True)
+        return np.sort(first).astype(np.int64)
 
     def crop_path(self, i: int) -> Path:
         """Path of crop ``i`` (``root/loose_crop/<name>``)."""
@@ -214,13 +222,13 @@ def read_ijb(root: str | os.PathLike[str], name: str | None = None, check_images
         raise DataFormatError(tid_path, "file lists no crops", expected=_TID_MID.expected,
                               fix="restore the file from the release")
     crop_names = tid_mid[0].to_numpy(dtype=str)
-    _check_unique_names(tid_path, tid_mid[0])
 
     points = _read_text_table(points_path, _POINTS)
     values = points.iloc[:, 1:].to_numpy(dtype=np.float64)
     if not np.isfinite(values).all():
         _fail_at_first_bad_line(points_path, _POINTS, "a value is not finite")
     _check_in_step(tid_path, crop_names, points_path, points[0].to_numpy(dtype=str))
+    _check_repeated_crops(tid_path, tid_mid, points_path, values)
 
     pair_table = _read_text_table(pairs_path, _PAIRS)
     labels = pair_table[2].to_numpy()
@@ -387,17 +395,36 @@ def _line_problem(fields: list[str], kinds: tuple[str, ...]) -> str | None:
     return None
 
 
-def _check_unique_names(path: Path, names: pd.Series) -> None:
-    """Raise naming both lines when a crop name is listed twice."""
-    duplicated = names.duplicated().to_numpy()
-    if duplicated.any():
-        second = int(np.argmax(duplicated))
-        first = int(np.argmax((names == names.iloc[second]).to_numpy()))
-        first_line, second_line = _line_numbers(path, [first, second])
+def _check_repeated_crops(tid_path: Path, tid_mid: pd.DataFrame, points_path: Path, points: np.ndarray) -> None:
+    """A crop may be listed by several templates (one image reused, as IJB reuses media), but once per
+    template, always with the same media id and the same landmarks and score; raise naming both lines."""
+    names = tid_mid[0]
+    twice_in_template = tid_mid.duplicated(subset=[0, 1]).to_numpy()
+    if twice_in_template.any():
+        second = int(np.argmax(twice_in_template))
+        same = (names == names.iloc[second]) & (tid_mid[1] == tid_mid[1].iloc[second])
+        first = int(np.argmax(same.to_numpy()))
+        first_line, second_line = _line_numbers(tid_path, [first, second])
         raise DataFormatError(
-            path, f"crop name {names.iloc[second]!r} is listed twice, on lines {first_line} and {second_line}",
-            line=second_line, expected="each image listed once", fix="delete one of the two lines",
+            tid_path, f"crop {names.iloc[second]!r} is listed twice in template {tid_mid[1].iloc[second]}, on lines"
+            f" {first_line} and {second_line}", line=second_line, expected="each crop once per template",
+            fix="delete one of the two lines (and its line of the landmarks file)",
         )
+    repeated = names.duplicated().to_numpy()
+    if not repeated.any():
+        return
+    first_row = pd.Series(np.arange(len(names))).groupby(names.to_numpy()).transform("first").to_numpy()
+    for what, path, values in (("media id", tid_path, tid_mid[2].to_numpy()[:, None]), ("landmarks and score",
+                                                                                       points_path, points)):
+        differs = repeated & (values != values[first_row]).any(axis=1)
+        if differs.any():
+            second = int(np.argmax(differs))
+            first_line, second_line = _line_numbers(path, [int(first_row[second]), second])
+            raise DataFormatError(
+                path, f"crop {names.iloc[second]!r} has another {what} on line {second_line} than on line {first_line}",
+                line=second_line, expected="one image: the same media id, landmarks and score in every template",
+                fix="give the two images different names, or copy the first line's values",
+            )
 
 
 def _check_in_step(tid_path: Path, tid_names: np.ndarray, points_path: Path, point_names: np.ndarray) -> None:

@@ -16,14 +16,18 @@ from dmlfaces.data.ijb import read_ijb
 
 
 def dataset_summary(data_dir: str | Path) -> dict[str, int]:
-    """Counts of the IJBS protocol, the CelebA-layout set and the training folder under ``data_dir``."""
+    """Counts of the IJBS protocol, the CelebA-layout set and the training folder under ``data_dir``
+    (``ijb_crops``: distinct images; ``ijb_rows``: template rows, a crop counted once per template listing it;
+    ``ijb_subjects``: 0 without 1:N lists)."""
     data_dir = Path(data_dir)
     protocol = read_ijb(data_dir / "IJBS")
     celeba = read_celeba(data_dir / "celeba")
     train = read_image_folder(data_dir / "train")
     labels = protocol.pair_labels
     return {
-        "ijb_crops": protocol.num_crops,
+        "ijb_crops": len(protocol.unique_crops),
+        "ijb_rows": protocol.num_crops,
+        "ijb_subjects": len(np.unique(protocol.template_subjects()[1])) if protocol.one_to_n else 0,
         "ijb_templates": len(protocol.unique_templates),
         "ijb_media": len(np.unique(protocol.media_ids)),
         "ijb_genuine_pairs": int(labels.sum()),

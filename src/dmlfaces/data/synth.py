@@ -3,13 +3,18 @@
 ``synthesize(out, preset, seed)`` renders identities with :mod:`dmlfaces.data.faces` and writes
 
 * ``IJBS/`` : an IJB-B/C-style 1:1 and 1:N protocol (``loose_crop/*.jpg`` + ``meta/ijbs_*``), templates
-  mixing stills and video clips (bursts of near-duplicate frames);
+  mixing stills and video clips (bursts of near-duplicate frames). As in IJB-B, whose 227,630 template rows
+  come from about 77,000 distinct stills and frames, a subject's media are reused across its templates: each
+  media (a still, or a clip's frames) is rendered once and listed by every template that draws it, so
+  genuine pairs multiply without rendering more faces. A genuine pair joins two templates that share no media;
+  impostor pairs are sampled from all cross-subject template pairs;
 * ``celeba/``: a CelebA-layout attribute set (``img_align_celeba/``, the four text files);
 * ``train/<identity>/<image>.jpg``: a training image folder, each face warped from its 5 landmarks onto the
   ArcFace template as WebFace4M's and MS1M's crops were, so training sees the same alignment as extraction;
 * ``train_clips/<identity>/<clip>/<frame>.jpg``: video clips of the training identities (the YouTube Faces
   frame layout, aligned the same way), for training set aggregators on real bursts of near-duplicate frames;
-* ``ground_truth.csv``: every image with its identity, template, media, all latent factors, the quality and
+* ``ground_truth.csv``: every image (once, however many templates list it) with its identity, media (its
+  templates are in the protocol; ``template_id`` is -1 for IJBS crops), all latent factors, the quality and
   the severity of each degradation it is made of (``severity_*``), and its 5 landmarks in the written image
   (for ``train/`` and ``train_clips/`` after the warp; their framing factors ``image_scale``, ``image_shift_*``
   and ``image_roll`` describe the photo before it);
@@ -52,7 +57,7 @@ from dmlfaces.data.faces import (
 from dmlfaces.errors import OutputPathError
 from dmlfaces.io import atomic_directory
 
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 MANIFEST = "synthfaces.json"
 # Streams of the seed sequence; never renumber them, or every data set changes.
 PERSON, IMAGE, LAYOUT, PAIRS, FAMILY = 0, 1, 2, 3, 4
@@ -73,13 +78,14 @@ SPLIT_OFFSETS = {"train": 0, "ijbs": 1_000_000, "celeba": 2_000_000}
 
 @dataclass(frozen=True)
 class Preset:
-    """Sizes of one SynthFaces data set."""
+    """Sizes of one SynthFaces data set. Each IJB subject has a pool of ``ijb_media`` (min, max) media and
+    ``ijb_templates`` (min, max) templates drawing on it (both uniform)."""
 
     train_identities: int
     train_images_per_identity: int
     ijb_identities: int
-    ijb_min_templates: int
-    ijb_max_templates: int
+    ijb_media: tuple[int, int]
+    ijb_templates: tuple[int, int]
     ijb_max_impostor_pairs: int
     celeba_identities: int
     celeba_images_per_identity: int
@@ -87,8 +93,14 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    "tiny": Preset(12, 6, 8, 2, 3, 2_000, 10, 6, 1),
-    "default": Preset(300, 20, 150, 3, 6, 150_000, 250, 16, 2),
+    "tiny": Preset(train_identities=12, train_images_per_identity=6, ijb_identities=8, ijb_media=(3, 4),
+                   ijb_templates=(3, 4), ijb_max_impostor_pairs=2_000, celeba_identities=10,
+                   celeba_images_per_identity=6, train_clips_per_identity=1),
+    # IJB-B's power (10,270 genuine and 8M impostor pairs over 1,845 subjects): about 16,000 genuine pairs over
+    # 640 subjects, and 5M impostor pairs, so that FAR 1e-5 has 50 impostors above its threshold.
+    "default": Preset(train_identities=300, train_images_per_identity=20, ijb_identities=640, ijb_media=(4, 8),
+                      ijb_templates=(8, 12), ijb_max_impostor_pairs=5_000_000, celeba_identities=250,
+                      celeba_images_per_identity=16, train_clips_per_identity=2),
 }
 
 
@@ -154,12 +166,24 @@ def _centred_images(
 
 @dataclass
 class _IJBCrop:
+    """One rendered loose crop: a still, or one frame of a clip."""
+
     job: RenderJob
-    template_id: int
     media_id: int
     subject_id: int
     media_kind: str
     frame: int
+
+
+@dataclass
+class _IJBProtocolRows:
+    """The IJB protocol of SynthFaces: rendered crops and the (template, crop) rows listing them."""
+
+    crops: list[_IJBCrop]
+    row_crops: np.ndarray  # (R,) index into crops of each row
+    row_templates: np.ndarray  # (R,) template id of each row
+    template_media: dict[int, frozenset[int]]  # template id -> its media ids
+    template_subjects: dict[int, int]  # template id -> subject id
 
 
 def _clip_length(rng: np.random.Generator) -> int:
@@ -179,45 +203,74 @@ def _train_clips(seed: int, preset: Preset) -> Iterator[tuple[int, int, list[Ima
             yield g, c, frames, person
 
 
-def _ijb_crops(seed: int, preset: Preset) -> list[_IJBCrop]:
-    """Templates of 1 to 40+ media per subject; each media a still or a clip of 2 to 40 frames."""
+def _ijb_protocol(seed: int, preset: Preset) -> _IJBProtocolRows:
+    """Per subject a pool of media (stills, and clips of 2 to 40 frames) and templates drawing 1 or more media
+    of it (geometric, mean about 2, at most half the pool, so a template has partners sharing no media)."""
     crops: list[_IJBCrop] = []
+    row_crops: list[int] = []
+    row_templates: list[int] = []
+    template_media: dict[int, frozenset[int]] = {}
+    template_subjects: dict[int, int] = {}
     template_id, media_id = 0, 10_000
     for k in range(preset.ijb_identities):
         g = SPLIT_OFFSETS["ijbs"] + k
         person = person_factors(seed, g)
         layout = _rng(seed, LAYOUT, g)
-        n_templates = int(layout.integers(preset.ijb_min_templates, preset.ijb_max_templates + 1))
-        for t in range(n_templates):
+        media: list[tuple[int, str, list[ImageFactors]]] = []  # (media id, kind, its images)
+        for m in range(int(layout.integers(preset.ijb_media[0], preset.ijb_media[1] + 1))):
+            media_id += int(layout.integers(1, 3))
+            if layout.random() < 0.3:
+                media.append((media_id, "clip", _clip_frames(seed, person, (m,), _clip_length(layout), float(layout.beta(3, 2)))))
+            else:
+                image = sample_image(_rng(seed, IMAGE, g, m), person, difficulty=float(layout.beta(1.5, 3)), loose=True)
+                media.append((media_id, "still", [image]))
+        templates: list[tuple[int, np.ndarray]] = []  # (template id, indices of its media)
+        for _ in range(int(layout.integers(preset.ijb_templates[0], preset.ijb_templates[1] + 1))):
             # Real IJB template ids are not contiguous; neither are ours, so readers cannot assume it.
             template_id += int(layout.integers(1, 4))
-            big = layout.random() < 0.05
-            n_media = int(layout.integers(20, 46)) if big else int(min(layout.geometric(1 / 3), 19))
-            for m in range(n_media):
-                media_id += int(layout.integers(1, 3))
-                is_clip = layout.random() < 0.3
-                if is_clip:
-                    images = _clip_frames(seed, person, (t, m), _clip_length(layout), float(layout.beta(3, 2)))
-                else:
-                    images = [sample_image(_rng(seed, IMAGE, g, t, m), person, difficulty=float(layout.beta(1.5, 3)), loose=True)]
-                for f, image in enumerate(images):
-                    job = RenderJob(f"IJBS/loose_crop/{len(crops) + 1}.jpg", person, image, LOOSE_MARGIN)
-                    crops.append(_IJBCrop(job, template_id, media_id, k + 1, "clip" if is_clip else "still", f))
-    return crops
+            size = min(int(layout.geometric(1 / 2)), len(media) // 2)
+            templates.append((template_id, np.sort(layout.choice(len(media), size, replace=False))))
+        # Only media some template draws are rendered, each once, in media order.
+        media_crops: dict[int, list[int]] = {}
+        for index in sorted({int(i) for _, drawn in templates for i in drawn}):
+            mid, kind, images = media[index]
+            media_crops[index] = list(range(len(crops), len(crops) + len(images)))
+            for f, image in enumerate(images):
+                job = RenderJob(f"IJBS/loose_crop/{len(crops) + 1}.jpg", person, image, LOOSE_MARGIN)
+                crops.append(_IJBCrop(job, mid, k + 1, kind, f))
+        for tid, drawn in templates:
+            for index in drawn:
+                row_crops.extend(media_crops[int(index)])
+                row_templates.extend([tid] * len(media_crops[int(index)]))
+            template_media[tid] = frozenset(media[int(index)][0] for index in drawn)
+            template_subjects[tid] = k + 1
+    return _IJBProtocolRows(crops, np.array(row_crops, dtype=np.int64), np.array(row_templates, dtype=np.int64),
+                            template_media, template_subjects)
 
 
-def _ijb_pairs(seed: int, preset: Preset, template_subjects: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """All genuine template pairs and up to ``ijb_max_impostor_pairs`` impostor pairs, sorted."""
-    templates = np.array(sorted(template_subjects), dtype=np.int64)
-    subjects = np.array([template_subjects[t] for t in templates])
+def _ijb_pairs(seed: int, preset: Preset, protocol: _IJBProtocolRows) -> tuple[np.ndarray, np.ndarray]:
+    """Every genuine template pair sharing no media and up to ``ijb_max_impostor_pairs`` impostor pairs, sorted."""
+    templates = np.array(sorted(protocol.template_subjects), dtype=np.int64)
+    subjects = np.array([protocol.template_subjects[t] for t in templates])
+    # Genuine pairs: within each subject (its templates are consecutive in id order).
+    genuine: list[tuple[int, int]] = []
+    starts = np.flatnonzero(np.r_[True, subjects[1:] != subjects[:-1]])
+    for start, stop in zip(starts, np.r_[starts[1:], len(templates)]):
+        for a in range(start, stop):
+            for b in range(a + 1, stop):
+                if not protocol.template_media[templates[a]] & protocol.template_media[templates[b]]:
+                    genuine.append((a, b))
+    genuine_index = np.array(genuine, dtype=np.int64).reshape(-1, 2)
+    # Impostor pairs: a uniform sample of the pairs (i < j) of templates of different subjects, drawn as
+    # positions in the upper triangle of the template x template matrix.
     i, j = np.triu_indices(len(templates), k=1)
-    genuine = subjects[i] == subjects[j]
-    impostor_idx = np.flatnonzero(~genuine)
-    if len(impostor_idx) > preset.ijb_max_impostor_pairs:
-        impostor_idx = np.sort(_rng(seed, PAIRS).choice(impostor_idx, preset.ijb_max_impostor_pairs, replace=False))
-    keep = np.sort(np.concatenate([np.flatnonzero(genuine), impostor_idx]))
-    pairs = np.stack([templates[i[keep]], templates[j[keep]]], axis=1)
-    return pairs, genuine[keep].astype(np.int8)
+    impostor = np.flatnonzero(subjects[i] != subjects[j])
+    if len(impostor) > preset.ijb_max_impostor_pairs:
+        impostor = np.sort(_rng(seed, PAIRS).choice(impostor, preset.ijb_max_impostor_pairs, replace=False))
+    index = np.concatenate([genuine_index, np.stack([i[impostor], j[impostor]], axis=1)])
+    labels = np.r_[np.ones(len(genuine_index), np.int8), np.zeros(len(impostor), np.int8)]
+    order = np.lexsort((index[:, 1], index[:, 0]))
+    return templates[index[order]], labels[order]
 
 
 def _detector_score(seed: int, crop_index: int, quality: float) -> float:
@@ -369,6 +422,40 @@ def _check_replaceable(out: Path, new: Path | None = None) -> None:
                               f"move them out of {out}, or delete {out} yourself, then run synth again")
 
 
+def _write_ijb(root: Path, seed: int, preset: Preset, ijb: _IJBProtocolRows, landmarks: np.ndarray) -> np.ndarray:
+    """Write the IJB meta files under ``root`` from the rendered crops' (C, 5, 2) landmarks; return the (P,)
+    pair labels. The first template of each subject is its gallery template; its other templates are probes,
+    split by whether they share media with the gallery template (IJB's probes share none)."""
+    pairs, labels = _ijb_pairs(seed, preset, ijb)
+    gallery: dict[int, int] = {}
+    for template, subject in ijb.template_subjects.items():  # dicts keep insertion (id) order
+        gallery.setdefault(subject, template)
+    one_to_n: dict[str, list[tuple[int, int, str]]] = {
+        "1N_gallery_G1": [], "1N_gallery_G2": [], "1N_probe_mixed": [], "1N_probe_shared_media": []}
+    crop_names = np.array([Path(c.job.path).name for c in ijb.crops])
+    for template, crop in zip(ijb.row_templates.tolist(), ijb.row_crops.tolist()):
+        subject = ijb.template_subjects[template]
+        if gallery[subject] == template:
+            key = "1N_gallery_G1" if subject % 2 else "1N_gallery_G2"
+        elif ijb.template_media[template] & ijb.template_media[gallery[subject]]:
+            key = "1N_probe_shared_media"
+        else:
+            key = "1N_probe_mixed"
+        one_to_n[key].append((template, subject, str(crop_names[crop])))
+    detector_scores = np.array([_detector_score(seed, i, quality_score(c.job.image)) for i, c in enumerate(ijb.crops)],
+                               dtype=np.float32)
+    ijb_layout.write_ijb(
+        root, "ijbs",
+        crop_names=crop_names[ijb.row_crops],
+        template_ids=ijb.row_templates,
+        media_ids=np.array([c.media_id for c in ijb.crops], dtype=np.int64)[ijb.row_crops],
+        landmarks=landmarks.astype(np.float32)[ijb.row_crops],
+        detector_scores=detector_scores[ijb.row_crops],
+        pairs=pairs, pair_labels=labels, one_to_n=one_to_n,
+    )
+    return labels
+
+
 def synthesize(out: str | os.PathLike[str], preset: str = "default", seed: int = 0, workers: int | None = None) -> dict[str, int]:
     """Write a SynthFaces data set to ``out`` (replacing an earlier SynthFaces output there).
 
@@ -404,10 +491,9 @@ def synthesize(out: str | os.PathLike[str], preset: str = "default", seed: int =
         add(RenderJob(f"train/{g:07d}/{j:04d}.jpg", person, image, LOOSE_MARGIN, align=True), "train", f"{g:07d}")
 
     ijb_start = len(jobs)
-    ijb_crops = _ijb_crops(seed, sizes)
-    for crop in ijb_crops:
-        add(crop.job, "ijbs", str(crop.subject_id), template_id=crop.template_id, media_id=crop.media_id,
-            media_kind=crop.media_kind, frame=crop.frame)
+    ijb = _ijb_protocol(seed, sizes)
+    for crop in ijb.crops:
+        add(crop.job, "ijbs", str(crop.subject_id), media_id=crop.media_id, media_kind=crop.media_kind, frame=crop.frame)
 
     celeba_start = len(jobs)
     celeba_identities, celeba_partitions = [], []
@@ -428,30 +514,7 @@ def synthesize(out: str | os.PathLike[str], preset: str = "default", seed: int =
     with atomic_directory(out, _check_replaceable) as tmp:
         landmarks = _render_all(tmp, jobs, workers)
 
-        ijb_landmarks = landmarks[ijb_start:celeba_start]
-        template_subjects = {c.template_id: c.subject_id for c in ijb_crops}
-        pairs, labels = _ijb_pairs(seed, sizes, template_subjects)
-        gallery_templates = {}
-        for c in ijb_crops:  # the first template of each subject is its gallery template
-            gallery_templates.setdefault(c.subject_id, c.template_id)
-        one_to_n: dict[str, list[tuple[int, int, str]]] = {"1N_gallery_G1": [], "1N_gallery_G2": [], "1N_probe_mixed": []}
-        for c in ijb_crops:
-            row = (c.template_id, c.subject_id, Path(c.job.path).name)
-            if gallery_templates[c.subject_id] == c.template_id:
-                one_to_n["1N_gallery_G1" if c.subject_id % 2 else "1N_gallery_G2"].append(row)
-            else:
-                one_to_n["1N_probe_mixed"].append(row)
-        ijb_layout.write_ijb(
-            tmp / "IJBS", "ijbs",
-            crop_names=np.array([Path(c.job.path).name for c in ijb_crops]),
-            template_ids=np.array([c.template_id for c in ijb_crops], dtype=np.int64),
-            media_ids=np.array([c.media_id for c in ijb_crops], dtype=np.int64),
-            landmarks=ijb_landmarks.astype(np.float32),
-            detector_scores=np.array(
-                [_detector_score(seed, i, quality_score(c.job.image)) for i, c in enumerate(ijb_crops)], dtype=np.float32
-            ),
-            pairs=pairs, pair_labels=labels, one_to_n=one_to_n,
-        )
+        ijb_labels = _write_ijb(tmp / "IJBS", seed, sizes, ijb, landmarks[ijb_start:celeba_start])
 
         celeba_jobs = jobs[celeba_start:clips_start]
         celeba_layout.write_celeba(
@@ -470,11 +533,12 @@ def synthesize(out: str | os.PathLike[str], preset: str = "default", seed: int =
             "train_identities": sizes.train_identities,
             "train_images": sizes.train_identities * sizes.train_images_per_identity,
             "ijb_subjects": sizes.ijb_identities,
-            "ijb_templates": len(template_subjects),
-            "ijb_media": len({c.media_id for c in ijb_crops}),
-            "ijb_crops": len(ijb_crops),
-            "ijb_genuine_pairs": int(labels.sum()),
-            "ijb_impostor_pairs": int(len(labels) - labels.sum()),
+            "ijb_templates": len(ijb.template_subjects),
+            "ijb_media": len({c.media_id for c in ijb.crops}),
+            "ijb_crops": len(ijb.crops),
+            "ijb_rows": len(ijb.row_crops),
+            "ijb_genuine_pairs": int(ijb_labels.sum()),
+            "ijb_impostor_pairs": int(len(ijb_labels) - ijb_labels.sum()),
             "celeba_identities": sizes.celeba_identities,
             "celeba_images": len(celeba_jobs),
             "train_clips": sizes.train_identities * sizes.train_clips_per_identity,
