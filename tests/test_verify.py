@@ -13,7 +13,7 @@ import pytest
 from dmlfaces.data.errors import DataFormatError
 from dmlfaces.data.ijb import read_ijb
 from dmlfaces.features import FeatureSet, read_features, write_features
-from dmlfaces.verify import aggregators, describe_protocol, verify_protocol
+from dmlfaces.verify import aggregators, describe_protocol, match_crops, verify_protocol
 
 
 def _verify(*args: str) -> subprocess.CompletedProcess[str]:
@@ -24,7 +24,8 @@ def test_verify_extracts_aggregates_and_scores_every_method(tiny_data: Path, tin
     result = _verify("--ijb", str(tiny_data / "IJBS"), "--backbone", str(tiny_backbone), "--out", str(tmp_path), "--resamples", "20")
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "verification.json").read_text())
-    assert set(report["methods"]) == {"mean", "norm_weighted", "media_template"}
+    assert set(report["methods"]) == {"mean", "norm_weighted", "media_template", "media_template_N1D1"}
+    assert "differences" not in report  # no trained method to compare with the baselines
     row = report["methods"]["mean"]["0.1"]
     assert 0 <= row["tar_exact"] <= 1 and row["ci_low"] is not None and row["ci_low"] <= row["ci_high"]
     assert report["genuine_pairs"] + report["impostor_pairs"] == len(read_ijb(tiny_data / "IJBS").pairs)
@@ -111,3 +112,26 @@ def test_a_template_left_without_crops_is_named(tiny_data: Path, tmp_path: Path)
     with pytest.raises(DataFormatError, match=rf"z\.npz: 0 crop features are NaN/inf and {rows_gone.sum()} are zero:"
                        rf" .*; every crop of templates {', '.join(map(str, emptied))} has a zero or non-finite feature"):
         describe_protocol(aggregators(8), protocol, read_features(tmp_path / "z.npz"))
+
+
+def test_field_default_weights_crops_by_norm_and_detector_score(tiny_data: Path) -> None:
+    """insightface's default N1 D1 F2: a crop's weight in its media mean is its feature norm times its detector score."""
+    import dataclasses
+
+    protocol = read_ijb(tiny_data / "IJBS")
+    crops = _unit_features(protocol)
+    rng = np.random.default_rng(5)
+    crops = FeatureSet(crops.names, crops.features, rng.uniform(0.5, 2.0, len(crops.names)).astype(np.float32))
+    described = describe_protocol(aggregators(8), protocol, crops)
+    templates, descriptors = described["media_template_N1D1"]
+    rows = match_crops(protocol, crops)[0]
+    template = templates[0]
+    in_template = protocol.template_ids == template
+    weights = crops.norms[rows] * protocol.detector_scores
+    expected = np.zeros(8)
+    for media in np.unique(protocol.media_ids[in_template]):
+        chosen = in_template & (protocol.media_ids == media)
+        expected += (crops.features[rows[chosen]] * weights[chosen, None]).mean(axis=0)
+    np.testing.assert_allclose(descriptors[0], expected / np.linalg.norm(expected), atol=1e-6)
+    flat = dataclasses.replace(protocol, detector_scores=np.ones_like(protocol.detector_scores))
+    assert not np.allclose(describe_protocol(aggregators(8), flat, crops)["media_template_N1D1"][1], descriptors)

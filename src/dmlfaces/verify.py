@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +20,17 @@ from torch import nn
 from dmlfaces.data.errors import DataFormatError
 from dmlfaces.data.ijb import IJBProtocol
 from dmlfaces.eval.identification import evaluate_one_to_n
+from dmlfaces.eval.templates import insightface_template_descriptors
 from dmlfaces.eval.verification import FARS, OneToOneReport, evaluate_one_to_one
 from dmlfaces.features import FeatureSet
 from dmlfaces.models.aggregators import build_aggregator
 from dmlfaces.models.templates import describe_templates
 
 BASELINES = ("mean", "norm_weighted", "media_template")
+# insightface's IJB evaluator with its default flags: each crop's raw flip-sum feature (its norm kept as a
+# weight, N1) times its detector score (D1), averaged per media and summed (F2: the flip test, as extracted).
+# "media_template" is the same recipe at N0 D0 F2.
+FIELD_DEFAULT = "media_template_N1D1"
 _NAMED = 5  # how many crops or templates an error message names
 
 
@@ -91,7 +96,7 @@ def match_crops(protocol: IJBProtocol, crops: FeatureSet) -> tuple[np.ndarray, d
 
 def describe_protocol(methods: Mapping[str, nn.Module], protocol: IJBProtocol, crops: FeatureSet,
                       device: str = "auto") -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Template descriptors of every method: name -> (templates (T,), unit descriptors (T, D)).
+    """Template descriptors of every method and of ``FIELD_DEFAULT``: name -> (templates (T,), unit descriptors (T, D)).
 
     Raises:
         DataFormatError: the features belong to other crops (see ``match_crops``), or some are NaN/inf/zero
@@ -113,7 +118,15 @@ def _describe(methods: Mapping[str, nn.Module], protocol: IJBProtocol, crops: Fe
     for name, aggregator in methods.items():
         templates, descriptors, _ = describe_templates(aggregator, features, norms, template_ids, media_ids, device=device)
         described[name] = (templates, descriptors)
+    described[FIELD_DEFAULT] = insightface_template_descriptors(
+        features * norms[:, None], template_ids, media_ids, protocol.detector_scores[present], normalise=False)
     return described
+
+
+def baseline_comparisons(names: Sequence[str]) -> list[tuple[str, str]]:
+    """(method, baseline) for every trained method of ``names`` against every baseline among them."""
+    baselines = [name for name in names if name in (*BASELINES, FIELD_DEFAULT)]
+    return [(name, baseline) for name in names if name not in baselines for baseline in baselines]
 
 
 def _check_finite_non_zero(crops: FeatureSet, features: np.ndarray, norms: np.ndarray, names: np.ndarray,
@@ -148,14 +161,16 @@ def _first(values: np.ndarray) -> str:
 
 def verify_protocol(methods: Mapping[str, nn.Module], protocol: IJBProtocol, crops: FeatureSet, *, resamples: int = 200,
                     seed: int = 0, keep_scores: bool = False, device: str = "auto") -> tuple[OneToOneReport, dict]:
-    """1:1 report of every method (with subject-bootstrap intervals when 1:N lists name the subjects) and
-    the 1:N results as a JSON-able dict (empty without gallery/probe lists)."""
+    """1:1 report of every method and of insightface's recipe at its default flags (``FIELD_DEFAULT``), with
+    subject-bootstrap intervals and every trained method's paired difference to every baseline when 1:N lists
+    name the subjects, and the 1:N results as a JSON-able dict (empty without gallery/probe lists)."""
     rows, lost = match_crops(protocol, crops)
     described = _describe(methods, protocol, crops, rows, device)
     subjects = protocol.template_subjects() if protocol.one_to_n else None
     report = evaluate_one_to_one(described, protocol.pairs, protocol.pair_labels, fars=FARS,
                                  template_subjects=subjects, resamples=resamples if subjects is not None else 0,
-                                 seed=seed, keep_scores=keep_scores)
+                                 seed=seed, keep_scores=keep_scores,
+                                 comparisons=baseline_comparisons(list(described)) if subjects is not None and resamples else ())
     report = dataclasses.replace(report, lost_crops=lost)
     one_to_n = {name: {gallery: {probe: result.to_dict() for probe, result in probes.items()}
                        for gallery, probes in evaluate_one_to_n(templates, rows, protocol.one_to_n).items()}

@@ -89,3 +89,44 @@ def test_evaluate_one_to_one_without_bootstrap_and_with_missing_templates(small_
         evaluate_one_to_one({"m": (p.templates[1:], p.descriptors[1:])}, p.pairs, p.labels)
     with pytest.raises(ValueError, match="need template_subjects"):
         evaluate_one_to_one({"m": (p.templates, p.descriptors)}, p.pairs, p.labels, resamples=10)
+
+
+def test_paired_differences_use_the_same_resamples_and_are_narrower(small_protocol) -> None:
+    p = small_protocol
+    rng = np.random.default_rng(0)
+    noisy = unit_rows(p.descriptors + rng.normal(scale=0.5, size=p.descriptors.shape))
+    # Almost the same method as "clean": the paired difference is near 0 with a narrow interval, while
+    # each method's own interval is wide (subject noise is common to both and cancels).
+    twin = unit_rows(p.descriptors + rng.normal(scale=0.02, size=p.descriptors.shape))
+    described = {"clean": (p.templates, p.descriptors), "noisy": (p.templates, noisy), "twin": (p.templates, twin)}
+    report = evaluate_one_to_one(described, p.pairs, p.labels, fars=(1e-2, 1e-1), template_subjects=(p.templates, p.subjects),
+                                 resamples=100, seed=3, comparisons=[("clean", "noisy"), ("twin", "clean")])
+    data = json.loads(json.dumps(report.to_dict()))
+    assert set(data["differences"]) == {"clean - noisy", "twin - clean"}
+    for far in ("0.01", "0.1"):
+        row = data["differences"]["clean - noisy"][far]
+        clean, noisy_row = data["methods"]["clean"][far], data["methods"]["noisy"][far]
+        assert row["difference"] == pytest.approx(clean["tar_exact"] - noisy_row["tar_exact"])
+        assert row["difference_nearest"] == pytest.approx(clean["tar_nearest"] - noisy_row["tar_nearest"])
+        assert row["ci_low"] > 0  # the clean descriptors beat the noisy ones on every resample's pairs
+    twin_row, clean_row = data["differences"]["twin - clean"]["0.1"], data["methods"]["clean"]["0.1"]
+    assert twin_row["ci_high"] - twin_row["ci_low"] < 0.5 * (clean_row["ci_high_exact"] - clean_row["ci_low_exact"])
+    # The interval is that of the per-resample differences of the two methods' bootstrap TARs.
+    from dmlfaces.eval.bootstrap import bootstrap_tar_at_far, pair_subjects
+    subjects = pair_subjects(p.pairs, p.templates, p.subjects)
+    scores = {name: report_scores for name, report_scores in
+              ((n, evaluate_one_to_one({n: d}, p.pairs, p.labels, fars=(0.1,), keep_scores=True).methods[n].scores)
+               for n, d in described.items())}
+    samples = {n: bootstrap_tar_at_far(s, p.labels, subjects, (0.1,), resamples=100, seed=3).exact[:, 0] for n, s in scores.items()}
+    low, high = np.nanpercentile(samples["twin"] - samples["clean"], [2.5, 97.5])
+    assert (twin_row["ci_low"], twin_row["ci_high"]) == pytest.approx((low, high))
+
+
+def test_paired_differences_need_known_methods_and_the_bootstrap(small_protocol) -> None:
+    p = small_protocol
+    described = {"m": (p.templates, p.descriptors)}
+    with pytest.raises(ValueError, match=r"comparisons name methods \['x'\]"):
+        evaluate_one_to_one(described, p.pairs, p.labels, template_subjects=(p.templates, p.subjects), resamples=5,
+                            comparisons=[("m", "x")])
+    with pytest.raises(ValueError, match="paired differences need the bootstrap"):
+        evaluate_one_to_one(described | {"n": described["m"]}, p.pairs, p.labels, comparisons=[("m", "n")])

@@ -40,10 +40,15 @@ class BootstrapTar:
 
     def interval(self, rule: str = "nearest", confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
         """(F,) low and (F,) high ends of the percentile interval (e.g. 2.5% and 97.5% for 0.95)."""
-        samples = {"nearest": self.nearest, "exact": self.exact}[rule]
-        tail = 100 * (1 - confidence) / 2
-        low, high = np.nanpercentile(samples, [tail, 100 - tail], axis=0)
-        return low, high
+        return percentile_interval({"nearest": self.nearest, "exact": self.exact}[rule], confidence)
+
+
+def percentile_interval(samples: np.ndarray, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """(F,) low and high percentile ends over the (B, F) resample values, NaN rows (no genuine or no impostor
+    pair drawn) left out: of one method's TARs, or of two methods' paired differences on the same resamples."""
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.nanpercentile(samples, [tail, 100 - tail], axis=0)
+    return low, high
 
 
 def pair_subjects(pairs: np.ndarray, template_ids: np.ndarray, subject_ids: np.ndarray) -> np.ndarray:

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dmlfaces.eval.bootstrap import bootstrap_tar_at_far, pair_subjects
+from dmlfaces.eval.bootstrap import bootstrap_tar_at_far, pair_subjects, percentile_interval
 from dmlfaces.eval.roc import FARS, check_fars, tar_at_far, tar_at_far_rules
 from dmlfaces.eval.scoring import pair_scores, score_pairs
 from dmlfaces.eval.templates import mean_template_descriptors, unit_rows
 
 __all__ = [
-    "FARS", "MethodResult", "OneToOneReport", "evaluate_one_to_one", "mean_template_descriptors", "pair_scores",
+    "FARS", "MethodResult", "OneToOneReport", "PairedDifference", "evaluate_one_to_one", "mean_template_descriptors", "pair_scores",
     "single_image_pairs", "tar_at_far", "unit_rows",
 ]
 
@@ -43,6 +43,25 @@ class MethodResult:
 
 
 @dataclass(frozen=True, eq=False)
+class PairedDifference:
+    """TAR(method) - TAR(baseline), measured on the same pairs and, for the interval, the same subject resamples.
+
+    All methods score the same pairs, so most of the resampling noise is common to both and cancels in
+    the difference: its interval is far narrower than either method's own.
+
+    Attributes:
+        nearest, exact: target FAR -> point difference by each rule.
+        interval_nearest, interval_exact: target FAR -> (low, high) percentile interval of the B paired
+            differences (resamples where either TAR is undefined are left out).
+    """
+
+    nearest: dict[float, float]
+    exact: dict[float, float]
+    interval_nearest: dict[float, tuple[float, float]]
+    interval_exact: dict[float, tuple[float, float]]
+
+
+@dataclass(frozen=True, eq=False)
 class OneToOneReport:
     """TAR at FAR of several methods on one pair list."""
 
@@ -56,10 +75,14 @@ class OneToOneReport:
     # Template id -> (crops lost, crops in the protocol) when extraction skipped crops; the TARs then
     # describe those templates by their other crops.
     lost_crops: dict[int, tuple[int, int]] = field(default_factory=dict)
+    # (method, baseline) -> their paired difference; empty without bootstrap.
+    differences: dict[tuple[str, str], PairedDifference] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-able: per method, per FAR (``f"{far:g}"``) tar_nearest, tar_exact, ci_low, ci_high
         (the nearest rule's interval) and ci_low_exact, ci_high_exact; intervals are None without bootstrap.
+        ``differences``: per "method - baseline", per FAR, the difference by each rule with its interval
+        (difference, ci_low, ci_high by the exact rule; *_nearest by the nearest rule).
         ``lost_crops`` (template, lost, crops) rows appear only when some template lost crops."""
         methods = {}
         for name, result in self.methods.items():
@@ -71,14 +94,22 @@ class OneToOneReport:
                                     "ci_low": low, "ci_high": high, "ci_low_exact": low_exact,
                                     "ci_high_exact": high_exact}
             methods[name] = rows
+        differences = {
+            f"{method} - {baseline}": {
+                f"{far:g}": {"difference": d.exact[far], "ci_low": d.interval_exact[far][0],
+                             "ci_high": d.interval_exact[far][1], "difference_nearest": d.nearest[far],
+                             "ci_low_nearest": d.interval_nearest[far][0], "ci_high_nearest": d.interval_nearest[far][1]}
+                for far in self.fars}
+            for (method, baseline), d in self.differences.items()}
         return {
             "methods": methods,
             "genuine_pairs": self.genuine_pairs,
             "impostor_pairs": self.impostor_pairs,
             "bootstrap": {"unit": "subject", "resamples": self.resamples, "confidence": self.confidence,
                           "interval": "percentile", "seed": self.seed},
-        } | ({"lost_crops": [{"template": t, "lost": k, "crops": n} for t, (k, n) in self.lost_crops.items()]}
-             if self.lost_crops else {})
+        } | ({"differences": differences} if differences else {}) | (
+            {"lost_crops": [{"template": t, "lost": k, "crops": n} for t, (k, n) in self.lost_crops.items()]}
+            if self.lost_crops else {})
 
 
 def evaluate_one_to_one(
@@ -92,6 +123,7 @@ def evaluate_one_to_one(
     confidence: float = 0.95,
     seed: int = 0,
     keep_scores: bool = False,
+    comparisons: Sequence[tuple[str, str]] = (),
 ) -> OneToOneReport:
     """Score every pair with each method's descriptors and measure TAR at FAR by both rules.
 
@@ -103,6 +135,7 @@ def evaluate_one_to_one(
         resamples: subject bootstrap resamples B per method (0: no intervals); all methods see the
             same resamples, so their intervals are comparable.
         keep_scores: keep each method's (P,) scores in the report, e.g. for ``figures.plot_roc``.
+        comparisons: (method, baseline) names whose paired difference is measured (needs ``resamples`` > 0).
     Raises:
         KeyError: a pair names a template a method has no descriptor for.
         ValueError: non-finite or non-unit descriptors, bad labels or targets, missing subjects.
@@ -114,21 +147,39 @@ def evaluate_one_to_one(
         if template_subjects is None:
             raise ValueError("bootstrap intervals need template_subjects (template ids, subject ids)")
         subjects = pair_subjects(pairs, *template_subjects)
-    methods = {}
+    unknown = sorted({name for pair in comparisons for name in pair} - set(descriptors_by_method))
+    if unknown:
+        raise ValueError(f"comparisons name methods {unknown} that have no descriptors; methods: {list(descriptors_by_method)}")
+    if comparisons and subjects is None:
+        raise ValueError("paired differences need the bootstrap: give resamples > 0 and template_subjects")
+    methods, samples_by_method = {}, {}
     for name, (templates, descriptors) in descriptors_by_method.items():
         scores = score_pairs(templates, descriptors, pairs)
         nearest, exact = tar_at_far_rules(scores, labels, fars)
         intervals: dict[str, dict[float, tuple[float, float]]] = {"nearest": {}, "exact": {}}
         if subjects is not None:
             samples = bootstrap_tar_at_far(scores, labels, subjects, fars, resamples=resamples, seed=seed)
+            samples_by_method[name] = samples
             for rule, interval in intervals.items():
                 low, high = samples.interval(rule, confidence)
                 interval.update({far: (float(lo), float(hi)) for far, lo, hi in zip(fars, low, high)})
         methods[name] = MethodResult(tar_nearest=nearest, tar_exact=exact, interval_nearest=intervals["nearest"],
                                      interval_exact=intervals["exact"], scores=scores if keep_scores else None)
+    differences = {}
+    for method, baseline in comparisons:
+        # One seed gives every method the same subject resamples, so resample b of each is paired.
+        ours, theirs = samples_by_method[method], samples_by_method[baseline]
+        intervals = {}
+        for rule in ("nearest", "exact"):
+            low, high = percentile_interval(getattr(ours, rule) - getattr(theirs, rule), confidence)
+            intervals[rule] = {far: (float(lo), float(hi)) for far, lo, hi in zip(fars, low, high)}
+        differences[(method, baseline)] = PairedDifference(
+            nearest={far: methods[method].tar_nearest[far] - methods[baseline].tar_nearest[far] for far in fars},
+            exact={far: methods[method].tar_exact[far] - methods[baseline].tar_exact[far] for far in fars},
+            interval_nearest=intervals["nearest"], interval_exact=intervals["exact"])
     genuine = int(np.count_nonzero(labels))
     return OneToOneReport(fars=fars, methods=methods, genuine_pairs=genuine, impostor_pairs=len(labels) - genuine,
-                          resamples=resamples, confidence=confidence, seed=seed)
+                          resamples=resamples, confidence=confidence, seed=seed, differences=differences)
 
 
 def single_image_pairs(
