@@ -10,19 +10,31 @@ import pytest
 import yaml
 
 from dmlfaces import findings
-from dmlfaces.findings import Tar
+from dmlfaces.findings import Difference, Tar
 
 
 def _row(tar: float, low: float | None, high: float | None) -> dict:
     return {"tar_exact": tar, "ci_low_exact": low, "ci_high_exact": high, "tar_nearest": tar, "ci_low": low, "ci_high": high}
 
 
+def _difference(value: float, low: float, high: float) -> dict:
+    return {"difference": value, "ci_low": low, "ci_high": high, "difference_nearest": value, "ci_low_nearest": low,
+            "ci_high_nearest": high}
+
+
 def _report() -> dict:
-    """A 1:1 report as OneToOneReport.to_dict writes it: the coreset wins at 1e-3, overlaps at 1e-4."""
+    """A 1:1 report as OneToOneReport.to_dict writes it: at 1e-3 the coreset (both seeds) beats the mean and
+    ties with media_template; at 1e-4 its seeds disagree against the mean."""
     return {"measurable_fars": ["0.0001", "0.001"], "genuine_pairs": 10, "impostor_pairs": 20000, "methods": {
         "coreset": {"0.0001": _row(0.05, 0.01, 0.11), "0.001": _row(0.40, 0.35, 0.45)},
+        "coreset_seed1": {"0.0001": _row(0.03, 0.01, 0.09), "0.001": _row(0.38, 0.33, 0.43)},
         "mean": {"0.0001": _row(0.02, 0.01, 0.08), "0.001": _row(0.20, 0.15, 0.25)},
         "media_template": {"0.0001": _row(0.30, 0.20, 0.40), "0.001": _row(0.40, 0.30, 0.50)},
+    }, "differences": {
+        "coreset - mean": {"0.0001": _difference(0.03, 0.01, 0.05), "0.001": _difference(0.20, 0.15, 0.25)},
+        "coreset - media_template": {"0.0001": _difference(-0.25, -0.3, -0.2), "0.001": _difference(0.0, -0.02, 0.02)},
+        "coreset_seed1 - mean": {"0.0001": _difference(0.01, -0.01, 0.03), "0.001": _difference(0.18, 0.13, 0.23)},
+        "coreset_seed1 - media_template": {"0.0001": _difference(-0.27, -0.3, -0.2), "0.001": _difference(-0.02, -0.04, 0.01)},
     }}
 
 
@@ -33,23 +45,43 @@ def test_tar_reads_the_exact_rule_with_its_interval_and_prints_percent() -> None
     assert str(Tar(0.123)) == "12.3%"
 
 
-@pytest.mark.parametrize(("ours", "theirs", "word", "phrase"), [
-    (Tar(0.5, 0.4, 0.6), Tar(0.2, 0.1, 0.3), "beats", "beats it (the intervals lie apart)"),
-    (Tar(0.2, 0.1, 0.3), Tar(0.5, 0.4, 0.6), "is beaten by", "is beaten by it (the intervals lie apart)"),
-    (Tar(0.5, 0.2, 0.6), Tar(0.3, 0.1, 0.4), "does not beat", "does not beat it (higher, but the intervals overlap)"),
-    (Tar(0.3, 0.1, 0.4), Tar(0.5, 0.2, 0.6), "does not beat", "does not beat it (lower, and the intervals overlap)"),
-    (Tar(0.5), Tar(0.1), "does not beat", "does not beat it (there are no intervals to compare)"),
+@pytest.mark.parametrize(("difference", "word", "phrase"), [
+    (Difference(0.02, 0.001, 0.04), "beats", "beats it (+2.0 points, 95 % interval [+0.1, +4.0])"),
+    (Difference(-0.02, -0.04, -0.001), "loses to", "loses to it (-2.0 points, 95 % interval [-4.0, -0.1])"),
+    (Difference(0.01, -0.01, 0.03), "ties", "ties with it (+1.0 points, 95 % interval [-1.0, +3.0])"),
+    (Difference(0.0, 0.0, 0.0), "ties", "ties with it (+0.0 points, 95 % interval [+0.0, +0.0])"),
 ])
-def test_a_method_beats_another_only_when_the_intervals_lie_apart(ours: Tar, theirs: Tar, word: str, phrase: str) -> None:
-    assert findings.verdict(ours, theirs) == word
-    assert findings.comparison_phrase(ours, theirs) == phrase
+def test_the_verdict_follows_the_paired_interval(difference: Difference, word: str, phrase: str) -> None:
+    assert difference.verdict == word
+    assert findings.comparison_phrase(difference) == phrase
+
+
+def test_a_verdict_stands_only_when_every_seed_gives_it() -> None:
+    report = _report()
+    assert findings.seed_verdict(report, ["coreset", "coreset_seed1"], "mean", "0.001") == "beats"
+    assert findings.seed_verdict(report, ["coreset", "coreset_seed1"], "media_template", "0.0001") == "loses to"
+    assert findings.seed_verdict(report, ["coreset", "coreset_seed1"], "mean", "0.0001") == (
+        "no verdict (seeds disagree: coreset beats, coreset_seed1 ties)")
+    spread = findings.seed_spread(report, ["coreset", "coreset_seed1"], "0.001")
+    assert spread["min"] == 0.38 and spread["max"] == 0.40 and spread["range"] == pytest.approx(0.02)
+
+
+def test_seed_variants_are_those_changing_only_the_seed(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"aggregator_variants": {"coreset": {}, "k1": {"k": 1}, "coreset_seed1": {"seed": 1},
+                                                            "k1_seed1": {"k": 1, "seed": 1}, "coreset_seed2": {"seed": 2}}}))
+    assert findings.seed_variants(path) == ["coreset", "coreset_seed1", "coreset_seed2"]
+    assert findings.seed_variants(path, "k1") == ["k1", "k1_seed1"]
 
 
 def test_comparisons_give_one_row_per_baseline() -> None:
-    table = findings.comparisons(_report(), "coreset", ["mean", "media_template"], "0.001")
+    table = findings.comparisons(_report(), ["coreset", "coreset_seed1"], ["mean", "media_template"], "0.001")
     assert list(table.index) == ["mean", "media_template"]
-    assert list(table["verdict"]) == ["beats", "does not beat"]
+    assert list(table["verdict"]) == ["beats", "ties"]
     assert table.loc["mean", "TAR"] == "20.0% [15.0, 25.0]" and table.loc["mean", "coreset"] == "40.0% [35.0, 45.0]"
+    assert table.loc["mean", "difference"] == "+20.0 [+15.0, +25.0]"
+    differences = findings.difference_table(_report(), ["coreset"], ["mean"], ["0.0001", "0.001"])
+    assert differences.loc[("coreset", "mean"), "FAR=1e-3"] == "+20.0 [+15.0, +25.0] beats"
 
 
 def test_the_headline_far_falls_back_to_the_lowest_measurable_one() -> None:
@@ -60,7 +92,7 @@ def test_the_headline_far_falls_back_to_the_lowest_measurable_one() -> None:
 
 def test_tar_table_has_every_method_and_far() -> None:
     table = findings.tar_table(_report(), ["0.0001", "0.001"])
-    assert list(table.columns) == ["FAR=1e-4", "FAR=1e-3"] and list(table.index) == ["coreset", "mean", "media_template"]
+    assert list(table.columns) == ["FAR=1e-4", "FAR=1e-3"] and list(table.index) == ["coreset", "coreset_seed1", "mean", "media_template"]
 
 
 def _scores(accuracy: float, majority: float, **extra: float) -> dict:

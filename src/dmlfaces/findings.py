@@ -5,8 +5,10 @@ The book's introduction and results summary state what was found in words ("beat
 metrics it quotes; the notebooks only glue them into the prose.
 
 Verification comparisons use the exact-threshold rule (the largest TAR whose FAR does not exceed the
-target) and its subject-bootstrap interval, as chapters 03 and 04 do. One method *beats* another only
-when their 95 % intervals do not overlap, a conservative reading of two marginal intervals.
+target). A method *beats* a baseline when the 95 % subject-bootstrap interval of the paired difference
+TAR(method) - TAR(baseline) (both measured on the same resamples of subjects) lies above 0, *loses to* it
+when below, and *ties* with it when the interval holds 0. A trained method's verdict stands only when every
+training seed of it gives the same one.
 """
 
 from __future__ import annotations
@@ -59,28 +61,59 @@ def tar_at(report: Mapping, method: str, far: str) -> Tar:
     return Tar(row["tar_exact"], row["ci_low_exact"], row["ci_high_exact"])
 
 
-def verdict(method: Tar, baseline: Tar) -> str:
-    """"beats" when ``method``'s interval lies wholly above ``baseline``'s, "is beaten by" when wholly
-    below, "does not beat" otherwise: overlapping intervals, or none to compare, claim no difference."""
-    if method.has_interval and baseline.has_interval:
-        if method.low > baseline.high:
-            return "beats"
-        if method.high < baseline.low:
-            return "is beaten by"
-    return "does not beat"
+@dataclass(frozen=True)
+class Difference:
+    """TAR(method) - TAR(baseline) at one FAR and the bootstrap interval of the paired differences."""
+
+    value: float
+    low: float
+    high: float
+
+    @property
+    def verdict(self) -> str:
+        """"beats", "loses to" or "ties": whether the interval lies above 0, below it, or holds it."""
+        return "beats" if self.low > 0 else "loses to" if self.high < 0 else "ties"
+
+    def __str__(self) -> str:
+        """In points of TAR, ``"+2.1 [0.4, 3.9]"``."""
+        return f"{100 * self.value:+.1f} [{100 * self.low:+.1f}, {100 * self.high:+.1f}]"
 
 
-def comparison_phrase(method: Tar, baseline: Tar) -> str:
-    """The verdict with what stands behind it, e.g. "does not beat it (higher, but the intervals overlap)"."""
-    word = verdict(method, baseline)
-    if word != "does not beat":
-        return f"{word} it (the intervals lie apart)"
-    if not (method.has_interval and baseline.has_interval):
-        return "does not beat it (there are no intervals to compare)"
-    if method.value == baseline.value:
-        return "does not beat it (level)"
-    side = "higher, but" if method.value > baseline.value else "lower, and"
-    return f"does not beat it ({side} the intervals overlap)"
+def difference_at(report: Mapping, method: str, baseline: str, far: str) -> Difference:
+    """The paired difference of ``method`` and ``baseline`` at ``far`` (exact rule) from a 1:1 report's
+    ``differences`` (``OneToOneReport.to_dict``)."""
+    row = report["differences"][f"{method} - {baseline}"][far]
+    return Difference(row["difference"], row["ci_low"], row["ci_high"])
+
+
+def comparison_phrase(difference: Difference) -> str:
+    """The verdict with what stands behind it, e.g. "beats it (+2.1 points, interval [+0.4, +3.9])"."""
+    interval = f"{100 * difference.value:+.1f} points, 95 % interval [{100 * difference.low:+.1f}, {100 * difference.high:+.1f}]"
+    return {"beats": "beats it", "loses to": "loses to it", "ties": "ties with it"}[difference.verdict] + f" ({interval})"
+
+
+def seed_verdict(report: Mapping, seeds: Sequence[str], baseline: str, far: str) -> str:
+    """The verdict of every seed variant in ``seeds`` against ``baseline`` when they agree; otherwise
+    "no verdict (seeds disagree: ...)", naming each seed's."""
+    verdicts = [difference_at(report, name, baseline, far).verdict for name in seeds]
+    if len(set(verdicts)) == 1:
+        return verdicts[0]
+    return "no verdict (seeds disagree: " + ", ".join(f"{name} {word}" for name, word in zip(seeds, verdicts)) + ")"
+
+
+def seed_spread(report: Mapping, seeds: Sequence[str], far: str) -> dict[str, float]:
+    """TAR at ``far`` of each seed variant, with their min, max and range (max - min)."""
+    values = {name: tar_at(report, name, far).value for name in seeds}
+    return {**values, "min": min(values.values()), "max": max(values.values()),
+            "range": max(values.values()) - min(values.values())}
+
+
+def seed_variants(params_path: str | Path, method: str = "coreset") -> list[str]:
+    """``method`` and every ``aggregator_variants`` entry that changes only its training seed, in params order."""
+    variants = {name: dict(change or {}) for name, change in (read_params(params_path).get("aggregator_variants") or {}).items()}
+    base = {key: value for key, value in variants.get(method, {}).items() if key != "seed"}
+    return [method] + [name for name, change in variants.items()
+                       if name != method and "seed" in change and {k: v for k, v in change.items() if k != "seed"} == base]
 
 
 def far_text(far: str) -> str:
@@ -95,13 +128,26 @@ def headline_far(verification: Mapping) -> str:
     return HEADLINE_FAR if HEADLINE_FAR in measurable else min(measurable, key=float)
 
 
-def comparisons(report: Mapping, method: str, baselines: Sequence[str], far: str) -> pd.DataFrame:
-    """One row per baseline: its TAR at ``far``, the method's, the verdict and the phrase of the method against it."""
-    ours = tar_at(report, method, far)
-    theirs = {name: tar_at(report, name, far) for name in baselines}
-    rows = {name: {"TAR": str(tar), method: str(ours), "verdict": verdict(ours, tar), "phrase": comparison_phrase(ours, tar)}
-            for name, tar in theirs.items()}
+def comparisons(report: Mapping, seeds: Sequence[str], baselines: Sequence[str], far: str) -> pd.DataFrame:
+    """One row per baseline: its TAR at ``far``, the first seed's TAR and paired difference, the verdict over
+    every seed in ``seeds`` (``seed_verdict``) and the first seed's phrase."""
+    method = seeds[0]
+    rows = {}
+    for name in baselines:
+        difference = difference_at(report, method, name, far)
+        rows[name] = {"TAR": str(tar_at(report, name, far)), method: str(tar_at(report, method, far)),
+                      "difference": str(difference), "verdict": seed_verdict(report, seeds, name, far),
+                      "phrase": comparison_phrase(difference)}
     return pd.DataFrame(rows).T.rename_axis("baseline")
+
+
+def difference_table(report: Mapping, methods: Sequence[str], baselines: Sequence[str], fars: Sequence[str]) -> pd.DataFrame:
+    """Paired difference with interval and verdict, rows (method, baseline), columns FARs, as text."""
+    return pd.DataFrame({
+        f"FAR={far_text(far)}": {(method, baseline): f"{difference_at(report, method, baseline, far)} "
+                                 f"{difference_at(report, method, baseline, far).verdict}"
+                                 for method in methods for baseline in baselines}
+        for far in fars}).rename_axis(["method", "baseline"])
 
 
 def tar_table(report: Mapping, fars: Sequence[str], methods: Sequence[str] | None = None) -> pd.DataFrame:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 from sklearn.decomposition import PCA
 from tqdm import tqdm
@@ -35,10 +36,12 @@ def fit_eigenfaces(train_root: str | Path, pca_dim: int, pixel_size: int, max_tr
 
 
 def eigenface_crop_features(protocol: IJBProtocol, pca: PCA, pixel_size: int, progress: bool = True) -> np.ndarray:
-    """(N, pca_dim) eigenface features of every crop of an IJB protocol, aligned from its 5 points."""
+    """(N, pca_dim) eigenface features of every row of an IJB protocol, aligned from its 5 points; a crop that
+    several templates list is computed once."""
+    unique = protocol.unique_crops
     crops = np.stack([grey_pixels(protocol.aligned_crop(i), pixel_size)
-                      for i in tqdm(range(protocol.num_crops), desc="pixels", mininterval=2.0, disable=not progress)])
-    return pca.transform(crops)
+                      for i in tqdm(unique, desc="pixels", mininterval=2.0, disable=not progress)])
+    return pca.transform(crops)[pd.Index(protocol.crop_names[unique]).get_indexer(protocol.crop_names)]
 
 
 def pixel_baseline_verification(
