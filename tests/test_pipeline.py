@@ -61,7 +61,7 @@ def project(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     params["embedding_report"].update(genuine_pairs=300, impostor_pairs=3000, map_identities=4)
     params["aggregator_views"]["views"] = 1
     params["aggregator"].update(heads=4, epochs=1, batch_size=4, templates_per_identity=2, max_set_size=6, device="cpu")
-    params["aggregator_variants"] = {"coreset": {}, "gamma0": {"gamma": 0.0, "learn_gamma": False},
+    params["aggregator_variants"] = {"coreset": {}, "coreset_seed1": {"seed": 1}, "gamma0": {"gamma": 0.0, "learn_gamma": False},
                                      "attention_pooling": {"method": "attention_pooling"}}
     params["aggregator_report"].update(resamples=20, burst_copies=5)
     params["verification_report"].update(resamples=20, burst_copies=5)
@@ -101,8 +101,8 @@ def test_dvc_repro_runs_every_chapter_and_builds_the_book(project: Path) -> None
     assert len(re.findall(r'<img [^>]*src="', chapter)) >= 4 and "Spearman" in chapter
 
     aggregator = json.loads((project / "results" / "metrics" / "aggregator.json").read_text())
-    assert set(aggregator["verification"]["methods"]) == {"mean", "norm_weighted", "media_template", "coreset", "gamma0",
-                                                          "attention_pooling"}
+    assert set(aggregator["verification"]["methods"]) == {"mean", "norm_weighted", "media_template", "media_template_N1D1",
+                                                          "coreset", "coreset_seed1", "gamma0", "attention_pooling"}
     assert aggregator["gamma"]["gamma0"] == 0.0
     chapter = (project / "_build" / "html" / "book" / "03_aggregator.html").read_text()
     assert len(re.findall(r'<img [^>]*src="', chapter)) >= 3 and "TAR at FAR = 1e-4" in chapter
@@ -110,6 +110,12 @@ def test_dvc_repro_runs_every_chapter_and_builds_the_book(project: Path) -> None
     verification = json.loads((project / "results" / "metrics" / "verification.json").read_text())
     assert {"coreset", "gamma0", "attention_pooling", "mean"} <= set(verification["methods"])
     assert verification["methods"]["coreset"]["0.1"]["ci_low"] is not None
+    assert verification["seed_variants"] == ["coreset", "coreset_seed1"]
+    # Every trained variant against every baseline, at every FAR, with the paired interval.
+    assert set(verification["differences"]) == {f"{m} - {b}" for m in ("coreset", "coreset_seed1", "gamma0", "attention_pooling")
+                                                 for b in ("mean", "norm_weighted", "media_template", "media_template_N1D1")}
+    row = verification["differences"]["coreset - mean"]["0.1"]
+    assert row["ci_low"] <= row["ci_high"] and set(verification["differences"]["coreset - mean"]) == set(verification["methods"]["coreset"])
     chapter = (project / "_build" / "html" / "book" / "04_verification.html").read_text()
     assert len(re.findall(r'<img [^>]*src="', chapter)) >= 1 and "96.03" in chapter
     attributes = json.loads((project / "results" / "metrics" / "attributes.json").read_text())["attributes"]
@@ -194,8 +200,8 @@ def test_the_book_pages_state_the_findings_and_the_pipeline_from_their_files(pro
     far = findings.headline_far(verification)
     coreset = findings.tar_at(verification, "coreset", far)
     assert str(coreset) in intro
-    for baseline in ("mean", "norm_weighted", "media_template"):
-        assert findings.comparison_phrase(coreset, findings.tar_at(verification, baseline, far)) in intro
+    for baseline in ("mean", "norm_weighted", "media_template", "media_template_N1D1"):
+        assert findings.comparison_phrase(findings.difference_at(verification, "coreset", baseline, far)) in intro
     summary = (html / "book" / "06_results_summary.html").read_text()
     assert all(variant in summary for variant in ("coreset", "gamma0", "attention_pooling"))
     reproducibility = (html / "book" / "07_reproducibility.html").read_text()
