@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: reproduce test venv data pipeline bench chromium check-book
+.PHONY: reproduce test venv data pipeline bench chromium check-book check-reproduction
 
 reproduce: data pipeline
 	@echo "Book: $(CURDIR)/_build/html/index.html"
@@ -59,6 +59,13 @@ check-book: $(BOOK)/index.html $(STAMP) chromium
 $(BOOK)/index.html:
 	@echo "check-book: no built book in $(BOOK)/: run 'make reproduce' (data, pipeline, book), or, when the" \
 	  "notebooks in book/ are already executed, '.venv/bin/jupyter-book build .'"; exit 1
+
+# This run's metrics against the committed ones (tools/compare_metrics.py): byte for byte, else within TOLERANCE
+# (relative), naming every key that differs. `make check-reproduction REFERENCE=DIR` compares with a folder.
+REFERENCE ?= HEAD
+TOLERANCE ?= 1e-6
+check-reproduction: $(STAMP)
+	$(BIN)/python tools/compare_metrics.py --reference $(REFERENCE) --tolerance $(TOLERANCE)
 
 # Each benchmark times our code against a reference in the same run; the last line of each is JSON.
 bench: $(STAMP)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -167,3 +168,13 @@ def test_extract_refuses_or_skips_crops_with_bad_landmarks(tiny_data: Path, tmp_
                      "--resamples", "0", "--device", "cpu"]) == 0
     lost = json.loads((tmp_path / "v" / "verification.json").read_text())["lost_crops"]
     assert len(lost) == 1 and lost[0]["lost"] == 1
+
+
+def test_the_command_line_pins_numerics_before_numpy_or_torch_loads() -> None:
+    loaded = subprocess.run([sys.executable, "-c", "import sys, dmlfaces.cli; print([m for m in ('numpy', 'torch') if m in sys.modules])"],
+                            capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"  # importing the entry point leaves the pin to main()
+    result = subprocess.run([sys.executable, "-m", "dmlfaces", "check-params", "data"], capture_output=True, text=True,
+                            env={**os.environ, "DMLFACES_NUMERICS": "fast"}, cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 2 and result.stderr.startswith("dmlfaces: DMLFACES_NUMERICS='fast' is not a numerics mode")
+    assert "'pinned'" in result.stderr and "'native'" in result.stderr and len(result.stderr.strip().splitlines()) == 1

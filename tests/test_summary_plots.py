@@ -36,3 +36,18 @@ def test_pipeline_figure_draws_foreach_entries_as_one_box() -> None:
     fig = summary_plots.pipeline_figure(needs)
     labels = sorted(text.get_text() for text in fig.axes[0].texts)
     assert labels == ["", "", "data.dvc", "report", "train@* (2 stages)"]  # two arrows (annotations) and three boxes
+
+
+def test_stage_times_draw_one_bar_per_stage_coloured_by_host_with_the_extraction_rate() -> None:
+    table = pd.DataFrame([
+        {"stage": "train_embedding", "seconds": 3600.0, "images_per_s": float("nan"), "host": "AMD EPYC, 2 CPUs, pinned numerics"},
+        {"stage": "extract_ijbs", "seconds": 90.0, "images_per_s": 120.4, "host": "AMD EPYC, 2 CPUs, pinned numerics"},
+        {"stage": "book_pages (so far)", "seconds": 30.0, "images_per_s": float("nan"), "host": "Intel Xeon, 2 CPUs, native numerics"},
+    ])
+    fig = summary_plots.stage_times(table)
+    ax = fig.axes[0]
+    assert [label.get_text() for label in ax.get_yticklabels()] == ["book_pages (so far)", "extract_ijbs", "train_embedding"]
+    assert [text.get_text() for text in ax.texts] == [" 30 s", " 90 s, 120 images/s", " 60.0 min"]
+    assert [bar.get_width() for bar in ax.patches[:3]] == [30.0, 90.0, 3600.0]
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == ["AMD EPYC, 2 CPUs, pinned numerics",
+                                                                         "Intel Xeon, 2 CPUs, native numerics"]

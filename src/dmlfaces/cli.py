@@ -1,4 +1,8 @@
-"""The ``dmlfaces`` command line: one sub-command per pipeline stage."""
+"""The ``dmlfaces`` command line: one sub-command per pipeline stage.
+
+Nothing here loads numpy or torch before ``main`` has pinned the CPU numerics (``dmlfaces.numerics``): the
+modules each sub-command needs are imported inside its handler.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
-from dmlfaces.data.synth import PRESETS
+from dmlfaces import timing
 from dmlfaces.errors import UserError
 from dmlfaces.io import check_file_output
+from dmlfaces.numerics import pin_numerics
 
 
 def _synth(args: argparse.Namespace) -> None:
@@ -78,9 +81,11 @@ def _extract(args: argparse.Namespace) -> None:
         for error in bad.values():
             print(f"skipped: {error}", file=sys.stderr)
         if bad:
-            print(f"skipped {len(bad)} of {protocol.num_crops} crops with bad landmarks", file=sys.stderr)
-        kept = [i for i in range(protocol.num_crops) if i not in bad]
-        names, skipped = [str(protocol.crop_names[i]) for i in kept], [str(protocol.crop_names[i]) for i in bad]
+            print(f"skipped {len(bad)} of {protocol.num_crops} crop rows with bad landmarks", file=sys.stderr)
+        # A crop several templates list is extracted once: its features serve every row naming it.
+        kept = [int(i) for i in protocol.unique_crops if i not in bad]
+        names = [str(protocol.crop_names[i]) for i in kept]
+        skipped = sorted({str(protocol.crop_names[i]) for i in bad})
         load = lambda i: protocol.aligned_crop(kept[i])  # noqa: E731  loose crops: align from the 5 points
     elif args.celeba:
         from dmlfaces.data.celeba import read_celeba
@@ -113,10 +118,13 @@ def _extract(args: argparse.Namespace) -> None:
                                            device=str(context.device), progress=context.is_main)
     write_features_sharded(args.out, names, features, norms, context, skipped)
     if context.is_main:
-        print(json.dumps({"out": str(args.out), "crops": len(names), "dim": int(features.shape[1])}))
+        print(json.dumps({"out": str(args.out), "crops": len(names), "dim": int(features.shape[1]),
+                          **args.clock.throughput(len(names))}))
 
 
 def _verify(args: argparse.Namespace) -> None:
+    import numpy as np
+
     from dmlfaces.data.ijb import read_ijb
     from dmlfaces.features import FeatureSet, extract_features, read_features, write_features
     from dmlfaces.io import write_json
@@ -128,10 +136,11 @@ def _verify(args: argparse.Namespace) -> None:
 
         protocol.check_landmarks()  # every crop before any extraction (extract --skip-bad-landmarks can skip them)
 
-        features, norms = extract_features(load_backbone(args.backbone), protocol.aligned_crop, protocol.num_crops,
-                                           batch_size=args.batch_size, device=args.device)
-        write_features(args.out / "features.npz", protocol.crop_names, features, norms)
-        crops = FeatureSet(np.asarray(protocol.crop_names), features, norms)
+        rows = protocol.unique_crops  # a crop several templates list is extracted once
+        features, norms = extract_features(load_backbone(args.backbone), lambda i: protocol.aligned_crop(rows[i]),
+                                           len(rows), batch_size=args.batch_size, device=args.device)
+        write_features(args.out / "features.npz", protocol.crop_names[rows], features, norms)
+        crops = FeatureSet(np.asarray(protocol.crop_names[rows]), features, norms)
     else:
         crops = read_features(args.features)
     trained = trained_aggregators(args.aggregators) if args.aggregators else {}
@@ -178,6 +187,8 @@ def _notebook(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from dmlfaces.data.synth import PRESETS
+
     parser = argparse.ArgumentParser(prog="dmlfaces", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -277,8 +288,31 @@ PATH_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, Permiss
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one sub-command; a user error prints one line on stderr and returns 2."""
+    """Run one sub-command; a user error prints one line on stderr and returns 2.
+
+    Under DVC the command's wall time and exit status join its stage's record (``dmlfaces.timing``).
+    """
+    clock = timing.Clock()  # before the pin: its import of torch is part of every command's time
+    argv = list(sys.argv[1:] if argv is None else argv)
+    status = 1  # what an exception escaping from the command means for the record
+    try:
+        status = _run(argv, clock)
+    except SystemExit as exit:  # argparse's usage errors and --help, a failed notebook
+        status = exit.code if isinstance(exit.code, int) else int(exit.code is not None)
+        raise
+    finally:
+        timing.record(clock, argv, status)
+    return status
+
+
+def _run(argv: list[str], clock: timing.Clock) -> int:
+    try:
+        clock.numerics = pin_numerics()  # first: every stage and every torchrun worker computes the same bits
+    except UserError as error:
+        print(f"dmlfaces: {error}", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
+    args.clock = clock  # a handler reports what it processed (extract: images/s) through it
     try:
         if getattr(args, "file_output", False) and args.out is not None:
             check_file_output(args.out)  # refused before any work, not after an hour of extraction

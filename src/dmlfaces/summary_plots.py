@@ -1,4 +1,5 @@
-"""Figures of the book's summary pages: TAR with intervals, attribute accuracy against its floors, the pipeline.
+"""Figures of the book's summary pages: TAR with intervals, attribute accuracy against its floors, the pipeline
+and its stages' wall times.
 
 Apart from ``plots`` (the chapters' figures) so that a change here does not rerun chapters 01-05, whose
 stages depend on ``plots.py``.
@@ -101,3 +102,28 @@ def pipeline_figure(needs: Mapping[str, Sequence[str]]) -> plt.Figure:
     ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+def stage_times(table: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Figure:
+    """Wall time of each stage's last run (a row of ``timing.stage_table``), one bar each, the first on top,
+    coloured by the host it ran on; an extraction's images/s beside its bar (the host's speed on a fixed job)."""
+    rows = table.iloc[::-1]
+    ax = _axes(ax, (7, 0.3 * len(rows) + 1.6))
+    colours = {host: f"C{i}" for i, host in enumerate(dict.fromkeys(table["host"]))}
+    positions = np.arange(len(rows))
+    ax.barh(positions, rows["seconds"], color=[colours[host] for host in rows["host"]])
+    for y, (seconds, rate) in enumerate(zip(rows["seconds"], rows["images_per_s"])):
+        speed = "" if np.isnan(rate) else f", {rate:.0f} images/s"
+        ax.text(seconds, y, f" {_duration(seconds)}{speed}", va="center", fontsize=7)
+    ax.set_yticks(positions, rows["stage"])
+    ax.set_xlabel("wall time of the stage's last run (s)")
+    ax.margins(x=0.3)  # room for the labels right of the longest bar
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(handles=[plt.Rectangle((0, 0), 1, 1, color=colour) for colour in colours.values()], labels=list(colours),
+              fontsize=7, loc="lower left", bbox_to_anchor=(0, 1), frameon=False)  # above the bars: hosts, not data
+    ax.figure.tight_layout()
+    return ax.figure

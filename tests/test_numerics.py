@@ -1,0 +1,190 @@
+"""Reproducible numerics: every pinned setting takes effect over the user's own, pinned training gives the same
+bytes under other host-like conditions (where native training does not), and tools/compare_metrics.py tells a
+rerun's metrics from the committed ones."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from dmlfaces.numerics import MODE_VARIABLE, PINNED, THREADS
+
+REPO = Path(__file__).resolve().parents[1]
+X86 = pytest.mark.skipif(platform.machine() not in {"x86_64", "AMD64"}, reason="the pinned instruction sets are x86's")
+TINY = {"backbone": "small", "embedding_dim": 32, "loss": "adaface", "epochs": 1, "batch_size": 8, "lr": 0.05,
+        "checkpoint_every": 100, "seed": 0, "cache_images": True, "loader_threads": 2, "device": "cpu"}
+# What another host would bring: other threads, other kernels, its own settings of the pinned variables.
+HOST_LIKE = {
+    "user's OMP_NUM_THREADS=1": ({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}, []),
+    "AVX-512 and CNR preset": ({"ATEN_CPU_CAPABILITY": "avx512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE", "MKL_CBWR": "AUTO"}, []),
+    "no vector kernels preset": ({"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41"}, []),
+    "one core": ({}, ["taskset", "-c", "0"]),
+}
+
+
+def _environment(mode: str, **extra: str) -> dict[str, str]:
+    """The test's environment without any pinned variable (a host's defaults), plus ``extra``."""
+    return {**{k: v for k, v in os.environ.items() if k not in PINNED}, MODE_VARIABLE: mode, **extra}
+
+
+PROBE = """
+import json, sys
+from dmlfaces.numerics import pin_numerics
+mode = pin_numerics()
+import numpy, threadpoolctl, torch
+a = torch.randn(64, 64)
+a @ a  # MKL
+torch.nn.functional.conv2d(torch.randn(8, 16, 28, 28), torch.randn(16, 16, 3, 3), padding=1)  # oneDNN
+numpy.ones((64, 64)) @ numpy.ones((64, 64))  # OpenBLAS
+blas = [pool for pool in threadpoolctl.threadpool_info() if pool["internal_api"] == "openblas"]
+print(json.dumps({"mode": mode, "threads": torch.get_num_threads(), "aten": torch.backends.cpu.get_cpu_capability(),
+                  "deterministic": torch.are_deterministic_algorithms_enabled(),
+                  "openblas": sorted({(pool["architecture"], pool["num_threads"]) for pool in blas})}))
+"""
+
+
+def _probe(mode: str, **extra: str) -> tuple[dict, str]:
+    verbose = {"ONEDNN_VERBOSE": "1", "MKL_VERBOSE": "1"}  # each library says what it dispatched to
+    result = subprocess.run([sys.executable, "-c", PROBE], env=_environment(mode, **verbose, **extra), capture_output=True,
+                            text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1]), result.stdout
+
+
+@X86
+def test_every_pinned_setting_takes_effect_over_the_users_own() -> None:
+    users = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "ATEN_CPU_CAPABILITY": "default",
+             "ONEDNN_MAX_CPU_ISA": "SSE41", "MKL_CBWR": "AUTO", "MKL_DYNAMIC": "TRUE", "OPENBLAS_CORETYPE": "Sandybridge"}
+    effective, log = _probe("pinned", **users)
+    assert effective == {"mode": "pinned", "threads": THREADS, "aten": "AVX2", "deterministic": True,
+                         "openblas": [["Haswell", THREADS]]}
+    assert "isa:Intel AVX2\n" in log  # oneDNN
+    mkl = [line for line in log.splitlines() if line.startswith("MKL_VERBOSE SGEMM")]
+    assert mkl and all("CNR:COMPATIBLE Dyn:0" in line and f"NThr:{THREADS}" in line for line in mkl)
+
+
+@X86
+def test_native_mode_leaves_the_users_settings() -> None:
+    effective, log = _probe("native", OMP_NUM_THREADS="1", ATEN_CPU_CAPABILITY="default", OPENBLAS_NUM_THREADS="1")
+    assert (effective["mode"], effective["threads"], effective["aten"], effective["deterministic"]) == ("native", 1, "DEFAULT", False)
+    assert "CNR:OFF" in log
+
+
+def test_a_process_that_loaded_torch_is_left_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dmlfaces.numerics import pin_numerics
+
+    monkeypatch.delenv(MODE_VARIABLE, raising=False)
+    before = dict(os.environ)
+    assert pin_numerics() == "preloaded" and dict(os.environ) == before  # this test process
+
+
+def _train(tmp_path: Path, data: Path, name: str, mode: str, extra: dict[str, str], launcher: list[str]) -> Path:
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"embedding": TINY}))
+    out = tmp_path / name
+    command = [*launcher, sys.executable, "-m", "dmlfaces", "train-embedding", "--data", str(data / "train"),
+               "--out", str(out), "--params", str(params)]
+    result = subprocess.run(command, env=_environment(mode, **extra), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+def _weights(out: Path) -> bytes:
+    state = torch.load(out / "backbone.pt", weights_only=False)["state_dict"]
+    return b"".join(state[key].numpy().tobytes() for key in sorted(state))
+
+
+@X86
+def test_pinned_training_gives_the_same_bytes_under_host_like_conditions(tiny_data: Path, tmp_path: Path) -> None:
+    reference = _weights(_train(tmp_path, tiny_data, "reference", "pinned", {}, []))
+    for index, (condition, (extra, launcher)) in enumerate(HOST_LIKE.items()):
+        if launcher and shutil.which(launcher[0]) is None:
+            continue  # no taskset on this system
+        assert _weights(_train(tmp_path, tiny_data, f"condition{index}", "pinned", extra, launcher)) == reference, condition
+
+
+@X86
+def test_native_training_depends_on_the_thread_count(tiny_data: Path, tmp_path: Path) -> None:
+    """What the pin prevents: the same run with another thread count trains other weights."""
+    one = _weights(_train(tmp_path, tiny_data, "one", "native", {"OMP_NUM_THREADS": "1"}, []))
+    two = _weights(_train(tmp_path, tiny_data, "two", "native", {"OMP_NUM_THREADS": "2"}, []))
+    assert one != two
+
+
+# --- tools/compare_metrics.py ------------------------------------------------------------------------------------
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("compare_metrics", REPO / "tools" / "compare_metrics.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+VERIFICATION = {"methods": {"coreset": {"tar": [0.41, 0.62]}, "mean": {"tar": [0.38, 0.6]}}, "resamples": 200}
+
+
+def _write(folder: Path, name: str, text: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(text)
+
+
+def _compare(capsys: pytest.CaptureFixture[str], *arguments: str | Path) -> tuple[int, str]:
+    status = _tool().main([str(a) for a in arguments])
+    return status, capsys.readouterr().out
+
+
+def test_identical_metrics_pass(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for folder in ("run", "reference"):
+        _write(tmp_path / folder, "verification.json", json.dumps(VERIFICATION, indent=2))
+    status, out = _compare(capsys, "--metrics", tmp_path / "run", "--reference", tmp_path / "reference")
+    assert status == 0 and "verification.json: identical" in out
+
+
+def test_numbers_within_the_tolerance_pass_and_say_they_are_not_byte_for_byte(tmp_path: Path,
+                                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    _write(tmp_path / "reference", "verification.json", json.dumps(VERIFICATION))
+    close = json.loads(json.dumps(VERIFICATION))
+    close["methods"]["coreset"]["tar"][1] = 0.62 + 1e-9
+    _write(tmp_path / "run", "verification.json", json.dumps(close))
+    status, out = _compare(capsys, "--metrics", tmp_path / "run", "--reference", tmp_path / "reference")
+    assert status == 0 and "verification.json: equal within the tolerance, not byte for byte" in out
+
+
+def test_a_difference_beyond_the_tolerance_names_each_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _write(tmp_path / "reference", "verification.json", json.dumps(VERIFICATION))
+    _write(tmp_path / "reference", "data.json", "{}")
+    moved = json.loads(json.dumps(VERIFICATION))
+    moved["methods"]["coreset"]["tar"][1] = 0.6201
+    del moved["resamples"]
+    _write(tmp_path / "run", "verification.json", json.dumps(moved))
+    status, out = _compare(capsys, "--metrics", tmp_path / "run", "--reference", tmp_path / "reference", "--tolerance", "1e-6")
+    assert status == 1
+    assert "methods.coreset.tar[1]: 0.6201, the reference 0.62" in out and "resamples: only in the reference" in out
+    assert "data.json: only in the reference" in out and "methods.mean" not in out and "DIFFERENT metrics" in out
+
+
+def test_the_reference_is_a_git_revisions_committed_metrics(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    tool = _tool()
+    monkeypatch.setattr(tool, "REPO", tmp_path)
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=test", "-c", "user.email=test@example.org"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    _write(tmp_path / "results" / "metrics", "verification.json", json.dumps(VERIFICATION))
+    subprocess.run([*git, "add", "results"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "metrics"], check=True)
+    metrics = tmp_path / "results" / "metrics"
+    assert tool.main(["--metrics", str(metrics)]) == 0 and "verification.json: identical" in capsys.readouterr().out
+    (metrics / "verification.json").write_text(json.dumps({**VERIFICATION, "resamples": 100}))
+    assert tool.main(["--metrics", str(metrics), "--reference", "HEAD"]) == 1
+    assert "resamples: 100, the reference 200" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="neither a directory nor a git revision"):
+        tool.main(["--metrics", str(metrics), "--reference", "no-such-revision"])
