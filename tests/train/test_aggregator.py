@@ -87,10 +87,13 @@ def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(views, tm
 def test_two_gloo_processes_match_one_process(views, tmp_path):
     # Dropout masks and Gumbel noise come from each process's generator, so the comparison uses the
     # deterministic parts: K = 1 (the first pick is an argmax) and no dropout; the data split is what is tested.
+    # Host numerics, one thread each (as _run asks): the pinned mode's 2 threads and MKL branch change how the
+    # half batches' sums round, beyond this tolerance (an open question: issue 14's closing note).
     same = {"k": 1, "dropout": 0.0, "batch_size": 8, "epochs": 1}
+    native = {"DMLFACES_NUMERICS": "native"}
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "dmlfaces"]
-    _run(tmp_path, views, tmp_path / "ddp", launcher=torchrun, **same)
-    _run(tmp_path, views, tmp_path / "single", **same)
+    _run(tmp_path, views, tmp_path / "ddp", launcher=torchrun, env=native, **same)
+    _run(tmp_path, views, tmp_path / "single", env=native, **same)
     history = json.loads((tmp_path / "ddp" / "history.json").read_text())
     assert history["world_size"] == 2 and history["ranks_in_sync"] is True
     ddp, single = _weights(tmp_path / "ddp"), _weights(tmp_path / "single")
