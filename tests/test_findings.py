@@ -135,17 +135,19 @@ def test_ablation_table_describes_every_trained_variant_in_order(tmp_path: Path)
                 "attention_pooling": {"method": "attention_pooling"}}
     params.write_text(yaml.safe_dump({"aggregator": {"k": 3}, "aggregator_variants": variants}))
     names = ["attention_pooling", "coreset", "gamma0", "k1", "k5"]
-    report = {"methods": {name: {"0.0001": _row(0.1, 0.0, 0.2), "0.001": _row(0.3, 0.2, 0.4)} for name in names}}
-    aggregator = {"verification": report, "gamma": {"attention_pooling": None, "coreset": 1.5, "gamma0": 0.0, "k1": 0.01, "k5": 0.7},
-                  "burst_shift": {name: {"mean": 0.01} for name in names}, "final_training_loss": {name: 20.0 for name in names}}
+    verification = {"methods": {name: {"0.0001": _row(0.1, 0.0, 0.2), "0.001": _row(0.3, 0.2, 0.4)} for name in names},
+                    "burst_shift": {name: {"mean": 0.01 * (i + 1)} for i, name in enumerate(names)}}
+    aggregator = {"gamma": {"attention_pooling": None, "coreset": 1.5, "gamma0": 0.0, "k1": 0.01, "k5": 0.7},
+                  "final_training_loss": {name: 20.0 for name in names}}
 
-    table = findings.ablation_table(aggregator, params)
+    table = findings.ablation_table(aggregator, verification, params)
 
     assert list(table.index) == ["k1", "coreset", "k5", "gamma0", "attention_pooling"]
     assert table.loc["k1", "gamma"] == "0.01, fixed" and table.loc["coreset", "gamma"] == "1.500, learned"
     assert table.loc["gamma0", "changes"] == "{gamma: 0.0, learn_gamma: false}" and table.loc["coreset", "changes"] == "{}"
     assert table.loc["coreset", "K"] == 3 and table.loc["attention_pooling", "K"] is None
     assert table.loc["k5", "TAR@1e-4"] == "10.0% [0.0, 20.0]"
+    assert table.loc["gamma0", "burst shift"] == 0.03 and table.loc["k5", "burst shift"] == 0.05
 
 
 def test_read_metrics_reads_the_five_files(tmp_path: Path) -> None:

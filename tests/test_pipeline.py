@@ -63,7 +63,6 @@ def project(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     params["aggregator"].update(heads=4, epochs=1, batch_size=4, templates_per_identity=2, max_set_size=6, device="cpu")
     params["aggregator_variants"] = {"coreset": {}, "coreset_seed1": {"seed": 1}, "gamma0": {"gamma": 0.0, "learn_gamma": False},
                                      "attention_pooling": {"method": "attention_pooling"}}
-    params["aggregator_report"].update(resamples=20, burst_copies=5)
     params["verification_report"].update(resamples=20, burst_copies=5)
     params["attributes"].update(n_init=2, probe_folds=2, min_identities_per_state=1)
     params["attributes_report"]["map_identities"] = 10
@@ -101,14 +100,16 @@ def test_dvc_repro_runs_every_chapter_and_builds_the_book(project: Path) -> None
     assert len(re.findall(r'<img [^>]*src="', chapter)) >= 4 and "Spearman" in chapter
 
     aggregator = json.loads((project / "results" / "metrics" / "aggregator.json").read_text())
-    assert set(aggregator["verification"]["methods"]) == {"mean", "norm_weighted", "media_template", "media_template_N1D1",
-                                                          "coreset", "coreset_seed1", "gamma0", "attention_pooling"}
+    assert set(aggregator["gamma"]) == {"coreset", "coreset_seed1", "gamma0", "attention_pooling"}
     assert aggregator["gamma"]["gamma0"] == 0.0
     chapter = (project / "_build" / "html" / "book" / "03_aggregator.html").read_text()
-    assert len(re.findall(r'<img [^>]*src="', chapter)) >= 3 and "TAR at FAR = 1e-4" in chapter
+    assert len(re.findall(r'<img [^>]*src="', chapter)) >= 2 and "TAR at FAR = 1e-4" in chapter
 
     verification = json.loads((project / "results" / "metrics" / "verification.json").read_text())
-    assert {"coreset", "gamma0", "attention_pooling", "mean"} <= set(verification["methods"])
+    methods = {"mean", "norm_weighted", "media_template", "coreset", "coreset_seed1", "gamma0", "attention_pooling"}
+    assert set(verification["methods"]) == methods | {"media_template_N1D1"}
+    # Chapter 03's burst table, measured by this stage (no detector scores in a burst: the D1 recipe is left out).
+    assert set(verification["burst_shift"]) == methods and verification["burst_shift"]["mean"]["copies"] == 5
     assert verification["methods"]["coreset"]["0.1"]["ci_low"] is not None
     assert verification["seed_variants"] == ["coreset", "coreset_seed1"]
     # Every trained variant against every baseline, at every FAR, with the paired interval.

@@ -13,7 +13,7 @@ import pytest
 from dmlfaces.data.errors import DataFormatError
 from dmlfaces.data.ijb import read_ijb
 from dmlfaces.features import FeatureSet, read_features, write_features
-from dmlfaces.verify import aggregators, describe_protocol, match_crops, verify_protocol
+from dmlfaces.verify import aggregators, describe_protocol, match_crops, verify_descriptors, verify_protocol
 
 
 def _verify(*args: str) -> subprocess.CompletedProcess[str]:
@@ -135,3 +135,13 @@ def test_field_default_weights_crops_by_norm_and_detector_score(tiny_data: Path)
     np.testing.assert_allclose(descriptors[0], expected / np.linalg.norm(expected), atol=1e-6)
     flat = dataclasses.replace(protocol, detector_scores=np.ones_like(protocol.detector_scores))
     assert not np.allclose(describe_protocol(aggregators(8), flat, crops)["media_template_N1D1"][1], descriptors)
+
+
+def test_verify_descriptors_on_described_templates_is_verify_protocol(tiny_data: Path) -> None:
+    protocol = read_ijb(tiny_data / "IJBS")
+    crops, methods = _unit_features(protocol), aggregators(8)
+    expected, expected_n = verify_protocol(methods, protocol, crops, resamples=10, keep_scores=True)
+    report, one_to_n = verify_descriptors(describe_protocol(methods, protocol, crops), protocol, resamples=10, keep_scores=True)
+    assert json.dumps(report.to_dict()) == json.dumps(expected.to_dict()) and json.dumps(one_to_n) == json.dumps(expected_n)
+    for name, result in report.methods.items():
+        assert np.array_equal(result.scores, expected.methods[name].scores)

@@ -54,8 +54,7 @@ class Tar:
 def tar_at(report: Mapping, method: str, far: str) -> Tar:
     """TAR of ``method`` at ``far`` (a key such as ``"0.0001"``), exact-threshold rule, with its interval.
 
-    ``report`` is a 1:1 report as ``OneToOneReport.to_dict`` writes it: ``verification.json``, or the
-    ``verification`` entry of ``aggregator.json``.
+    ``report`` is a 1:1 report as ``OneToOneReport.to_dict`` writes it (``verification.json``).
     """
     row = report["methods"][method][far]
     return Tar(row["tar_exact"], row["ci_low_exact"], row["ci_high_exact"])
@@ -161,8 +160,9 @@ def _gamma_text(gamma: float, learned: bool) -> str:
     return f"{gamma:.3f}, learned" if learned else f"{gamma:g}, fixed"
 
 
-def ablation_table(aggregator: Mapping, params_path: str | Path, fars: Sequence[str] = (HEADLINE_FAR, "0.001")) -> pd.DataFrame:
-    """One row per trained aggregator variant of ``aggregator.json``.
+def ablation_table(aggregator: Mapping, verification: Mapping, params_path: str | Path,
+                   fars: Sequence[str] = (HEADLINE_FAR, "0.001")) -> pd.DataFrame:
+    """One row per trained aggregator variant of ``aggregator.json``, its TARs and burst shift from ``verification.json``.
 
     Columns: what the variant changes in ``params.yaml``'s ``aggregator`` section, its K and quality exponent
     gamma after training (learned, or fixed: with one pick gamma plays no part), TAR with interval at
@@ -179,8 +179,8 @@ def ablation_table(aggregator: Mapping, params_path: str | Path, fars: Sequence[
             "changes": yaml.safe_dump(dict(changes.get(name) or {}), default_flow_style=True, sort_keys=False).strip(),
             "K": config.k if coreset else None,
             "gamma": _gamma_text(aggregator["gamma"][name], config.learn_gamma and config.k > 1) if coreset else None,
-            **{f"TAR@{far_text(far)}": str(tar_at(aggregator["verification"], name, far)) for far in fars},
-            "burst shift": aggregator["burst_shift"][name]["mean"],
+            **{f"TAR@{far_text(far)}": str(tar_at(verification, name, far)) for far in fars},
+            "burst shift": verification["burst_shift"][name]["mean"],
             "training loss": aggregator["final_training_loss"][name],
         }
     return pd.DataFrame(rows).T.rename_axis("variant")

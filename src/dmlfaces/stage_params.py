@@ -68,19 +68,8 @@ class AggregatorViewsParams:
 
 
 @dataclass
-class AggregatorReportParams:
-    """``aggregator_report``: chapter 03 (bootstrap intervals, burst stress)."""
-
-    resamples: int = 200
-    burst_copies: int = 50
-
-    def __post_init__(self) -> None:
-        check_positive_ints(self, "aggregator_report", ("resamples", "burst_copies"))
-
-
-@dataclass
 class VerificationReportParams:
-    """``verification_report``: chapter 04 (intervals, burst and low-quality stress)."""
+    """``verification_report``: chapter 04 (intervals, burst and low-quality stress; chapter 03 reads its results)."""
 
     resamples: int = 200
     burst_copies: int = 50
@@ -109,7 +98,6 @@ SECTIONS: dict[str, type] = {
     "embedding_report": EmbeddingReportParams,
     "aggregator_views": AggregatorViewsParams,
     "aggregator": AggregatorConfig,
-    "aggregator_report": AggregatorReportParams,
     "verification_report": VerificationReportParams,
     "attributes": AttributeStudyParams,
     "attributes_report": AttributesReportParams,

@@ -115,12 +115,24 @@ def _describe(methods: Mapping[str, nn.Module], protocol: IJBProtocol, crops: Fe
         features, norms = features[rows[present]], norms[rows[present]]
     template_ids, media_ids = protocol.template_ids[present], protocol.media_ids[present]
     _check_finite_non_zero(crops, features, norms, protocol.crop_names[present], template_ids)
+    described = describe_rows(methods, features, norms, template_ids, media_ids, device)
+    described[FIELD_DEFAULT] = insightface_template_descriptors(
+        features * norms[:, None], template_ids, media_ids, protocol.detector_scores[present], normalise=False)
+    return described
+
+
+def describe_rows(methods: Mapping[str, nn.Module], features: np.ndarray, norms: np.ndarray, template_ids: np.ndarray,
+                  media_ids: np.ndarray, device: str = "auto") -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Template descriptors of every method from per-row arrays (the protocol's rows, or a stressed copy of
+    them: ``add_bursts``, a quality cut): name -> (templates (T,), unit descriptors (T, D)).
+
+    Args:
+        features: (M, D) unit crop features; norms, template_ids, media_ids: (M,).
+    """
     described = {}
     for name, aggregator in methods.items():
         templates, descriptors, _ = describe_templates(aggregator, features, norms, template_ids, media_ids, device=device)
         described[name] = (templates, descriptors)
-    described[FIELD_DEFAULT] = insightface_template_descriptors(
-        features * norms[:, None], template_ids, media_ids, protocol.detector_scores[present], normalise=False)
     return described
 
 
@@ -166,13 +178,25 @@ def verify_protocol(methods: Mapping[str, nn.Module], protocol: IJBProtocol, cro
     subject-bootstrap intervals and every trained method's paired difference to every baseline when 1:N lists
     name the subjects, and the 1:N results as a JSON-able dict (empty without gallery/probe lists)."""
     rows, lost = match_crops(protocol, crops)
-    described = _describe(methods, protocol, crops, rows, device)
+    return verify_descriptors(_describe(methods, protocol, crops, rows, device), protocol, lost=lost,
+                              resamples=resamples, seed=seed, keep_scores=keep_scores)
+
+
+def verify_descriptors(described: Mapping[str, tuple[np.ndarray, np.ndarray]], protocol: IJBProtocol, *,
+                       lost: Mapping[int, tuple[int, int]] | None = None, resamples: int = 200, seed: int = 0,
+                       keep_scores: bool = False) -> tuple[OneToOneReport, dict]:
+    """``verify_protocol`` on descriptors already made (``describe_protocol``), for a caller that reuses them.
+
+    Args:
+        described: name -> (templates (T,), unit descriptors (T, D)); lost: the templates that lost crops, as
+            ``match_crops`` returns them.
+    """
     subjects = protocol.template_subjects() if protocol.one_to_n else None
     report = evaluate_one_to_one(described, protocol.pairs, protocol.pair_labels, fars=FARS,
                                  template_subjects=subjects, resamples=resamples if subjects is not None else 0,
                                  seed=seed, keep_scores=keep_scores,
                                  comparisons=baseline_comparisons(list(described)) if subjects is not None and resamples else ())
-    report = dataclasses.replace(report, lost_crops=lost)
+    report = dataclasses.replace(report, lost_crops=dict(lost or {}))
     one_to_n = {name: {gallery: {probe: result.to_dict() for probe, result in probes.items()}
                        for gallery, probes in evaluate_one_to_n(templates, rows, protocol.one_to_n).items()}
                 for name, (templates, rows) in described.items()} if protocol.one_to_n else {}

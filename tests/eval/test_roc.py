@@ -47,7 +47,10 @@ def test_nearest_rule_equals_public_evaluator_on_random_data_with_ties() -> None
         labels = (rng.random(count) < rng.uniform(0.05, 0.95)).astype(int)
         labels[:2] = [0, 1]
         scores = scores + labels * rng.uniform(0, 2)
-        fars = list(FARS) + rng.random(3).tolist() + [1.0, 1 / np.count_nonzero(labels == 0)]
+        impostors = np.count_nonzero(labels == 0)
+        # Midway between two FPR steps: two points equally near (exactly so when impostors is a power of 2).
+        midway = [(k + 0.5) / impostors for k in range(min(impostors, 4))]
+        fars = list(FARS) + rng.random(3).tolist() + [1.0, 1 / impostors] + midway
         nearest, exact = tar_at_far_rules(scores, labels, fars)
         assert [nearest[f] for f in fars] == public_evaluator(scores, labels, fars), case
         assert [exact[f] for f in fars] == brute_force_exact(scores, labels, fars), case

@@ -1,10 +1,12 @@
 """Burst and pick-quality measurements of aggregators."""
 
 import numpy as np
+import pytest
 import torch
 
 from dmlfaces.eval.set_properties import add_bursts, burst_shift, picked_quality
 from dmlfaces.models.aggregators import CoresetAggregator, build_aggregator
+from dmlfaces.verify import describe_rows
 
 
 def _templates(seed: int = 0):
@@ -27,9 +29,19 @@ def test_bursts_are_copies_of_one_crop_of_each_template_in_a_new_media():
 
 
 def test_a_burst_moves_the_mean_more_than_the_media_recipe():
-    shifts = burst_shift({"mean": build_aggregator("mean", 16), "media_template": build_aggregator("media_template", 16)},
-                         *_templates(), copies=50)
+    methods = {"mean": build_aggregator("mean", 16), "media_template": build_aggregator("media_template", 16)}
+    rows = _templates()
+    shifts = burst_shift(describe_rows(methods, *rows), describe_rows(methods, *add_bursts(*rows, copies=50)))
     assert shifts["mean"].shape == (3,) and (shifts["mean"] > shifts["media_template"]).all()
+    assert np.allclose(burst_shift(describe_rows(methods, *rows), describe_rows(methods, *rows))["mean"], 0, atol=1e-6)
+
+
+def test_a_burst_shift_refuses_descriptors_of_other_templates():
+    methods = {"mean": build_aggregator("mean", 16)}
+    features, norms, template_ids, media = _templates()
+    other = describe_rows(methods, features, norms, template_ids + 1, media)
+    with pytest.raises(ValueError, match="mean: .*different templates"):
+        burst_shift(describe_rows(methods, features, norms, template_ids, media), other)
 
 
 def test_quality_weighting_picks_better_faces():

@@ -3,6 +3,7 @@ CPU runs are deterministic."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -16,6 +17,8 @@ import torch
 import yaml
 from PIL import Image
 
+from dmlfaces.data.images import load_rgb
+from dmlfaces.data.transforms import to_input_tensor
 from dmlfaces.models.checkpoints import load_backbone
 from dmlfaces.train.embedding import EmbeddingConfig, FaceBatches, build_model, load_config
 
@@ -39,6 +42,12 @@ def _train(tmp_path: Path, data: Path, out: Path, *extra: str, launcher: list[st
     if check:
         assert result.returncode == 0, result.stderr[-3000:]
     return result
+
+
+def _serialised(state: dict) -> bytes:
+    stream = io.BytesIO()
+    torch.save(state, stream)
+    return stream.getvalue()
 
 
 def _weights(out: Path) -> dict[str, torch.Tensor]:
@@ -107,6 +116,12 @@ def test_cpu_training_is_deterministic_and_loads_back(tiny_data: Path, tmp_path:
     train_embedding(tiny_data / "train", tmp_path / "b", config)
     a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
     assert all(torch.equal(a[k], b[k]) for k in a)
+    assert (tmp_path / "a" / "backbone.pt").read_bytes() == (tmp_path / "b" / "backbone.pt").read_bytes()  # DVC: unchanged
+    # The checkpoint differs only in the epochs' timings its history carries.
+    last_a, last_b = (torch.load(tmp_path / run / "checkpoints" / "last.pt", weights_only=False) for run in "ab")
+    for state in (last_a, last_b):
+        state["history"]["epochs"] = [{**e, "images_per_s": 0, "seconds": 0} for e in state["history"]["epochs"]]
+    assert _serialised(last_a) == _serialised(last_b)
     backbone = load_backbone(tmp_path / "a" / "backbone.pt")
     assert backbone(torch.zeros(2, 3, 112, 112)).shape == (2, 64)
 
@@ -119,6 +134,13 @@ def test_batches_are_flipped_by_seed_epoch_and_index(tiny_data: Path) -> None:
     again, _ = streamed.batch(indices, epoch=1)
     assert torch.equal(images, again) and labels.tolist() == source.labels[indices].tolist()
     assert images.shape == (3, 3, 112, 112) and -1.0 <= images.min() and images.max() <= 1.0
+    # Image i of epoch e is mirrored left-right exactly when draw i of the (seed, e) generator is below 0.5.
+    flips = np.random.default_rng([0, 104729, 1]).random(len(source)) < 0.5
+    for row, i in enumerate(indices):
+        pixels = load_rgb(source.paths[i])
+        expected = to_input_tensor((pixels[:, ::-1] if flips[i] else pixels)[None].copy())[0]
+        assert torch.equal(images[row], expected), i
+    assert flips[indices].any() and not flips[indices].all()  # both cases met
 
 
 def test_low_quality_augmentation_is_a_function_of_seed_epoch_and_index(tiny_data: Path) -> None:

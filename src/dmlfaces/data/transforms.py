@@ -6,10 +6,18 @@ import numpy as np
 import torch
 
 
+# float32 x / 127.5 - 1 for every uint8 x, by the very operations the formula names (each correctly rounded),
+# so a table look-up gives the same bits as the arithmetic in one pass over the batch instead of three.
+_LEVELS = (torch.arange(256, dtype=torch.float32).div_(127.5).sub_(1.0)).numpy()
+
+
 def to_input_tensor(images: np.ndarray) -> torch.Tensor:
-    """(B, H, W, 3) uint8 RGB -> (B, 3, H, W) float32 in [-1, 1]: (x / 255 - 0.5) / 0.5, as in
-    arcface_torch and AdaFace (a BGR model flips the channels itself)."""
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+    """(B, H, W, 3) uint8 RGB -> (B, 3, H, W) float32 in [-1, 1]: (x / 255 - 0.5) / 0.5 = x / 127.5 - 1, as in
+    arcface_torch and AdaFace (a BGR model flips the channels itself).
+
+    The result is a channels-last view of (B, H, W, 3) memory; the models take it as it is.
+    """
+    return torch.from_numpy(np.take(_LEVELS, images)).permute(0, 3, 1, 2)
 
 
 def augment_face(image: np.ndarray, rng: np.random.Generator, p: float = 0.5) -> np.ndarray:

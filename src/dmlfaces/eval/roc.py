@@ -191,12 +191,21 @@ def nearest_rule(
     tpr = np.r_[0.0, tps[keep] / np.float64(genuines)]
     tars = []
     for far in fars:
-        distance = np.abs(fpr - far)
-        best = len(distance) - 1 - int(np.argmin(distance[::-1]))  # the last of equally near points
+        # fpr never decreases, so the nearest points are the last at or below the target and the last of
+        # those sharing the first value above it: two binary searches instead of a pass over every point
+        # (a bootstrap runs this per resample). The later of two equally near points wins, as argmin over
+        # the reversed distances picks it.
+        below = int(np.searchsorted(fpr, far, side="right")) - 1  # >= 0: fpr[0] = 0 < far
+        best = below
+        if below + 1 < len(fpr):
+            above = int(np.searchsorted(fpr, fpr[below + 1], side="right")) - 1
+            near_below, near_above = np.abs(fpr[[below, above]] - far)
+            if near_above <= near_below:
+                best = above
         if not complete:
             # Every point past the head has FPR >= that of the head's last score; it must be farther.
             bound = fps[-1] / np.float64(impostors) - far if count else -np.inf
-            if not distance[best] < bound:
+            if not np.abs(fpr[best] - far) < bound:
                 return None
         tars.append(float(tpr[best]))
     return tars

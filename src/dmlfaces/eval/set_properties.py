@@ -6,11 +6,10 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
-from torch import nn
 
 from dmlfaces.models.aggregators import CoresetAggregator
 from dmlfaces.models.coreset import farthest_point_picks
-from dmlfaces.models.templates import describe_templates, group_crops, pad_sets
+from dmlfaces.models.templates import group_crops, pad_sets
 
 
 def add_bursts(features: np.ndarray, norms: np.ndarray, template_ids: np.ndarray, media_ids: np.ndarray,
@@ -31,15 +30,20 @@ def add_bursts(features: np.ndarray, norms: np.ndarray, template_ids: np.ndarray
             np.concatenate([template_ids, template_ids[burst]]), np.concatenate([media_ids, new_media]))
 
 
-def burst_shift(aggregators: Mapping[str, nn.Module], features: np.ndarray, norms: np.ndarray, template_ids: np.ndarray,
-                media_ids: np.ndarray, copies: int = 50, seed: int = 0) -> dict[str, np.ndarray]:
-    """How far a burst moves each template's descriptor: (T,) ``1 - cos(before, after)`` per aggregator."""
-    bursty = add_bursts(features, norms, template_ids, media_ids, copies, seed)
+def burst_shift(before: Mapping[str, tuple[np.ndarray, np.ndarray]], after: Mapping[str, tuple[np.ndarray, np.ndarray]]
+                ) -> dict[str, np.ndarray]:
+    """How far a burst moves each template's descriptor: (T,) ``1 - cos(before, after)`` per method of ``after``.
+
+    Args:
+        before, after: name -> (templates (T,), unit descriptors (T, D)) without and with the bursts of
+            ``add_bursts`` (``verify.describe_rows`` gives both); the same templates in both.
+    """
     shifts = {}
-    for name, aggregator in aggregators.items():
-        _, before, _ = describe_templates(aggregator, features, norms, template_ids, media_ids)
-        _, after, _ = describe_templates(aggregator, *bursty)
-        shifts[name] = 1.0 - np.sum(before * after, axis=1)
+    for name, (templates, bursty) in after.items():
+        known, descriptors = before[name]
+        if not np.array_equal(known, templates):
+            raise ValueError(f"{name}: the descriptors with and without bursts are of different templates")
+        shifts[name] = 1.0 - np.sum(descriptors * bursty, axis=1)
     return shifts
 
 

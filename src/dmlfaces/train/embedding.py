@@ -23,12 +23,12 @@ from torch import nn
 from dmlfaces.data.folders import read_image_folder
 from dmlfaces.data.images import load_rgb
 from dmlfaces.data.transforms import augment_face, to_input_tensor
-from dmlfaces.io import atomic_path, write_json
+from dmlfaces.io import write_json
 from dmlfaces.models.backbones import DEPTHS, build_backbone
 from dmlfaces.models.losses import LOSSES, build_loss
 from dmlfaces.params import check_choice, check_device, check_positive_ints, check_range, load_section
 from dmlfaces.train.distributed import init_distributed
-from dmlfaces.train.loop import LoopConfig, train_loop
+from dmlfaces.train.loop import LoopConfig, save_state, train_loop
 
 BACKBONE_FILE = "backbone.pt"
 HISTORY_FILE = "history.json"
@@ -98,16 +98,16 @@ class FaceBatches:
 
     def batch(self, indices: np.ndarray, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, 3, 112, 112) float images in [-1, 1] and (B,) int64 labels."""
-        images = self.images[indices] if self.images is not None else self._decode(indices)
-        flips = np.random.default_rng([self.seed, 104729, epoch]).random(len(self)) < 0.5
-        images = np.where(flips[indices, None, None, None], images[:, :, ::-1], images)
+        images = self.images[indices] if self.images is not None else self._decode(indices)  # a copy either way
+        flips = (np.random.default_rng([self.seed, 104729, epoch]).random(len(self)) < 0.5)[indices]
+        images[flips] = images[flips, :, ::-1]  # in place: only the flipped half is rewritten
         if self.augment > 0:
             def view(j: int) -> np.ndarray:
                 return augment_face(images[j], np.random.default_rng([self.seed, 7919, epoch, int(indices[j])]), self.augment)
 
             with ThreadPoolExecutor(self.threads) as pool:  # PIL releases the GIL while it resizes
                 images = np.stack(list(pool.map(view, range(len(indices)))))
-        return to_input_tensor(np.ascontiguousarray(images)), torch.from_numpy(self.labels[indices])
+        return to_input_tensor(images), torch.from_numpy(self.labels[indices])
 
 
 class EmbeddingModel(nn.Module):
@@ -132,8 +132,7 @@ def save_backbone(backbone: nn.Module, config: EmbeddingConfig, path: str | os.P
     """Write the trained backbone with the settings that rebuild it (read by ``load_backbone``)."""
     state = {"dmlfaces_backbone": config.backbone, "embedding_dim": config.embedding_dim,
              "state_dict": {k: v.detach().cpu() for k, v in backbone.state_dict().items()}}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    save_state(state, path)
 
 
 def kill_switch() -> Callable[[int], None] | None:

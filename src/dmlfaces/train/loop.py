@@ -16,6 +16,7 @@ A trainer supplies a module whose ``forward(*batch)`` returns the loss, an optim
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,6 +57,16 @@ class LoopConfig:
     description: str = "train"
     fingerprint: str = ""  # what the run trains; a checkpoint of another run is never resumed
     on_step: Callable[[int], None] | None = field(default=None, repr=False)  # test hook, called after each step
+
+
+def save_state(state: dict, path: str | os.PathLike[str]) -> None:
+    """``torch.save`` ``state`` to ``path`` atomically, the same state giving the same bytes.
+
+    Saved through a file object: given a path, ``torch.save`` names the archive's inner folder after the file,
+    here the temporary's random name, so two identical runs would write different bytes.
+    """
+    with atomic_path(path) as tmp, open(tmp, "wb") as stream:
+        torch.save(state, stream)
 
 
 def epoch_order(seed: int, epoch: int, size: int) -> np.ndarray:
@@ -143,8 +154,7 @@ def train_loop(
                  "scheduler": scheduler.state_dict() if scheduler is not None else None, "scaler": scaler.state_dict(),
                  "epoch": next_epoch, "batch": next_batch, "step": step, "history": history, "rng": torch.get_rng_state(),
                  "fingerprint": config.fingerprint}
-        with atomic_path(checkpoint_path) as tmp:
-            torch.save(state, tmp)
+        save_state(state, checkpoint_path)
 
     module.train()
     while epoch < config.epochs:
