@@ -188,3 +188,25 @@ def test_the_reference_is_a_git_revisions_committed_metrics(tmp_path: Path, caps
     assert "resamples: 100, the reference 200" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="neither a directory nor a git revision"):
         tool.main(["--metrics", str(metrics), "--reference", "no-such-revision"])
+
+
+def test_the_environment_alone_is_pinned_for_a_process_without_torch_work() -> None:
+    probe = ("import json, os, sys\nfrom dmlfaces.numerics import PINNED, pin_numerics\n"
+             "mode = pin_numerics(configure_torch=False)\n"
+             "print(json.dumps({'mode': mode, 'torch': 'torch' in sys.modules,"
+             " 'pinned': all(os.environ[k] == v for k, v in PINNED.items())}))")
+    result = subprocess.run([sys.executable, "-c", probe], env=_environment("pinned", OMP_NUM_THREADS="1"), capture_output=True,
+                            text=True, check=True)
+    assert json.loads(result.stdout) == {"mode": "pinned", "torch": False, "pinned": True}
+
+
+def test_check_params_runs_without_loading_torch(tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"data": {"dir": "data", "preset": "tiny", "seed": 0}}))
+    probe = ("import runpy, sys\nsys.argv = ['dmlfaces', 'check-params', 'data', '--params', sys.argv[1]]\n"
+             "try:\n    runpy.run_module('dmlfaces', run_name='__main__')\nexcept SystemExit as stop:\n"
+             "    assert not stop.code, stop.code\nprint('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", probe, str(params)], env=_environment("pinned"), capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "False"

@@ -305,9 +305,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return status
 
 
+# Sub-commands that compute nothing with torch in their own process (a notebook's kernel is a child process).
+TORCH_FREE_COMMANDS = ("check-params", "notebook")
+
+
 def _run(argv: list[str], clock: timing.Clock) -> int:
     try:
-        clock.numerics = pin_numerics()  # first: every stage and every torchrun worker computes the same bits
+        # First: every stage and every torchrun worker computes the same bits.
+        clock.numerics = pin_numerics(configure_torch=not (argv and argv[0] in TORCH_FREE_COMMANDS))
     except UserError as error:
         print(f"dmlfaces: {error}", file=sys.stderr)
         return 2

@@ -39,12 +39,14 @@ PINNED = {
 }
 
 
-def pin_numerics() -> str:
+def pin_numerics(configure_torch: bool = True) -> str:
     """Pin the CPU numerics of this process and its children, unless ``DMLFACES_NUMERICS=native``; return the mode.
 
     Call it before torch or numpy is imported. A process that has loaded either already (the command line
     called from Python, as the tests do) is left as it is, since those libraries have read their settings,
-    and ``"preloaded"`` is returned.
+    and ``"preloaded"`` is returned. ``configure_torch=False`` sets the environment only, for a process that
+    computes nothing with torch itself (``check-params``; ``notebook``, whose kernel is a child): importing
+    torch to switch on its deterministic algorithms would cost such a stage seconds for nothing.
     """
     mode = os.environ.get(MODE_VARIABLE, "pinned")
     if mode not in MODES:
@@ -55,6 +57,8 @@ def pin_numerics() -> str:
     if "torch" in sys.modules or "numpy" in sys.modules:
         return "preloaded"
     os.environ.update(PINNED)
+    if not configure_torch:
+        return mode
     import torch
 
     # On a GPU host deterministic mode would slow or refuse CUDA kernels (cuBLAS needs CUBLAS_WORKSPACE_CONFIG).

@@ -7,16 +7,13 @@ stops it before any work with a message naming the key, the value and what is al
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dmlfaces.data.synth import PRESETS
 from dmlfaces.errors import ParameterError
-from dmlfaces.eval.attributes import AttributeStudyParams
 from dmlfaces.params import check_choice, check_positive_ints, check_range, load_section, read_params
-from dmlfaces.train.aggregator import AggregatorConfig, load_config
-from dmlfaces.train.embedding import EmbeddingConfig
 
 
 @dataclass
@@ -28,6 +25,8 @@ class DataParams:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        from dmlfaces.data.synth import PRESETS  # here, not at the top: see SECTIONS
+
         check_choice("data", "preset", self.preset, sorted(PRESETS))
         check_range("data", "seed", self.seed, 0)
 
@@ -91,16 +90,19 @@ class AttributesReportParams:
         check_positive_ints(self, "attributes_report", ("map_identities",))
 
 
-SECTIONS: dict[str, type] = {
-    "data": DataParams,
-    "data_report": DataReportParams,
-    "embedding": EmbeddingConfig,
-    "embedding_report": EmbeddingReportParams,
-    "aggregator_views": AggregatorViewsParams,
-    "aggregator": AggregatorConfig,
-    "verification_report": VerificationReportParams,
-    "attributes": AttributeStudyParams,
-    "attributes_report": AttributesReportParams,
+# Each section's schema as "module:class". The trainers' and the attribute study's configs are imported only
+# when their section is checked: every stage runs check-params in a process of its own, and importing torch
+# and scikit-learn for a data or report section would cost seconds per stage.
+SECTIONS: dict[str, str] = {
+    "data": f"{__name__}:DataParams",
+    "data_report": f"{__name__}:DataReportParams",
+    "embedding": "dmlfaces.train.embedding:EmbeddingConfig",
+    "embedding_report": f"{__name__}:EmbeddingReportParams",
+    "aggregator_views": f"{__name__}:AggregatorViewsParams",
+    "aggregator": "dmlfaces.train.aggregator:AggregatorConfig",
+    "verification_report": f"{__name__}:VerificationReportParams",
+    "attributes": "dmlfaces.eval.attributes:AttributeStudyParams",
+    "attributes_report": f"{__name__}:AttributesReportParams",
 }
 # Checked through its base section: each variant is the ``aggregator`` section with some keys changed.
 VARIANTS = "aggregator_variants"
@@ -113,7 +115,15 @@ def check_params(params_path: str | Path, sections: Sequence[str]) -> None:
         raise ParameterError(f"no parameter schema for sections {unknown}; known: {sorted([*SECTIONS, VARIANTS])}")
     for section in sections:
         if section == VARIANTS:
+            from dmlfaces.train.aggregator import load_config
+
             for variant in read_params(params_path).get(VARIANTS) or {}:
                 load_config(params_path, variant)
         else:
-            load_section(SECTIONS[section], params_path, section)
+            load_section(section_schema(section), params_path, section)
+
+
+def section_schema(section: str) -> type:
+    """The dataclass of a ``params.yaml`` section of SECTIONS, imported on first use."""
+    module, _, name = SECTIONS[section].partition(":")
+    return getattr(importlib.import_module(module), name)

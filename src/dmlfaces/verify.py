@@ -24,7 +24,7 @@ from dmlfaces.eval.templates import insightface_template_descriptors
 from dmlfaces.eval.verification import FARS, OneToOneReport, evaluate_one_to_one
 from dmlfaces.features import FeatureSet
 from dmlfaces.models.aggregators import build_aggregator
-from dmlfaces.models.templates import describe_templates
+from dmlfaces.models.templates import describe_templates_by
 
 BASELINES = ("mean", "norm_weighted", "media_template")
 # insightface's IJB evaluator with its default flags: each crop's raw flip-sum feature (its norm kept as a
@@ -129,11 +129,8 @@ def describe_rows(methods: Mapping[str, nn.Module], features: np.ndarray, norms:
     Args:
         features: (M, D) unit crop features; norms, template_ids, media_ids: (M,).
     """
-    described = {}
-    for name, aggregator in methods.items():
-        templates, descriptors, _ = describe_templates(aggregator, features, norms, template_ids, media_ids, device=device)
-        described[name] = (templates, descriptors)
-    return described
+    described = describe_templates_by(methods, features, norms, template_ids, media_ids, device=device)
+    return {name: (templates, descriptors) for name, (templates, descriptors, _) in described.items()}
 
 
 def baseline_comparisons(names: Sequence[str]) -> list[tuple[str, str]]:

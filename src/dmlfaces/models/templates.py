@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import torch
 from torch import nn
@@ -50,7 +52,6 @@ def pad_sets(
     return torch.from_numpy(padded), torch.from_numpy(padded_norms), torch.from_numpy(mask), padded_media
 
 
-@torch.no_grad()
 def describe_templates(
     aggregator: nn.Module,
     features: np.ndarray,
@@ -70,15 +71,36 @@ def describe_templates(
     Returns:
         templates (T,) sorted ids, descriptors (T, D) float32 unit rows, descriptor norms (T,) float32.
     """
+    return describe_templates_by({"": aggregator}, features, norms, template_ids, media_ids, crops_per_batch, device)[""]
+
+
+@torch.no_grad()
+def describe_templates_by(
+    aggregators: Mapping[str, nn.Module],
+    features: np.ndarray,
+    norms: np.ndarray,
+    template_ids: np.ndarray,
+    media_ids: np.ndarray | None = None,
+    crops_per_batch: int = 1 << 16,
+    device: str = "auto",
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``describe_templates`` of every aggregator of ``aggregators`` (name -> module) on the same templates.
+
+    Each padded batch is built once and handed to every aggregator in turn (padding a large template set
+    costs as much as a cheap aggregator's forward); each aggregator sees the batches it would see alone.
+
+    Returns:
+        name -> (templates (T,), descriptors (T, D), descriptor norms (T,)), as ``describe_templates``.
+    """
     bad = ~np.isfinite(features).all(axis=1) | ~np.isfinite(norms)
     if bad.any():
         raise ValueError(f"{int(bad.sum())} crops have NaN or infinite features or norms (rows {np.flatnonzero(bad)[:5].tolist()})")
     target = resolve_device(device)
-    aggregator = aggregator.to(target).eval()
+    modules = {name: aggregator.to(target).eval() for name, aggregator in aggregators.items()}
     templates, order, starts = group_crops(np.asarray(template_ids))
     sizes = np.diff(starts)
-    descriptors = np.zeros((len(templates), features.shape[1]), np.float32)
-    out_norms = np.zeros(len(templates), np.float32)
+    outputs = {name: (np.zeros((len(templates), features.shape[1]), np.float32), np.zeros(len(templates), np.float32))
+               for name in modules}
     by_size = np.argsort(sizes, kind="stable")
     first = 0
     while first < len(by_size):
@@ -89,7 +111,9 @@ def describe_templates(
         chosen = by_size[first:last]
         batch = pad_sets(features, norms, media_ids, [order[starts[t]:starts[t + 1]] for t in chosen])
         batch = [None if t is None else t.to(target) for t in batch]
-        descriptor, norm = aggregator(*batch)
-        descriptors[chosen], out_norms[chosen] = descriptor.float().cpu().numpy(), norm.float().cpu().numpy()
+        for name, aggregator in modules.items():
+            descriptor, norm = aggregator(*batch)
+            descriptors, out_norms = outputs[name]
+            descriptors[chosen], out_norms[chosen] = descriptor.float().cpu().numpy(), norm.float().cpu().numpy()
         first = last
-    return templates, descriptors, out_norms
+    return {name: (templates, descriptors, out_norms) for name, (descriptors, out_norms) in outputs.items()}
