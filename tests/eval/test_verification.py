@@ -130,3 +130,24 @@ def test_paired_differences_need_known_methods_and_the_bootstrap(small_protocol)
                             comparisons=[("m", "x")])
     with pytest.raises(ValueError, match="paired differences need the bootstrap"):
         evaluate_one_to_one(described | {"n": described["m"]}, p.pairs, p.labels, comparisons=[("m", "n")])
+
+
+def test_methods_evaluated_side_by_side_give_the_sequential_report(small_protocol, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dmlfaces.eval import verification
+
+    p = small_protocol
+    rng = np.random.default_rng(5)
+    described = {name: (p.templates, unit_rows(p.descriptors + rng.normal(scale=scale, size=p.descriptors.shape)))
+                 for name, scale in (("c", 0.3), ("a", 0.8), ("d", 0.1), ("b", 1.5), ("e", 0.5))}
+
+    def report():
+        return evaluate_one_to_one(described, p.pairs, p.labels, fars=(1e-2, 1e-1), template_subjects=(p.templates, p.subjects),
+                                   resamples=30, seed=2, keep_scores=True, comparisons=[("c", "a"), ("e", "b")])
+
+    side_by_side = report()
+    monkeypatch.setattr(verification, "_METHODS_AT_ONCE", 1)
+    one_by_one = report()
+    assert list(side_by_side.methods) == list(described)  # the callers' order, not the order threads finish in
+    assert json.dumps(side_by_side.to_dict()) == json.dumps(one_by_one.to_dict())
+    for name in described:
+        assert np.array_equal(side_by_side.methods[name].scores, one_by_one.methods[name].scores)
