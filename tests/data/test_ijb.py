@@ -11,6 +11,7 @@ from PIL import Image
 
 from dmlfaces.data.align import align_face
 from dmlfaces.data.errors import DataFormatError
+from dmlfaces.data import ijb
 from dmlfaces.data.ijb import IJBProtocol, read_ijb, write_ijb
 
 # Lines in the published format; the first of each file is the FORMATS.md example.
@@ -170,6 +171,16 @@ def test_writer_output_is_the_published_format_and_deterministic(tmp_path: Path)
     csv_lines = meta.joinpath("ijbs_1N_gallery_G1.csv").read_text().splitlines()
     t, s, f = data["one_to_n"]["1N_gallery_G1"][0]
     assert csv_lines[:2] == ["TEMPLATE_ID,SUBJECT_ID,FILENAME", f"{t},{s},{f}"]
+
+
+@pytest.mark.parametrize("count", [0, 1, 2_000])
+def test_pair_file_text_is_the_line_by_line_formatting(count: int) -> None:
+    """The vectorised pair file equals formatting each pair, ids of every width and sign included."""
+    rng = np.random.default_rng(count)
+    pairs = rng.integers(-60, 300_000, (count, 2))
+    labels = rng.integers(0, 2, count)
+    expected = "".join(f"{a} {b} {y}\n" for (a, b), y in zip(pairs.tolist(), labels.tolist()))
+    assert ijb._pair_lines(pairs, labels) == expected.encode()
 
 
 def test_writer_rejects_inconsistent_arrays(tmp_path: Path) -> None:

@@ -125,6 +125,22 @@ def test_default_preset_has_ijb_b_power() -> None:
     assert len(ijb.crops) < 13_000  # reuse, not more rendering: IJB rows outnumber the images
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_impostor_positions_are_the_cross_subject_cells_of_the_upper_triangle(seed: int) -> None:
+    """The direct listing of impostor pairs equals filtering ``np.triu_indices`` by subject, as it replaced."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 7, rng.integers(1, 30))  # templates per subject, consecutive as in the protocol
+    subjects = np.repeat(np.arange(len(sizes)), sizes)
+    n = len(subjects)
+    i, j = np.triu_indices(n, k=1)
+    expected = np.flatnonzero(subjects[i] != subjects[j])
+    starts = np.flatnonzero(np.r_[True, subjects[1:] != subjects[:-1]])
+    ends = np.repeat(np.r_[starts[1:], n], np.diff(np.r_[starts, n]))
+    positions = synth._impostor_positions(ends)
+    np.testing.assert_array_equal(positions, expected)
+    np.testing.assert_array_equal(synth._triangle_pairs(positions, n), np.stack([i[expected], j[expected]], axis=1))
+
+
 def test_templates_mix_stills_and_clips_of_near_duplicate_frames(tiny_data: Path) -> None:
     truth = pd.read_csv(tiny_data / "ground_truth.csv")
     crops = truth[truth["split"] == "ijbs"]

@@ -28,13 +28,14 @@ IJB and CelebA identities never overlap.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
 import json
 import multiprocessing
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -248,6 +249,31 @@ def _ijb_protocol(seed: int, preset: Preset) -> _IJBProtocolRows:
                             template_media, template_subjects)
 
 
+def _row_starts(n: int) -> np.ndarray:
+    """(n,) position of pair (a, a + 1) in the row-major upper triangle (k=1) of an n x n matrix."""
+    a = np.arange(n, dtype=np.int64)
+    return a * (2 * n - a - 1) // 2
+
+
+def _impostor_positions(ends: np.ndarray) -> np.ndarray:
+    """Sorted positions, in the row-major upper triangle (k=1) of the T x T template matrix, of the pairs of
+    templates of different subjects, when each subject's templates are consecutive and template ``a``'s subject
+    ends before index ``ends[a]`` (T,). Row ``a``'s pairs with other subjects are its last ``T - ends[a]``;
+    listing them directly costs a fraction of ``np.triu_indices`` over all T (T - 1) / 2 pairs."""
+    n = len(ends)
+    counts = n - ends
+    first = _row_starts(n) + (ends - np.arange(n) - 1)  # position of (a, ends[a])
+    offsets = np.arange(counts.sum(), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    return np.repeat(first, counts) + offsets
+
+
+def _triangle_pairs(positions: np.ndarray, n: int) -> np.ndarray:
+    """(P, 2) indices (i < j) of the given positions in the row-major upper triangle (k=1) of an n x n matrix."""
+    starts = _row_starts(n)
+    i = np.searchsorted(starts, positions, side="right") - 1
+    return np.stack([i, positions - starts[i] + i + 1], axis=1)
+
+
 def _ijb_pairs(seed: int, preset: Preset, protocol: _IJBProtocolRows) -> tuple[np.ndarray, np.ndarray]:
     """Every genuine template pair sharing no media and up to ``ijb_max_impostor_pairs`` impostor pairs, sorted."""
     templates = np.array(sorted(protocol.template_subjects), dtype=np.int64)
@@ -263,11 +289,11 @@ def _ijb_pairs(seed: int, preset: Preset, protocol: _IJBProtocolRows) -> tuple[n
     genuine_index = np.array(genuine, dtype=np.int64).reshape(-1, 2)
     # Impostor pairs: a uniform sample of the pairs (i < j) of templates of different subjects, drawn as
     # positions in the upper triangle of the template x template matrix.
-    i, j = np.triu_indices(len(templates), k=1)
-    impostor = np.flatnonzero(subjects[i] != subjects[j])
+    ends = np.repeat(np.r_[starts[1:], len(templates)], np.diff(np.r_[starts, len(templates)]))
+    impostor = _impostor_positions(ends)
     if len(impostor) > preset.ijb_max_impostor_pairs:
         impostor = np.sort(_rng(seed, PAIRS).choice(impostor, preset.ijb_max_impostor_pairs, replace=False))
-    index = np.concatenate([genuine_index, np.stack([i[impostor], j[impostor]], axis=1)])
+    index = np.concatenate([genuine_index, _triangle_pairs(impostor, len(templates))])
     labels = np.r_[np.ones(len(genuine_index), np.int8), np.zeros(len(impostor), np.int8)]
     order = np.lexsort((index[:, 1], index[:, 0]))
     return templates[index[order]], labels[order]
@@ -322,25 +348,30 @@ def _render_to(args: tuple[Path, RenderJob]) -> np.ndarray:
     return landmarks
 
 
-def _render_all(root: Path, jobs: list[RenderJob], workers: int) -> np.ndarray:
-    """Render every job (in parallel; output does not depend on ``workers``). Returns (N, 5, 2)."""
+@contextlib.contextmanager
+def _rendering(root: Path, jobs: list[RenderJob], workers: int) -> Iterator[Callable[[], np.ndarray]]:
+    """Start rendering every job in ``workers`` processes and yield ``wait``, which returns the (N, 5, 2)
+    landmarks once all are written (output does not depend on ``workers``). Until the caller waits, this
+    process is free for the work that needs no landmarks, which would otherwise run before or after the
+    rendering with the workers idle."""
     for parent in sorted({(root / job.path).parent for job in jobs}):
         parent.mkdir(parents=True, exist_ok=True)
     tasks = [(root, job) for job in jobs]
     progress = dict(total=len(jobs), desc="synth", unit="img", mininterval=2.0)
     if workers <= 1:
-        results = [_render_to(task) for task in tqdm(tasks, **progress)]
-    else:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            results = list(tqdm(pool.imap(_render_to, tasks, chunksize=32), **progress))
-    return np.stack(results)
+        yield lambda: np.stack([_render_to(task) for task in tqdm(tasks, **progress)])
+        return
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        results = pool.imap(_render_to, tasks, chunksize=32)
+        yield lambda: np.stack(list(tqdm(results, **progress)))
 
 
 def _ground_truth_csv(rows: list[dict[str, object]]) -> str:
+    """CSV text of ``rows``, which all have the first row's keys in its order."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(rows[0])
+    writer.writerows(row.values() for row in rows)
     return buffer.getvalue()
 
 
@@ -383,8 +414,18 @@ def _read_manifest(out: Path) -> dict | str:
 
 def _inventory(root: Path) -> dict[str, int]:
     """Every file under ``root`` (relative POSIX path -> size in bytes), sorted, the manifest excluded."""
-    return {path.relative_to(root).as_posix(): path.stat().st_size
-            for path in sorted(root.rglob("*")) if path.is_file() and path.name != MANIFEST}
+    # os.scandir's entries carry their type: Path.rglob + is_file + stat cost three system calls per file.
+    sizes: dict[str, int] = {}
+    pending = [(root, "")]
+    while pending:
+        folder, prefix = pending.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append((Path(entry.path), f"{prefix}{entry.name}/"))
+                elif entry.is_file() and entry.name != MANIFEST:
+                    sizes[prefix + entry.name] = entry.stat().st_size
+    return dict(sorted(sizes.items()))
 
 
 def _check_replaceable(out: Path, new: Path | None = None) -> None:
@@ -422,11 +463,11 @@ def _check_replaceable(out: Path, new: Path | None = None) -> None:
                               f"move them out of {out}, or delete {out} yourself, then run synth again")
 
 
-def _write_ijb(root: Path, seed: int, preset: Preset, ijb: _IJBProtocolRows, landmarks: np.ndarray) -> np.ndarray:
-    """Write the IJB meta files under ``root`` from the rendered crops' (C, 5, 2) landmarks; return the (P,)
-    pair labels. The first template of each subject is its gallery template; its other templates are probes,
-    split by whether they share media with the gallery template (IJB's probes share none)."""
-    pairs, labels = _ijb_pairs(seed, preset, ijb)
+def _write_ijb(root: Path, seed: int, ijb: _IJBProtocolRows, pairs: np.ndarray, labels: np.ndarray,
+               landmarks: np.ndarray) -> None:
+    """Write the IJB meta files under ``root`` from the (P, 2) template pairs, their (P,) labels and the rendered
+    crops' (C, 5, 2) landmarks. The first template of each subject is its gallery template; its other templates
+    are probes, split by whether they share media with the gallery template (IJB's probes share none)."""
     gallery: dict[int, int] = {}
     for template, subject in ijb.template_subjects.items():  # dicts keep insertion (id) order
         gallery.setdefault(subject, template)
@@ -453,7 +494,6 @@ def _write_ijb(root: Path, seed: int, preset: Preset, ijb: _IJBProtocolRows, lan
         detector_scores=detector_scores[ijb.row_crops],
         pairs=pairs, pair_labels=labels, one_to_n=one_to_n,
     )
-    return labels
 
 
 def synthesize(out: str | os.PathLike[str], preset: str = "default", seed: int = 0, workers: int | None = None) -> dict[str, int]:
@@ -483,8 +523,7 @@ def synthesize(out: str | os.PathLike[str], preset: str = "default", seed: int =
         jobs.append(job)
         rows.append({"split": split, "path": job.path, "person_id": job.person.person_id, "identity": identity,
                      "template_id": extra.get("template_id", -1), "media_id": extra.get("media_id", -1),
-                     "media_kind": extra.get("media_kind", "still"), "frame": extra.get("frame", 0),
-                     **factor_record(job.person, job.image)})
+                     "media_kind": extra.get("media_kind", "still"), "frame": extra.get("frame", 0)})
 
     for _, j, person, image in _centred_images(seed, "train", sizes.train_identities, sizes.train_images_per_identity, TRAIN_DIFFICULTY):
         g = person.person_id
@@ -511,16 +550,21 @@ def synthesize(out: str | os.PathLike[str], preset: str = "default", seed: int =
             add(RenderJob(f"train_clips/{g:07d}/{c:02d}/{f:03d}.jpg", person, image, LOOSE_MARGIN, align=True), "train_clips", f"{g:07d}",
                 media_kind="clip", frame=f)
 
+    celeba_jobs = jobs[celeba_start:clips_start]
     with atomic_directory(out, _check_replaceable) as tmp:
-        landmarks = _render_all(tmp, jobs, workers)
+        with _rendering(tmp, jobs, workers) as wait_for_landmarks:
+            # While the workers render: everything that needs no landmarks.
+            pairs, ijb_labels = _ijb_pairs(seed, sizes, ijb)
+            for row, job in zip(rows, jobs):
+                row.update(factor_record(job.person, job.image))
+            celeba_attributes = np.stack([celeba_labels(j.person, j.image) for j in celeba_jobs])
+            landmarks = wait_for_landmarks()
 
-        ijb_labels = _write_ijb(tmp / "IJBS", seed, sizes, ijb, landmarks[ijb_start:celeba_start])
-
-        celeba_jobs = jobs[celeba_start:clips_start]
+        _write_ijb(tmp / "IJBS", seed, ijb, pairs, ijb_labels, landmarks[ijb_start:celeba_start])
         celeba_layout.write_celeba(
             tmp / "celeba",
             image_names=[Path(j.path).name for j in celeba_jobs],
-            attributes=np.stack([celeba_labels(j.person, j.image) for j in celeba_jobs]),
+            attributes=celeba_attributes,
             identities=np.array(celeba_identities, dtype=np.int64),
             partitions=np.array(celeba_partitions, dtype=np.int8),
             landmarks=landmarks[celeba_start:clips_start],
