@@ -28,3 +28,36 @@ def tiny_backbone(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     config = EmbeddingConfig(embedding_dim=64, epochs=1, batch_size=8, lr=0.05, checkpoint_every=100, loader_threads=2, device="cpu")
     train_embedding(tiny_data / "train", out, config)
     return out / "backbone.pt"
+
+
+def _official_coreset_state(dim: int, seed: int = 0) -> dict:
+    """Random weights under the official FaceCoresetNet key names and shapes (net_template.TemplateAggregateModel
+    at 6e13498, as its Lightning module saves it), unused modules included, plus a few backbone and head keys
+    the aggregator must not take."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=g) * 0.2
+
+    state = {"model.input_layer.0.weight": rand(64, 3, 3, 3), "head.kernel": rand(dim, 10),
+             "template_model.module.input_layer.0.weight": rand(64, 3, 3, 3)}
+    layer = "aggregate_model.decoder_layer1."
+    for attention in ("self_attn1", "self_attn2", "multihead_attn1", "multihead_attn2", "multihead_attn3"):
+        state.update({f"{layer}{attention}.in_proj_weight": rand(3 * dim, dim), f"{layer}{attention}.in_proj_bias": rand(3 * dim),
+                      f"{layer}{attention}.out_proj.weight": rand(dim, dim), f"{layer}{attention}.out_proj.bias": rand(dim)})
+    for norm in ("norm1", "norm2", "norm3", "norm4"):
+        state.update({f"{layer}{norm}.weight": 1 + rand(dim), f"{layer}{norm}.bias": rand(dim)})
+    state.update({"aggregate_model.gamma": torch.tensor(0.8), "aggregate_model.tau": torch.tensor(0.0),
+                  "aggregate_model.feature_norm_normalizer": torch.tensor(-2.94), "aggregate_model.ur_center": rand(dim),
+                  "aggregate_model.dist_from_ur_center_norm_size_balance": torch.tensor(-1.39),
+                  "aggregate_model.quality_measure.weight": rand(1, dim), "aggregate_model.quality_measure.bias": rand(1),
+                  "aggregate_model.pos_trans_norm.weight": 1 + rand(dim), "aggregate_model.pos_trans_norm.bias": rand(dim)})
+    return state
+
+
+@pytest.fixture
+def official_coreset_state():
+    """``state(dim, seed=0)``: an official-layout FaceCoresetNet state dict with random weights."""
+    return _official_coreset_state

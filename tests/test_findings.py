@@ -155,3 +155,23 @@ def test_read_metrics_reads_the_five_files(tmp_path: Path) -> None:
     for name in findings.METRICS_FILES:
         (tmp_path / "metrics" / f"{name}.json").write_text(json.dumps({"name": name}))
     assert findings.read_metrics(tmp_path) == {name: {"name": name} for name in findings.METRICS_FILES}
+
+
+def test_changes_table_has_one_row_per_change_with_its_measured_effect() -> None:
+    from dmlfaces.models.coreset_changes import CHANGES, change_variant
+
+    names = [change_variant(change) for change in CHANGES] + ["coreset"]
+    effects = [(0.02, 0.01, 0.03), (-0.02, -0.03, -0.01), (0.0, -0.01, 0.01)]
+    differences = {f"{name} - faithful": {far: _difference(*effects[i % 3]) for far in ("0.0001", "0.001")}
+                   for i, name in enumerate(names)}
+    table = findings.coreset_changes_table({"differences": differences}, ("0.0001", "0.001"))
+    assert list(table.index) == [change.point for change in CHANGES] + ["Every change (our coreset)"]
+    assert list(table.columns) == ["official code", "ours", "why", "difference@1e-4", "difference@1e-3"]
+    assert table.iloc[0]["difference@1e-4"] == "+2.0 [+1.0, +3.0] helps"
+    assert table.iloc[1]["difference@1e-4"] == "-2.0 [-3.0, -1.0] hurts"
+    assert table.iloc[2]["difference@1e-3"] == "+0.0 [-1.0, +1.0] no clear effect"
+    assert table.iloc[0]["official code"] == CHANGES[0].official_does
+
+
+def test_lowest_reported_fars_skip_what_the_protocol_cannot_measure() -> None:
+    assert findings.lowest_reported_fars({"measurable_fars": ["0.1", "1e-06", "0.001", "0.01"]}) == ("0.001", "0.01")

@@ -24,9 +24,12 @@ from PIL import Image
 
 from dmlfaces import findings
 from dmlfaces.data.faces import QUALITY_WEIGHTS
+from dmlfaces.models.coreset_changes import CHANGES, change_variants
 from dmlfaces.notebook import part_path
 
 REPO = Path(__file__).resolve().parents[1]
+# The faithful variant and one of its one-change variants: the chapter-03 table with one change measured.
+TINY_FAITHFUL = ("faithful", "faithful_with_pick_logits")
 
 
 def _project_files() -> list[str]:
@@ -61,8 +64,9 @@ def project(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     params["embedding_report"].update(genuine_pairs=300, impostor_pairs=3000, map_identities=4)
     params["aggregator_views"]["views"] = 1
     params["aggregator"].update(heads=4, epochs=1, batch_size=4, templates_per_identity=2, max_set_size=6, device="cpu")
+    faithful = {name: settings for name, settings in change_variants().items() if name in TINY_FAITHFUL}
     params["aggregator_variants"] = {"coreset": {}, "coreset_seed1": {"seed": 1}, "gamma0": {"gamma": 0.0, "learn_gamma": False},
-                                     "attention_pooling": {"method": "attention_pooling"}}
+                                     "attention_pooling": {"method": "attention_pooling"}, **faithful}
     params["verification_report"].update(resamples=20, burst_copies=5)
     params["attributes"].update(n_init=2, probe_folds=2, min_identities_per_state=1)
     params["attributes_report"]["map_identities"] = 10
@@ -99,22 +103,26 @@ def test_dvc_repro_runs_every_chapter_and_builds_the_book(project: Path) -> None
     chapter = (project / "_build" / "html" / "book" / "02_embedding.html").read_text()
     assert len(re.findall(r'<img [^>]*src="', chapter)) >= 4 and "Spearman" in chapter
 
+    trained = {"coreset", "coreset_seed1", "gamma0", "attention_pooling", *TINY_FAITHFUL}
     aggregator = json.loads((project / "results" / "metrics" / "aggregator.json").read_text())
-    assert set(aggregator["gamma"]) == {"coreset", "coreset_seed1", "gamma0", "attention_pooling"}
+    assert set(aggregator["gamma"]) == trained
     assert aggregator["gamma"]["gamma0"] == 0.0
     chapter = (project / "_build" / "html" / "book" / "03_aggregator.html").read_text()
     assert len(re.findall(r'<img [^>]*src="', chapter)) >= 2 and "TAR at FAR = 1e-4" in chapter
+    # The table of differences from the official code: one row per change, the trained one measured.
+    assert all(change.point in chapter for change in CHANGES) and "not measured (faithful_with_schedule" in chapter
 
     verification = json.loads((project / "results" / "metrics" / "verification.json").read_text())
-    methods = {"mean", "norm_weighted", "media_template", "coreset", "coreset_seed1", "gamma0", "attention_pooling"}
+    methods = {"mean", "norm_weighted", "media_template", *trained}
     assert set(verification["methods"]) == methods | {"media_template_N1D1"}
     # Chapter 03's burst table, measured by this stage (no detector scores in a burst: the D1 recipe is left out).
     assert set(verification["burst_shift"]) == methods and verification["burst_shift"]["mean"]["copies"] == 5
     assert verification["methods"]["coreset"]["0.1"]["ci_low"] is not None
     assert verification["seed_variants"] == ["coreset", "coreset_seed1"]
     # Every trained variant against every baseline, at every FAR, with the paired interval.
-    assert set(verification["differences"]) == {f"{m} - {b}" for m in ("coreset", "coreset_seed1", "gamma0", "attention_pooling")
-                                                 for b in ("mean", "norm_weighted", "media_template", "media_template_N1D1")}
+    assert set(verification["differences"]) == {f"{m} - {b}" for m in trained
+                                                 for b in ("mean", "norm_weighted", "media_template", "media_template_N1D1")} | {
+        "faithful_with_pick_logits - faithful", "coreset - faithful"}  # each change measured against the faithful variant
     row = verification["differences"]["coreset - mean"]["0.1"]
     assert row["ci_low"] <= row["ci_high"] and set(verification["differences"]["coreset - mean"]) == set(verification["methods"]["coreset"])
     chapter = (project / "_build" / "html" / "book" / "04_verification.html").read_text()

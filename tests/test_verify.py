@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from dmlfaces.data.errors import DataFormatError
 from dmlfaces.data.ijb import read_ijb
-from dmlfaces.features import FeatureSet, read_features, write_features
+from dmlfaces.features import FeatureSet, read_features, read_official_feature_pickle, write_features
 from dmlfaces.verify import aggregators, describe_protocol, match_crops, verify_descriptors, verify_protocol
 
 
@@ -145,3 +147,77 @@ def test_verify_descriptors_on_described_templates_is_verify_protocol(tiny_data:
     assert json.dumps(report.to_dict()) == json.dumps(expected.to_dict()) and json.dumps(one_to_n) == json.dumps(expected_n)
     for name, result in report.methods.items():
         assert np.array_equal(result.scores, expected.methods[name].scores)
+
+
+def _official_pickle(path: Path, protocol, crops: FeatureSet) -> Path:
+    """``crops`` in the official FaceCoresetNet feature pickle: one row per line of name_5pts_score.txt."""
+    rows = pd.Index(crops.names).get_indexer(protocol.crop_names)
+    with open(path, "wb") as handle:
+        pickle.dump({"img_feats": crops.features[rows], "norms": crops.norms[rows, None],
+                     "faceness_scores": protocol.detector_scores}, handle)
+    return path
+
+
+def test_official_feature_pickle_and_checkpoint_are_evaluated(tiny_data: Path, tmp_path: Path, official_coreset_state) -> None:
+    """The official IJB feature pickle gives the numbers of the same features as .npz, and the official checkpoint's
+    aggregator is evaluated beside the baselines."""
+    import torch
+
+    from dmlfaces.cli import main
+
+    protocol = read_ijb(tiny_data / "IJBS")
+    crops = _unit_features(protocol, dim=64)
+    crops = FeatureSet(crops.names, crops.features, np.linspace(5, 40, len(crops.names), dtype=np.float32))
+    write_features(tmp_path / "f.npz", crops.names, crops.features, crops.norms)
+    torch.save({"state_dict": official_coreset_state(64), "hyper_parameters": {"coreset_size": 3}}, tmp_path / "fcn.ckpt")
+    pickled = _official_pickle(tmp_path / "IJBS_ir101_webface4m.pickle", protocol, crops)
+    common = ["--ijb", str(tiny_data / "IJBS"), "--resamples", "10"]
+    main(["verify", *common, "--features", str(tmp_path / "f.npz"), "--out", str(tmp_path / "npz")])
+    main(["verify", *common, "--features", str(pickled), "--coreset-checkpoint", str(tmp_path / "fcn.ckpt"),
+          "--out", str(tmp_path / "pickle")])
+    from_npz = json.loads((tmp_path / "npz" / "verification.json").read_text())["methods"]
+    from_pickle = json.loads((tmp_path / "pickle" / "verification.json").read_text())["methods"]
+    assert set(from_pickle) == set(from_npz) | {"facecoresetnet_official"}
+    assert all(from_pickle[name] == from_npz[name] for name in from_npz)
+
+
+def test_official_feature_pickle_of_another_structure_is_named(tiny_data: Path, tmp_path: Path) -> None:
+    protocol = read_ijb(tiny_data / "IJBS")
+    crops = _unit_features(protocol, dim=16)
+    good = _official_pickle(tmp_path / "good.pickle", protocol, crops)
+    assert read_official_feature_pickle(good, protocol.crop_names).names.tolist() == crops.names.tolist()
+    with open(good, "rb") as handle:
+        data = pickle.load(handle)
+    cases = {
+        "list": ([data["img_feats"]], "holds list"),
+        "keys": ({"feats": data["img_feats"]}, "holds \\['feats'\\]"),
+        "rows": ({**data, "img_feats": data["img_feats"][1:]}, "img_feats has .* rows and norms .*, but the protocol lists"),
+        "repeat": ({**data, "img_feats": np.roll(data["img_feats"], 1, axis=0)}, "differs from row"),
+        "unit": ({**data, "img_feats": data["img_feats"] * 2}, "key 'img_feats': row 0 .* has length 2"),
+    }
+    for name, (content, message) in cases.items():
+        with open(tmp_path / f"{name}.pickle", "wb") as handle:
+            pickle.dump(content, handle)
+        with pytest.raises(DataFormatError, match=message):
+            read_official_feature_pickle(tmp_path / f"{name}.pickle", protocol.crop_names)
+
+
+def test_a_pickle_naming_other_code_is_refused_not_run(tmp_path: Path) -> None:
+    class Payload:
+        def __reduce__(self):
+            return (print, ("ran",))
+
+    with open(tmp_path / "evil.pickle", "wb") as handle:
+        pickle.dump({"img_feats": Payload()}, handle)
+    with pytest.raises(DataFormatError, match="builtins.print, which is not part of a NumPy array"):
+        read_official_feature_pickle(tmp_path / "evil.pickle", np.array(["1.jpg"]))
+
+
+def test_change_comparisons_measure_each_change_against_the_faithful_variant() -> None:
+    from dmlfaces.verify import baseline_comparisons, change_comparisons
+
+    names = ["mean", "coreset", "faithful", "faithful_with_pick_logits", "faithful_with_schedule", "k5"]
+    assert change_comparisons(names) == [("faithful_with_pick_logits", "faithful"), ("faithful_with_schedule", "faithful"),
+                                         ("coreset", "faithful")]
+    assert change_comparisons(["mean", "coreset", "faithful_with_schedule"]) == []
+    assert ("faithful", "mean") in baseline_comparisons(names)

@@ -56,13 +56,15 @@ def _train_embedding(args: argparse.Namespace) -> None:
 def _train_aggregator(args: argparse.Namespace) -> None:
     from dmlfaces.train.aggregator import load_config, train_aggregator
 
-    train_aggregator(args.views, args.out, load_config(args.params, args.variant), resume=args.resume)
+    train_aggregator(args.views, args.out, load_config(args.params, args.variant), resume=args.resume,
+                     official_views_path=args.official_views)
 
 
 def _extract_views(args: argparse.Namespace) -> None:
     from dmlfaces.train.aggregator import precompute_views
 
-    precompute_views(args.backbone, args.data, args.views, args.seed, args.out, device=args.device, clips_root=args.clips)
+    precompute_views(args.backbone, args.data, args.views, args.seed, args.out, device=args.device, clips_root=args.clips,
+                     augmentation=args.augmentation)
 
 
 def _extract(args: argparse.Namespace) -> None:
@@ -126,9 +128,9 @@ def _verify(args: argparse.Namespace) -> None:
     import numpy as np
 
     from dmlfaces.data.ijb import read_ijb
-    from dmlfaces.features import FeatureSet, extract_features, read_features, write_features
+    from dmlfaces.features import FeatureSet, extract_features, read_features, read_official_feature_pickle, write_features
     from dmlfaces.io import write_json
-    from dmlfaces.verify import aggregators, trained_aggregators, verify_protocol
+    from dmlfaces.verify import OFFICIAL_CHECKPOINT, aggregators, trained_aggregators, verify_protocol
 
     protocol = read_ijb(args.ijb)
     if args.backbone:
@@ -141,10 +143,18 @@ def _verify(args: argparse.Namespace) -> None:
                                            len(rows), batch_size=args.batch_size, device=args.device)
         write_features(args.out / "features.npz", protocol.crop_names[rows], features, norms)
         crops = FeatureSet(np.asarray(protocol.crop_names[rows]), features, norms)
+    elif args.features.suffix in (".pickle", ".pkl"):  # the official FaceCoresetNet IJB features
+        crops = read_official_feature_pickle(args.features, protocol.crop_names)
     else:
         crops = read_features(args.features)
     trained = trained_aggregators(args.aggregators) if args.aggregators else {}
     methods = aggregators(crops.features.shape[1], trained)
+    if args.coreset_checkpoint:
+        from dmlfaces.models.coreset_checkpoint import load_official_coreset
+
+        methods[OFFICIAL_CHECKPOINT], ignored = load_official_coreset(args.coreset_checkpoint)
+        print(f"{args.coreset_checkpoint}: {len(ignored)} keys of modules the official forward never calls are ignored "
+              f"({', '.join(sorted({key.rsplit('.', 1)[0] for key in ignored}))})")
     report, one_to_n = verify_protocol(methods, protocol, crops, resamples=args.resamples, seed=args.seed, device=args.device)
     write_json(args.out / "verification.json", {"protocol": str(args.ijb), **report.to_dict(), "one_to_n": one_to_n})
     for name, result in report.methods.items():
@@ -216,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     aggregator = commands.add_parser("train-aggregator", help="train a set aggregator (the coreset model) on templates of a frozen embedding")
     aggregator.add_argument("--views", type=Path, required=True, help="training view features written by extract-views")
+    aggregator.add_argument("--official-views", type=Path,
+                            help="views written by 'extract-views --augmentation official', used by variants with clip_views official")
     aggregator.add_argument("--out", type=Path, required=True, help="directory for aggregator.pt, history.json and checkpoints/")
     aggregator.add_argument("--params", type=Path, default=Path("params.yaml"))
     aggregator.add_argument("--variant", help="apply params.yaml aggregator_variants.<VARIANT> to the aggregator section")
@@ -228,6 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     views.add_argument("--clips", type=Path, help="video clips of the same identities: <identity>/<clip>/<frame>.jpg")
     views.add_argument("--out", type=Path, required=True, help="output .npz")
     views.add_argument("--views", type=int, default=2, help="augmented copies per image (besides the image itself)")
+    views.add_argument("--augmentation", default="ours", choices=["ours", "official"],
+                       help="ours (mild, flip-test features) or FaceCoresetNet's (RandAugment per copy, single-pass features)")
     views.add_argument("--seed", type=int, default=0)
     views.add_argument("--device", default="auto")
     views.set_defaults(file_output=True, run=_extract_views)
@@ -252,8 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--ijb", type=Path, required=True, help="IJB-layout root, e.g. PATH/IJBC (loose_crop/ and meta/)")
     crops = verify.add_mutually_exclusive_group(required=True)
     crops.add_argument("--backbone", type=Path, help="extract features with this checkpoint (backbone.pt, backbone.pth, .ckpt)")
-    crops.add_argument("--features", type=Path, help="features already extracted from this protocol (.npz)")
+    crops.add_argument("--features", type=Path, help="features already extracted from this protocol (.npz), or the "
+                       "official FaceCoresetNet feature pickle of it (IJBB_ir101_webface4m.pickle, IJBC_...)")
     verify.add_argument("--aggregators", type=Path, help="directory of trained aggregators (<name>/aggregator.pt)")
+    verify.add_argument("--coreset-checkpoint", type=Path,
+                        help="the official FaceCoresetNet .ckpt: its aggregator is evaluated too, as 'facecoresetnet_official'")
     verify.add_argument("--out", type=Path, required=True, help="output directory (verification.json, features.npz)")
     verify.add_argument("--resamples", type=int, default=200, help="subject-bootstrap resamples (0: no intervals)")
     verify.add_argument("--seed", type=int, default=0)

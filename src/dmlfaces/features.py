@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import pickle
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -183,9 +184,16 @@ def read_features(path: str | os.PathLike[str]) -> FeatureSet:
             skipped = data["skipped"] if "skipped" in data.files else np.array([], dtype=str)
         except (OSError, ValueError, EOFError) as exc:  # a corrupt member, or an object array
             raise DataFormatError(path, f"an array cannot be read ({exc})", fix=fix) from None
+    return _checked_feature_set(path, names, features, norms, skipped, fix)
+
+
+def _checked_feature_set(path: Path, names: np.ndarray, features: np.ndarray, norms: np.ndarray, skipped: np.ndarray,
+                         fix: str, keys: dict[str, str] | None = None) -> FeatureSet:
+    """The arrays of a features file as a ``FeatureSet``, after every check ``read_features`` promises; errors
+    name ``path`` and the key (``keys`` renames them as the file spells them)."""
 
     def refuse(key: str, problem: str, expected: str) -> NoReturn:
-        raise DataFormatError(path, f"key {key!r}: {problem}", expected=expected, fix=fix)
+        raise DataFormatError(path, f"key {(keys or {}).get(key, key)!r}: {problem}", expected=expected, fix=fix)
 
     if names.ndim != 1 or names.dtype.kind != "U" or len(names) == 0:
         refuse("names", f"{names.dtype} array of shape {names.shape}", "(N,) crop names as strings, N >= 1")
@@ -219,3 +227,65 @@ def read_features(path: str | os.PathLike[str]) -> FeatureSet:
         refuse("features", f"row {row} (crop {str(names[row])!r}) has length {lengths[row]:.6g} with norm"
                f" {norms[row]:.6g}", "unit rows (zero rows only where the norm is 0)")
     return FeatureSet(names=names, features=features, norms=norms, skipped=skipped, path=path)
+
+
+# The globals a pickle of NumPy arrays names (NumPy 1 and 2 spell the module differently); nothing else is loaded.
+_ARRAY_GLOBALS = {(module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+                  for name in ("_reconstruct", "scalar")} | {("numpy", "ndarray"), ("numpy", "dtype")}
+OFFICIAL_PICKLE_KEYS = ("img_feats", "norms", "faceness_scores")
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles dicts and NumPy arrays only: a pickle naming any other callable is refused, not run."""
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) in _ARRAY_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"it names {module}.{name}, which is not part of a NumPy array")
+
+
+def read_official_feature_pickle(path: str | os.PathLike[str], crop_names: np.ndarray) -> FeatureSet:
+    """The IJB-B/C features the official FaceCoresetNet repository distributes, as a ``FeatureSet``.
+
+    Its ``validate_IJB_BC_compute_templates.py`` reads ``<DATASET>_ir101_webface4m.pickle``: a dict with
+    ``img_feats`` (N, D) float32 unit rows of the AdaFace IR-101 backbone (no flip test), ``norms`` (N, 1) their
+    norms and ``faceness_scores`` (N,), row i for line i of ``meta/<name>_name_5pts_score.txt``.
+
+    Args:
+        crop_names: (N,) the protocol's crop name of each row (``IJBProtocol.crop_names``); a crop that several
+            rows list must have the same features in each, and is returned once.
+    Raises:
+        DataFormatError: naming the file and what was expected.
+    """
+    path = Path(path)
+    expected = (f"a pickled dict with {', '.join(OFFICIAL_PICKLE_KEYS)}: img_feats ({len(crop_names)}, D) unit rows and "
+                f"norms ({len(crop_names)}, 1), one row per line of the protocol's name_5pts_score.txt")
+    fix = "give the official IJBB/IJBC feature pickle of the protocol passed as --ijb, or extract with 'dmlfaces extract'"
+    try:
+        with open(path, "rb") as handle:
+            data = _ArrayUnpickler(handle).load()
+    except FileNotFoundError:
+        raise DataFormatError(path, "feature pickle is missing", fix=fix) from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
+        raise DataFormatError(path, f"not a feature pickle of NumPy arrays ({exc})", expected=expected, fix=fix) from None
+    if not isinstance(data, dict) or not {"img_feats", "norms"} <= set(data):
+        found = sorted(map(str, data)) if isinstance(data, dict) else type(data).__name__
+        raise DataFormatError(path, f"holds {found}", expected=expected, fix=fix)
+    features, norms = data["img_feats"], data["norms"]
+    if not isinstance(features, np.ndarray) or not isinstance(norms, np.ndarray):
+        raise DataFormatError(path, "img_feats and norms are not NumPy arrays", expected=expected, fix=fix)
+    if norms.ndim == 2 and norms.shape[1] == 1:
+        norms = norms[:, 0]
+    if len(features) != len(crop_names) or len(norms) != len(crop_names):
+        raise DataFormatError(path, f"img_feats has {len(features)} rows and norms {len(norms)}, but the protocol lists "
+                              f"{len(crop_names)} crops", expected=expected, fix=fix)
+    crop_names = np.asarray(crop_names, dtype=str)
+    _, first, crop_of_row = np.unique(crop_names, return_index=True, return_inverse=True)
+    differs = np.flatnonzero((features != features[first[crop_of_row]]).any(axis=1))
+    if len(differs):
+        row = int(differs[0])
+        raise DataFormatError(path, f"img_feats row {row} (crop {str(crop_names[row])!r}) differs from row "
+                              f"{first[crop_of_row[row]]}, the crop's first", expected="the same features in every row of one crop", fix=fix)
+    rows = np.sort(first)  # each crop once, at its first row, in file order
+    return _checked_feature_set(path, crop_names[rows], features[rows], norms[rows], np.array([], dtype=str), fix,
+                                keys={"features": "img_feats"})

@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from dmlfaces.models.coreset_changes import CHANGES, FAITHFUL_VARIANT, change_variant, change_variants
 from dmlfaces.params import read_params
 from dmlfaces.train.aggregator import load_config
 
@@ -121,6 +122,12 @@ def far_text(far: str) -> str:
     return f"{float(mantissa):g}e{int(exponent)}"
 
 
+def lowest_reported_fars(verification: Mapping, count: int = 2) -> tuple[str, ...]:
+    """The ``count`` lowest FARs of the chapters' tables (1e-4 to 1e-1) that the protocol can measure."""
+    measurable = sorted(verification["measurable_fars"], key=float)
+    return tuple(far for far in measurable if far in ("0.0001", "0.001", "0.01", "0.1"))[:count]
+
+
 def headline_far(verification: Mapping) -> str:
     """``HEADLINE_FAR`` when the protocol has impostor pairs enough to measure it, else its lowest measurable FAR."""
     measurable = verification["measurable_fars"]
@@ -170,7 +177,8 @@ def ablation_table(aggregator: Mapping, verification: Mapping, params_path: str 
     with gamma fixed, then the other methods.
     """
     changes = read_params(params_path).get("aggregator_variants") or {}
-    configs = {name: load_config(params_path, name) for name in aggregator["gamma"]}
+    # The faithful variant and its one-change variants have their own table (coreset_changes_table).
+    configs = {name: load_config(params_path, name) for name in aggregator["gamma"] if name not in change_variants()}
     order = sorted(configs, key=lambda name: (configs[name].method != "coreset", not configs[name].learn_gamma, configs[name].k))
     rows = {}
     for name in order:
@@ -184,6 +192,28 @@ def ablation_table(aggregator: Mapping, verification: Mapping, params_path: str 
             "training loss": aggregator["final_training_loss"][name],
         }
     return pd.DataFrame(rows).T.rename_axis("variant")
+
+
+def coreset_changes_table(verification: Mapping, fars: Sequence[str] = (HEADLINE_FAR, "0.001")) -> pd.DataFrame:
+    """One row per difference between our coreset and the official FaceCoresetNet code (``coreset_changes.CHANGES``):
+    what each does and why, and at each of ``fars`` the paired difference TAR(faithful with this change) -
+    TAR(faithful) with its interval and effect (helps: the interval lies above 0; hurts: below; no clear effect:
+    it holds 0); a last row for every change at once (the coreset)."""
+    rows = {}
+    for change in CHANGES:
+        rows[change.point] = {"official code": change.official_does, "ours": change.ours_does, "why": change.why,
+                              "variant": change_variant(change)}
+    rows["Every change (our coreset)"] = {"official code": "", "ours": "", "why": "", "variant": "coreset"}
+    for row in rows.values():
+        variant = row.pop("variant")
+        for far in fars:
+            if f"{variant} - {FAITHFUL_VARIANT}" not in verification["differences"]:
+                row[f"difference@{far_text(far)}"] = f"not measured ({variant} is not in aggregator_variants)"
+                continue
+            difference = difference_at(verification, variant, FAITHFUL_VARIANT, far)
+            effect = {"beats": "helps", "ties": "no clear effect", "loses to": "hurts"}[difference.verdict]
+            row[f"difference@{far_text(far)}"] = f"{difference} {effect}"
+    return pd.DataFrame(rows).T.rename_axis("point")
 
 
 # ---------------------------------------------------------------------------------------------- Study A

@@ -58,12 +58,15 @@ class EmbeddingReportParams:
 
 @dataclass
 class AggregatorViewsParams:
-    """``aggregator_views``: augmented copies per training image whose features are precomputed."""
+    """``aggregator_views``: augmented copies per training image whose features are precomputed, of our
+    augmentation and of FaceCoresetNet's (``clip_views`` official)."""
 
     views: int = 2
+    official_views: int = 3
 
     def __post_init__(self) -> None:
         check_range("aggregator_views", "views", self.views, 0)
+        check_range("aggregator_views", "official_views", self.official_views, 1)
 
 
 @dataclass

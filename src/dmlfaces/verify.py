@@ -24,6 +24,7 @@ from dmlfaces.eval.templates import insightface_template_descriptors
 from dmlfaces.eval.verification import FARS, OneToOneReport, evaluate_one_to_one
 from dmlfaces.features import FeatureSet
 from dmlfaces.models.aggregators import build_aggregator
+from dmlfaces.models.coreset_changes import CHANGES, FAITHFUL_VARIANT, change_variant
 from dmlfaces.models.templates import describe_templates_by
 
 BASELINES = ("mean", "norm_weighted", "media_template")
@@ -32,6 +33,7 @@ BASELINES = ("mean", "norm_weighted", "media_template")
 # "media_template" is the same recipe at N0 D0 F2.
 FIELD_DEFAULT = "media_template_N1D1"
 REPORTED_BASELINES = (*BASELINES, FIELD_DEFAULT)  # what every trained method is compared with
+OFFICIAL_CHECKPOINT = "facecoresetnet_official"  # the aggregator of the official FaceCoresetNet .ckpt (verify --coreset-checkpoint)
 _NAMED = 5  # how many crops or templates an error message names
 
 
@@ -139,6 +141,15 @@ def baseline_comparisons(names: Sequence[str]) -> list[tuple[str, str]]:
     return [(name, baseline) for name in names if name not in baselines for baseline in baselines]
 
 
+def change_comparisons(names: Sequence[str]) -> list[tuple[str, str]]:
+    """(variant, faithful) for each one-change variant of ``names`` and for the coreset (every change at once),
+    when the faithful variant is among them: what each of our changes to FaceCoresetNet does."""
+    if FAITHFUL_VARIANT not in names:
+        return []
+    changed = [change_variant(change) for change in CHANGES] + ["coreset"]
+    return [(name, FAITHFUL_VARIANT) for name in changed if name in names]
+
+
 def _check_finite_non_zero(crops: FeatureSet, features: np.ndarray, norms: np.ndarray, names: np.ndarray,
                            template_ids: np.ndarray) -> None:
     """Refuse NaN/inf or zero crop features (M, D) / norms (M,), naming crops (M,) and templates (M,), and
@@ -192,7 +203,8 @@ def verify_descriptors(described: Mapping[str, tuple[np.ndarray, np.ndarray]], p
     report = evaluate_one_to_one(described, protocol.pairs, protocol.pair_labels, fars=FARS,
                                  template_subjects=subjects, resamples=resamples if subjects is not None else 0,
                                  seed=seed, keep_scores=keep_scores,
-                                 comparisons=baseline_comparisons(list(described)) if subjects is not None and resamples else ())
+                                 comparisons=baseline_comparisons(list(described)) + change_comparisons(list(described))
+                                 if subjects is not None and resamples else ())
     report = dataclasses.replace(report, lost_crops=dict(lost or {}))
     one_to_n = {name: {gallery: {probe: result.to_dict() for probe, result in probes.items()}
                        for gallery, probes in evaluate_one_to_n(templates, rows, protocol.one_to_n).items()}

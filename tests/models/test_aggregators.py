@@ -150,3 +150,60 @@ def test_a_huge_single_set_takes_the_chunked_path_with_the_same_result():
         alone, alone_norm = model(features[:1], norms[:1], mask[:1])  # one huge set: chunks
     torch.testing.assert_close(alone[0], batched[0], atol=1e-5, rtol=0)
     torch.testing.assert_close(alone_norm[0], batched_norms[0], atol=1e-3, rtol=1e-5)
+
+
+def test_interleaved_norm_encoding_is_the_official_formula():
+    """Channel 2j holds sin(2 pi q / 10000^(2j/D)) and 2j + 1 its cosine (get_proposal_pos_embed)."""
+    from dmlfaces.models.aggregators import norm_encoding
+
+    values = torch.tensor([[0.5, 17.25, 60.0]], dtype=torch.float64)
+    got = norm_encoding(values, 8, "interleaved_2pi")
+    j = torch.arange(4, dtype=torch.float64)
+    angles = 2 * torch.pi * values[..., None] / 10000 ** (2 * j / 8)
+    expected = torch.empty(1, 3, 8, dtype=torch.float64)
+    expected[..., 0::2], expected[..., 1::2] = angles.sin(), angles.cos()
+    torch.testing.assert_close(got, expected)
+    ours = norm_encoding(values, 8)
+    torch.testing.assert_close(ours[..., :4], (values[..., None] / 10000 ** (2 * j / 8)).sin())
+
+
+def test_official_attention_layer_initialises_as_multihead_attention_and_drops_residuals_in_training():
+    torch.manual_seed(0)
+    model = CoresetAggregator(D, heads=4, k=3, dropout=0.5, attention="official")
+    stacked = torch.cat([model.cross_attention.query.weight, model.cross_attention.key.weight,
+                         model.cross_attention.value.weight])
+    bound = (6 / (D + 3 * D)) ** 0.5  # Xavier-uniform over the (3 D, D) input projection
+    assert stacked.abs().max() <= bound and stacked.abs().max() > 0.9 * bound
+    assert not model.cross_attention.key.bias.any() and not model.self_attention.out.bias.any()
+    features, norms, mask, _ = _batch([9, 5])
+    model.train()
+    torch.manual_seed(1)
+    first = model(features, norms, mask)[0]
+    torch.manual_seed(2)
+    assert not torch.allclose(first, model(features, norms, mask)[0])  # dropout on the residual branches
+    ours = CoresetAggregator(D, heads=4, k=3, dropout=0.5)
+    ours.load_state_dict(model.state_dict())  # the same parameters: only the dropout differs
+    torch.testing.assert_close(ours.eval()(features, norms, mask), model.eval()(features, norms, mask))
+
+
+def test_unknown_coreset_settings_name_the_choices():
+    with pytest.raises(ValueError, match="interleaved_2pi"):
+        CoresetAggregator(D, heads=4, norm_encoding="learned")
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_streamed_set_stays_on_the_inputs_device(device):
+    """A set above ``STREAM_ABOVE`` faces on the inputs' device (the pick mask was built on the CPU: issue 15)."""
+    torch.manual_seed(3)
+    model = CoresetAggregator(D, heads=4, k=3).eval().to(device)
+    n = CoresetAggregator.STREAM_ABOVE + 10
+    features, norms, mask, _ = _batch([n], seed=11)
+    features, norms, mask = features.to(device), norms.to(device), mask.to(device)
+    with torch.no_grad():
+        descriptor, norm = model(features, norms, mask)
+        on_cpu, _ = model.cpu()(features.cpu(), norms.cpu(), mask.cpu())
+    assert descriptor.device.type == device and norm.device.type == device
+    torch.testing.assert_close(descriptor.cpu(), on_cpu, atol=1e-4, rtol=0)

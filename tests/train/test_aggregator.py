@@ -199,3 +199,30 @@ def test_config_is_validated(tmp_path):
         load_config(path, "k8")
     with pytest.raises(ValueError, match="unknown keys \\['kk'\\] in aggregator_variants.bad"):
         load_config(path, "bad")
+
+
+def test_official_clip_views_never_repeat_a_copy_and_skip_the_plain_image():
+    views = _synthetic_views([])
+    views = {**views, "features": np.repeat(views["features"], 2, axis=1)[:, :4], "norms": np.repeat(views["norms"], 2, axis=1)[:, :4]}
+    source = TemplateBatches(views, AggregatorConfig(**{**TINY, "max_set_size": 20, "real_clip_rate": 0.0}, clip_views="official"))
+    for index in range(24):
+        rows = source.template(index, epoch=0, size=20)
+        image, view = np.divmod(rows, source.views_per_image)
+        assert (view >= 1).all()  # every copy is an augmented view
+        starts = np.flatnonzero(np.r_[True, image[1:] != image[:-1]])
+        for run in np.split(view, starts[1:]):  # a clip: copies of one seed image (or two clips of one image)
+            assert len(run) > 3 or len(set(run.tolist())) == len(run)
+    with pytest.raises(ValueError, match="holds 1 per image; extract at least 3"):
+        TemplateBatches(_synthetic_views([]), AggregatorConfig(**TINY, clip_views="official"))
+
+
+def test_official_training_settings(views, tmp_path):
+    """Random unit-column head, the learning rate x 0.1 after 2/15 of the steps, official views required."""
+    with pytest.raises(ValueError, match="--official-views"):
+        train_aggregator(views, tmp_path / "x", AggregatorConfig(**TINY, clip_views="official"))
+    config = AggregatorConfig(**{**TINY, "epochs": 4, "templates_per_identity": 4}, head_init="random", lr_schedule="multistep")
+    train_aggregator(views, tmp_path / "official", config)
+    state = torch.load(tmp_path / "official" / "checkpoints" / "last.pt", weights_only=False)
+    steps = 4 * (12 * 4 // 4)
+    assert state["scheduler"]["milestones"] == {round(steps * 2 / 15): 1}
+    assert state["scheduler"]["_last_lr"] == pytest.approx([1e-4] * 2)

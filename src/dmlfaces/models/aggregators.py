@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dmlfaces.models.coreset import farthest_point_picks, quality_distance
+from dmlfaces.models.coreset import FIRST_PICKS, PICK_LOGITS, farthest_point_picks, quality_distance
 
 _TINY = 1e-12
 AGGREGATORS = ("coreset", "mean", "norm_weighted", "media_template", "attention_pooling")
@@ -94,14 +94,26 @@ class AttentionPooling(nn.Module):
         return _unit((second[..., None] * features).sum(1))
 
 
-def norm_encoding(values: torch.Tensor, dim: int) -> torch.Tensor:
+NORM_ENCODINGS = ("sin_cos_halves", "interleaved_2pi")
+ATTENTION_LAYERS = ("ours", "official")
+
+
+def norm_encoding(values: torch.Tensor, dim: int, layout: str = "sin_cos_halves") -> torch.Tensor:
     """(...,) scalars -> (..., dim) sinusoidal encoding (Vaswani et al.), the scalar playing the position.
 
-    The sines fill the first half and the cosines the second (a fixed permutation of the interleaved
-    layout; the LayerNorm and attention that follow are indifferent to it, and it is cheaper to build).
+    Channel pair j has frequency ``10000 ** (-2 j / dim)``. ``"sin_cos_halves"`` (ours): angle ``v * freq``,
+    the sines in the first half of the channels and the cosines in the second. ``"interleaved_2pi"`` (the
+    official ``get_proposal_pos_embed``): angle ``2 pi v * freq``, sine and cosine of pair j in channels 2j and
+    2j + 1. The encoding is added to the features channel by channel, so the two layouts are not equivalent.
     """
+    if layout not in NORM_ENCODINGS:
+        raise ValueError(f"norm encoding {layout!r}; choose one of {NORM_ENCODINGS}")
     half = dim // 2
     frequencies = torch.exp(torch.arange(half, device=values.device, dtype=values.dtype) * (-2 * math.log(10000.0) / dim))
+    if layout == "interleaved_2pi":
+        angles = (values * (2 * math.pi))[..., None] * frequencies
+        encoding = torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(-2)
+        return torch.cat([encoding, torch.zeros_like(values)[..., None]], dim=-1) if dim % 2 else encoding
     angles = values[..., None] * frequencies
     parts = [angles.sin(), angles.cos()] + ([torch.zeros_like(values)[..., None]] if dim % 2 else [])
     return torch.cat(parts, dim=-1)
@@ -123,6 +135,17 @@ class Attention(nn.Module):
         self.heads, self.head_dim = heads, dim // heads
         self.query, self.key, self.value, self.out = (nn.Linear(dim, dim) for _ in range(4))
         self.dropout = nn.Dropout(dropout)
+
+    @torch.no_grad()
+    def reset_like_multihead_attention(self) -> None:
+        """Initialise as ``nn.MultiheadAttention`` does: one Xavier-uniform draw over the stacked (3 D, D) query,
+        key and value weights, zero biases, the output weight as ``nn.Linear`` (kept) with a zero bias."""
+        stacked = torch.empty(3 * self.query.in_features, self.query.in_features)
+        nn.init.xavier_uniform_(stacked)
+        for linear, weight in zip((self.query, self.key, self.value), stacked.chunk(3)):
+            linear.weight.copy_(weight)
+            linear.bias.zero_()
+        self.out.bias.zero_()
 
     def _queries_in_input_space(self, query: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, Lq, D) -> scaled queries through the key map (B, H * Lq, D) and their bias terms (B, H * Lq, 1)."""
@@ -193,16 +216,26 @@ class CoresetAggregator(nn.Module):
         dim: feature size D; heads, dropout: of both attention layers; k: picks.
         gamma: initial quality exponent; learn_gamma False (or k = 1) fixes it (gamma = 0 is pure diversity).
         tau: Gumbel-Softmax temperature in training.
+        pick_logits, first_pick: the pick rules (``coreset.PICK_LOGITS``, ``coreset.FIRST_PICKS``).
+        norm_encoding: ``NORM_ENCODINGS``. attention: ``ATTENTION_LAYERS``; ``"official"`` initialises both
+            layers as ``nn.MultiheadAttention`` and adds dropout on both residual branches, as the official
+            ``TransformerDecoderLayerOrig``.
     """
 
     STREAM_ABOVE = 8192  # faces; a single set larger than this is evaluated in chunks of this size
 
     def __init__(self, dim: int = 512, heads: int = 8, k: int = 3, dropout: float = 0.1, gamma: float = 0.01,
-                 learn_gamma: bool = True, tau: float = 1.0) -> None:
+                 learn_gamma: bool = True, tau: float = 1.0, pick_logits: str = "log_distance",
+                 first_pick: str = "argmax", norm_encoding: str = "sin_cos_halves", attention: str = "ours") -> None:
         super().__init__()
         if k < 1:
             raise ValueError(f"coreset k = {k}; it must be at least 1")
+        for name, value, choices in (("pick_logits", pick_logits, PICK_LOGITS), ("first_pick", first_pick, FIRST_PICKS),
+                                     ("norm_encoding", norm_encoding, NORM_ENCODINGS), ("attention", attention, ATTENTION_LAYERS)):
+            if value not in choices:
+                raise ValueError(f"coreset {name} = {value!r}; choose one of {choices}")
         self.dim, self.k, self.tau = dim, k, tau
+        self.pick_logits, self.first_pick, self.norm_encoding = pick_logits, first_pick, norm_encoding
         if learn_gamma and k > 1:  # with one pick (the best face) gamma plays no part
             self.gamma = nn.Parameter(torch.tensor(float(gamma)))
         else:
@@ -211,18 +244,22 @@ class CoresetAggregator(nn.Module):
         self.self_attention = Attention(dim, heads, dropout)
         self.cross_attention = Attention(dim, heads, dropout)
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        if attention == "official":
+            self.self_attention.reset_like_multihead_attention()
+            self.cross_attention.reset_like_multihead_attention()
+        self.residual_dropout = nn.Dropout(dropout) if attention == "official" else nn.Identity()
 
     def pe(self, values: torch.Tensor) -> torch.Tensor:
         """(...,) norms -> (..., D) LayerNorm of their sinusoidal encoding."""
-        return self.encode_norm(norm_encoding(values, self.dim))
+        return self.encode_norm(norm_encoding(values, self.dim, self.norm_encoding))
 
     def _queries(self, core: torch.Tensor, pick_mask: torch.Tensor) -> torch.Tensor:
         """(B, K, D) core template -> (B, K, D) queries after self-attention among the picks."""
         q = core + self.pe(core.norm(dim=-1))
-        return self.norm1(q + self.self_attention(q, q, q, pick_mask))
+        return self.norm1(q + self.residual_dropout(self.self_attention(q, q, q, pick_mask)))
 
     def _finish(self, core: torch.Tensor, attended: torch.Tensor, pick_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        refined = self.norm2(core + attended)
+        refined = self.norm2(core + self.residual_dropout(attended))
         weights = pick_mask.to(core.dtype)[..., None]
         return _unit(((core + refined) * weights).sum(1) / weights.sum(1))
 
@@ -241,7 +278,8 @@ class CoresetAggregator(nn.Module):
             descriptor, norm = self.forward_stream(chunks)
             return descriptor[None], norm[None]
         x = features * norms[..., None]
-        picks, pick_mask = farthest_point_picks(features, norms, mask, self.k, self.gamma, self.training, self.tau)
+        picks, pick_mask = farthest_point_picks(features, norms, mask, self.k, self.gamma, self.training, self.tau,
+                                                self.pick_logits, self.first_pick)
         core = picks @ x
         queries = self._queries(core, pick_mask)
         attended = self.cross_attention(queries, x + self.pe(norms), x, mask)
@@ -281,7 +319,7 @@ class CoresetAggregator(nn.Module):
                     best, centre, centre_norm = float(logits[i]), features[i].clone(), norms[i].clone()
             centres.append(centre), centre_norms.append(centre_norm)
         core = (torch.stack(centres) * torch.stack(centre_norms)[:, None])[None]  # (1, K_eff, D)
-        pick_mask = torch.ones(core.shape[:2], dtype=torch.bool)
+        pick_mask = torch.ones(core.shape[:2], dtype=torch.bool, device=core.device)
         queries = self._queries(core, pick_mask)
 
         def keys_values():

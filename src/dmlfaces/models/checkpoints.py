@@ -33,13 +33,14 @@ _OUTER_PARTS = {"input_layer.0": "conv1", "input_layer.1": "bn1", "input_layer.2
 class CheckpointKeyError(ValueError):
     """The checkpoint's keys do not match the backbone: names the missing and unexpected keys."""
 
-    def __init__(self, path: str | os.PathLike[str], layout: str, missing: list[str], unexpected: list[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], layout: str, missing: list[str], unexpected: list[str],
+                 model: str = "the backbone", fix: str = "check the backbone depth (r18/r34/r50/r100) and the layout") -> None:
         def show(keys: list[str]) -> str:
             return ", ".join(keys[:8]) + (f" (+{len(keys) - 8} more)" if len(keys) > 8 else "") if keys else "none"
 
         super().__init__(
-            f"{os.fspath(path)}: {layout} checkpoint does not match the backbone. Missing keys: {show(missing)}. "
-            f"Unexpected keys: {show(unexpected)}. Fix: check the backbone depth (r18/r34/r50/r100) and the layout."
+            f"{os.fspath(path)}: {layout} checkpoint does not match {model}. Missing keys: {show(missing)}. "
+            f"Unexpected keys: {show(unexpected)}. Fix: {fix}."
         )
         self.missing, self.unexpected = missing, unexpected
 

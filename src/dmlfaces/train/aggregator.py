@@ -30,12 +30,13 @@ from torch import nn
 from dmlfaces.data.errors import DataFormatError
 from dmlfaces.data.folders import ClipFolder, read_clip_folder, read_image_folder
 from dmlfaces.data.images import load_rgb
-from dmlfaces.data.transforms import augment_face
+from dmlfaces.data.transforms import augment_face, official_copy_augmentation, official_image_augmentation
 from dmlfaces.errors import ParameterError
 from dmlfaces.features import extract_features
 from dmlfaces.io import atomic_path, write_json
-from dmlfaces.models.aggregators import build_aggregator
+from dmlfaces.models.aggregators import ATTENTION_LAYERS, NORM_ENCODINGS, build_aggregator
 from dmlfaces.models.checkpoints import load_backbone
+from dmlfaces.models.coreset import FIRST_PICKS, PICK_LOGITS
 from dmlfaces.models.losses import AdaFaceLoss
 from dmlfaces.params import check_choice, check_device, check_positive_ints, check_range, check_types, load_section, read_params
 from dmlfaces.train.distributed import init_distributed
@@ -45,6 +46,11 @@ from dmlfaces.train.loop import LoopConfig, epoch_order, train_loop
 AGGREGATOR_FILE = "aggregator.pt"
 HISTORY_FILE = "history.json"
 TRAINABLE = ("coreset", "attention_pooling")
+HEAD_INITS = ("class_means", "random")
+LR_SCHEDULES = ("constant", "multistep")
+CLIP_VIEWS = ("ours", "official")
+# The official MultiStepLR drops the rate x 0.1 at epoch 20 of 150 (train.sh): after this fraction of training.
+OFFICIAL_LR_DROP_AT = 20 / 150
 
 
 @dataclass
@@ -75,9 +81,21 @@ class AggregatorConfig:
     checkpoint_every: int = 100
     device: str = "auto"
     amp: bool = True
+    # Each departure from the official code (dmlfaces.models.coreset_changes.CHANGES), at our value.
+    pick_logits: str = "log_distance"
+    first_pick: str = "argmax"
+    norm_encoding: str = "sin_cos_halves"
+    attention: str = "ours"
+    head_init: str = "class_means"
+    clip_views: str = "ours"
+    lr_schedule: str = "constant"
 
     def __post_init__(self) -> None:
         check_choice("aggregator", "method", self.method, TRAINABLE)
+        for key, choices in (("pick_logits", PICK_LOGITS), ("first_pick", FIRST_PICKS), ("norm_encoding", NORM_ENCODINGS),
+                             ("attention", ATTENTION_LAYERS), ("head_init", HEAD_INITS), ("clip_views", CLIP_VIEWS),
+                             ("lr_schedule", LR_SCHEDULES)):
+            check_choice("aggregator", key, getattr(self, key), choices)
         check_positive_ints(self, "aggregator", ("k", "heads", "max_set_size", "max_clip", "templates_per_identity",
                                                  "epochs", "batch_size", "checkpoint_every"))
         check_range("aggregator", "dropout", self.dropout, 0.0, 1.0, high_open=True)
@@ -92,16 +110,23 @@ class AggregatorConfig:
 
 
 def precompute_views(backbone_path: str | Path, train_root: str | Path, views: int, seed: int, out: str | Path,
-                     device: str = "auto", clips_root: str | Path | None = None) -> None:
+                     device: str = "auto", clips_root: str | Path | None = None, augmentation: str = "ours") -> None:
     """Write the features of every training image, of ``views`` augmented copies, and of video frames to ``out`` (npz).
 
     The file holds ``features`` (I, 1 + views, D) float32 unit rows, ``norms`` (I, 1 + views) and ``labels`` (I,);
-    view 0 is the image itself, view v > 0 an :func:`augment_face` drawn from (seed, image, v). With ``clips_root``
+    view 0 is the image itself, view v > 0 an augmented copy drawn from (seed, image, v). With ``clips_root``
     (``<identity>/<clip>/<frame>.jpg``, identities named as in ``train_root``) it also holds ``clip_features``
     (F, D), ``clip_norms`` (F,), ``clip_ids`` (F,) and ``clip_labels`` (C,); otherwise those are empty.
+
+    ``augmentation`` (``CLIP_VIEWS``): ``"ours"``, an :func:`augment_face` per view, features with the flip test;
+    ``"official"``, FaceCoresetNet's: one :func:`official_image_augmentation` per image shared by its views (the
+    official dataset augments the seed image once per item), then an :func:`official_copy_augmentation`
+    (RandAugment and a random flip) per view, features of single passes as the official training computes them
+    (a flip test would undo the random flip). The ``"official"`` file is ``--official-views`` of training.
     """
     if views < 0:
         raise ValueError(f"views = {views}; it must be a non-negative integer")
+    check_choice("extract-views", "augmentation", augmentation, CLIP_VIEWS)
     folder = read_image_folder(train_root)
     per_image = 1 + views
     frames = _clip_frames_of(folder.identities, clips_root)
@@ -111,10 +136,16 @@ def precompute_views(backbone_path: str | Path, train_root: str | Path, views: i
             return load_rgb(frames.paths[j - len(folder.paths) * per_image])
         image, view = divmod(j, per_image)
         pixels = load_rgb(folder.paths[image])
-        return pixels if view == 0 else augment_face(pixels, np.random.default_rng([seed, 4099, image, view]))
+        if view == 0:
+            return pixels
+        if augmentation == "ours":
+            return augment_face(pixels, np.random.default_rng([seed, 4099, image, view]))
+        seed_image = official_image_augmentation(pixels, np.random.default_rng([seed, 4111, image]))
+        return official_copy_augmentation(seed_image, np.random.default_rng([seed, 4127, image, view]))
 
     count = len(folder.paths) * per_image
-    features, norms = extract_features(load_backbone(backbone_path), load, count + len(frames.paths), device=device)
+    features, norms = extract_features(load_backbone(backbone_path), load, count + len(frames.paths), device=device,
+                                       flip=augmentation == "ours")
     label_of = {name: label for label, name in enumerate(folder.identities)}
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as handle:
@@ -149,11 +180,17 @@ class TemplateBatches:
     Item i of an epoch is a template of identity ``i % identities``. The set size is drawn once per global
     batch (from the batch's position in the epoch order), so every rank of a DDP run pads to the same N.
     Templates index one pool of rows: the I * V views (row ``image * V + view``), then the F video frames.
+    A clip's copies are views of its seed image drawn with replacement from all V (``clip_views`` "ours"), or
+    distinct augmented views 1..V-1 (``"official"``: every copy augmented on its own, none repeated).
     """
 
     def __init__(self, views: dict[str, np.ndarray], config: AggregatorConfig) -> None:
         self.config = config
         images, per_image, dim = views["features"].shape
+        if config.clip_views == "official" and per_image - 1 < config.max_clip:
+            raise ParameterError(f"clip_views official draws up to max_clip = {config.max_clip} distinct augmented views "
+                                 f"per clip, but the views file holds {per_image - 1} per image; extract at least "
+                                 f"{config.max_clip} (aggregator_views.official_views)")
         self.labels, self.views_per_image = views["labels"], per_image
         self.pool_features = np.concatenate([views["features"].reshape(-1, dim), views["clip_features"]])
         self.pool_norms = np.concatenate([views["norms"].reshape(-1), views["clip_norms"]])
@@ -192,7 +229,11 @@ class TemplateBatches:
             else:
                 seed_image = images_of[rng.integers(len(images_of))]
                 length = int(rng.integers(1, self.config.max_clip + 1))
-                rows += (seed_image * self.views_per_image + rng.integers(0, self.views_per_image, length)).tolist()
+                if self.config.clip_views == "official":
+                    copies = 1 + rng.choice(self.views_per_image - 1, length, replace=False)
+                else:
+                    copies = rng.integers(0, self.views_per_image, length)
+                rows += (seed_image * self.views_per_image + copies).tolist()
         return np.array(rows[:size])
 
     def batch(self, indices: np.ndarray, epoch: int) -> tuple[torch.Tensor, ...]:
@@ -226,7 +267,9 @@ def build_aggregator_from_config(config: AggregatorConfig, dim: int) -> nn.Modul
     """The (untrained) aggregator of ``config``."""
     if config.method == "coreset":
         return build_aggregator("coreset", dim, heads=config.heads, k=config.k, dropout=config.dropout,
-                                gamma=config.gamma, learn_gamma=config.learn_gamma, tau=config.tau)
+                                gamma=config.gamma, learn_gamma=config.learn_gamma, tau=config.tau,
+                                pick_logits=config.pick_logits, first_pick=config.first_pick,
+                                norm_encoding=config.norm_encoding, attention=config.attention)
     return build_aggregator(config.method, dim)
 
 
@@ -246,11 +289,18 @@ def load_aggregator(path: str | Path) -> nn.Module:
     return aggregator.eval()
 
 
-def train_aggregator(views_path: str | Path, out_dir: str | Path, config: AggregatorConfig, resume: bool = False) -> dict:
-    """Train on templates drawn from the view features ``views_path`` (:func:`precompute_views`).
+def train_aggregator(views_path: str | Path, out_dir: str | Path, config: AggregatorConfig, resume: bool = False,
+                     official_views_path: str | Path | None = None) -> dict:
+    """Train on templates drawn from the view features ``views_path`` (:func:`precompute_views`), or from
+    ``official_views_path`` (written with ``augmentation="official"``) when ``config.clip_views`` is "official".
 
     Writes ``aggregator.pt`` and ``history.json`` to ``out_dir`` (rank 0); checkpoints to ``out_dir/checkpoints``.
     """
+    if config.clip_views == "official":
+        if official_views_path is None:
+            raise ParameterError("aggregator clip_views is 'official': pass the views written by 'extract-views "
+                                 "--augmentation official' as --official-views")
+        views_path = official_views_path
     context = init_distributed(config.device)
     out_dir = Path(out_dir)
     views = read_views(views_path)
@@ -258,21 +308,28 @@ def train_aggregator(views_path: str | Path, out_dir: str | Path, config: Aggreg
     dim = views["features"].shape[-1]
     torch.manual_seed(config.seed)
     loss = AdaFaceLoss(source.identities, dim, margin=config.margin, h=config.h, scale=config.scale)
-    # The head starts at the identities' mean features: the frozen embedding already separates them.
-    prototypes = views["features"][:, 0]
-    centres = np.stack([prototypes[images].mean(0) for images in source.images_of])
-    loss.kernel.data.copy_(torch.from_numpy(centres.T / np.linalg.norm(centres, axis=1)))
+    if config.head_init == "class_means":
+        # The head starts at the identities' mean features: the frozen embedding already separates them.
+        prototypes = views["features"][:, 0]
+        centres = np.stack([prototypes[images].mean(0) for images in source.images_of])
+        loss.kernel.data.copy_(torch.from_numpy(centres.T / np.linalg.norm(centres, axis=1)))
+    else:  # the official head.py: uniform in [-1, 1] (drawn by AdaFaceLoss), each class column of unit length
+        loss.kernel.data.copy_(torch.nn.functional.normalize(loss.kernel.data, dim=0))
     model = AggregatorModel(build_aggregator_from_config(config, dim), loss)
     gamma = [p for n, p in model.named_parameters() if n.endswith("gamma")]
     rest = [p for n, p in model.named_parameters() if not n.endswith("gamma")]
     optimizer = torch.optim.AdamW([{"params": rest, "weight_decay": config.weight_decay},
                                    {"params": gamma, "weight_decay": 0.0, "lr": config.gamma_lr or config.lr}], lr=config.lr)
+    scheduler = None
+    if config.lr_schedule == "multistep":
+        total_steps = config.epochs * (len(source) // config.batch_size)
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [round(total_steps * OFFICIAL_LR_DROP_AT)], gamma=0.1)
     loop = LoopConfig(epochs=config.epochs, batch_size=config.batch_size, checkpoint_dir=out_dir / "checkpoints",
                       checkpoint_every=config.checkpoint_every, seed=config.seed, max_grad_norm=config.max_grad_norm,
                       amp=config.amp, description=f"aggregator ({config.method})", on_step=kill_switch(),
                       fingerprint=json.dumps({"config": dataclasses.asdict(config), "views": _md5(views_path),
                                               "templates": len(source)}, sort_keys=True))
-    history = train_loop(model, optimizer, None, source, loop, context, resume=resume)
+    history = train_loop(model, optimizer, scheduler, source, loop, context, resume=resume)
     if context.is_main:
         save_aggregator(model.aggregator, config, dim, out_dir / AGGREGATOR_FILE)
         write_json(out_dir / HISTORY_FILE, {"config": dataclasses.asdict(config), "identities": source.identities,
