@@ -152,7 +152,13 @@ def _verify(args: argparse.Namespace) -> None:
     if args.coreset_checkpoint:
         from dmlfaces.models.coreset_checkpoint import load_official_coreset
 
+        from dmlfaces.models.checkpoints import CheckpointError
+
         methods[OFFICIAL_CHECKPOINT], ignored = load_official_coreset(args.coreset_checkpoint)
+        if methods[OFFICIAL_CHECKPOINT].dim != crops.features.shape[1]:
+            raise CheckpointError(f"{args.coreset_checkpoint}: the aggregator takes {methods[OFFICIAL_CHECKPOINT].dim}-d "
+                                  f"features, the crop features have {crops.features.shape[1]}; give the features of its "
+                                  "backbone (AdaFace IR-101 on WebFace4M: the official pickles, or --backbone FaceCoresetNet.ckpt)")
         print(f"{args.coreset_checkpoint}: {len(ignored)} keys of modules the official forward never calls are ignored "
               f"({', '.join(sorted({key.rsplit('.', 1)[0] for key in ignored}))})")
     report, one_to_n = verify_protocol(methods, protocol, crops, resamples=args.resamples, seed=args.seed, device=args.device)

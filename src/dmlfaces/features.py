@@ -230,8 +230,9 @@ def _checked_feature_set(path: Path, names: np.ndarray, features: np.ndarray, no
 
 
 # The globals a pickle of NumPy arrays names (NumPy 1 and 2 spell the module differently); nothing else is loaded.
-_ARRAY_GLOBALS = {(module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray")
-                  for name in ("_reconstruct", "scalar")} | {("numpy", "ndarray"), ("numpy", "dtype")}
+_ARRAY_GLOBALS = ({(module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+                   for name in ("_reconstruct", "scalar")} | {("numpy", "ndarray"), ("numpy", "dtype")}
+                  | {(module, "_frombuffer") for module in ("numpy.core.numeric", "numpy._core.numeric")})  # pickle protocol 5
 OFFICIAL_PICKLE_KEYS = ("img_feats", "norms", "faceness_scores")
 
 
@@ -281,11 +282,13 @@ def read_official_feature_pickle(path: str | os.PathLike[str], crop_names: np.nd
                               f"{len(crop_names)} crops", expected=expected, fix=fix)
     crop_names = np.asarray(crop_names, dtype=str)
     _, first, crop_of_row = np.unique(crop_names, return_index=True, return_inverse=True)
-    differs = np.flatnonzero((features != features[first[crop_of_row]]).any(axis=1))
-    if len(differs):
-        row = int(differs[0])
-        raise DataFormatError(path, f"img_feats row {row} (crop {str(crop_names[row])!r}) differs from row "
-                              f"{first[crop_of_row[row]]}, the crop's first", expected="the same features in every row of one crop", fix=fix)
-    rows = np.sort(first)  # each crop once, at its first row, in file order
-    return _checked_feature_set(path, crop_names[rows], features[rows], norms[rows], np.array([], dtype=str), fix,
-                                keys={"features": "img_feats"})
+    if len(first) < len(crop_names):  # real IJB lists every crop once; SynthFaces' templates share crops
+        differs = np.flatnonzero((features != features[first[crop_of_row]]).any(axis=1))
+        if len(differs):
+            row = int(differs[0])
+            raise DataFormatError(path, f"img_feats row {row} (crop {str(crop_names[row])!r}) differs from row "
+                                  f"{first[crop_of_row[row]]}, the crop's first", expected="the same features in every row of one crop",
+                                  fix=fix)
+        rows = np.sort(first)  # each crop once, at its first row, in file order
+        crop_names, features, norms = crop_names[rows], features[rows], norms[rows]
+    return _checked_feature_set(path, crop_names, features, norms, np.array([], dtype=str), fix, keys={"features": "img_feats"})

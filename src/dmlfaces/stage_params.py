@@ -62,7 +62,7 @@ class AggregatorViewsParams:
     augmentation and of FaceCoresetNet's (``clip_views`` official)."""
 
     views: int = 2
-    official_views: int = 3
+    official_views: int = 6
 
     def __post_init__(self) -> None:
         check_range("aggregator_views", "views", self.views, 0)

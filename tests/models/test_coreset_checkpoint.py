@@ -72,8 +72,16 @@ def test_missing_and_unexpected_keys_are_named(tmp_path, official_coreset_state)
     state = official_coreset_state(D)
     del state["aggregate_model.decoder_layer1.norm2.bias"]
     state["aggregate_model.decoder_layer1.linear1.weight"] = torch.zeros(4, D)
-    with pytest.raises(CheckpointKeyError, match=r"Missing keys: norm2\.bias.*Unexpected keys: aggregate_model\.decoder_layer1\.linear1\.weight"):
+    with pytest.raises(CheckpointKeyError, match=r"Missing keys: aggregate_model\.decoder_layer1\.norm2\.bias\. "
+                                                 r"Unexpected keys: aggregate_model\.decoder_layer1\.linear1\.weight"):
         load_official_coreset(_write(tmp_path / "bad.ckpt", state))
+    state = official_coreset_state(D)
+    state["aggregate_model.decoder_layer1.self_attn1.in_proj_weight"] = torch.zeros(3 * D, D + 1)
+    with pytest.raises(ValueError, match=r"in_proj_weight \(query rows\) \(64, 65\), expected \(64, 64\)"):
+        load_official_coreset(_write(tmp_path / "shape.ckpt", state))
+    (tmp_path / "text.ckpt").write_text("not a checkpoint")
+    with pytest.raises(ValueError, match="text.ckpt: not a readable PyTorch checkpoint"):
+        load_official_coreset(tmp_path / "text.ckpt")
 
 
 def test_not_a_facecoresetnet_checkpoint_or_no_k_is_refused(tmp_path, official_coreset_state):

@@ -220,6 +220,8 @@ def test_official_training_settings(views, tmp_path):
     """Random unit-column head, the learning rate x 0.1 after 2/15 of the steps, official views required."""
     with pytest.raises(ValueError, match="--official-views"):
         train_aggregator(views, tmp_path / "x", AggregatorConfig(**TINY, clip_views="official"))
+    with pytest.raises(ValueError, match="holds views of the 'ours' augmentation, but aggregator clip_views is 'official'"):
+        train_aggregator(views, tmp_path / "x", AggregatorConfig(**TINY, clip_views="official"), official_views_path=views)
     config = AggregatorConfig(**{**TINY, "epochs": 4, "templates_per_identity": 4}, head_init="random", lr_schedule="multistep")
     train_aggregator(views, tmp_path / "official", config)
     state = torch.load(tmp_path / "official" / "checkpoints" / "last.pt", weights_only=False)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from dmlfaces.errors import UserError
 from dmlfaces.io import atomic_path
 from dmlfaces.models.backbones import DEPTHS, WIDTHS, IResNet, build_backbone
 
@@ -30,8 +31,12 @@ _OUTER_PARTS = {"input_layer.0": "conv1", "input_layer.1": "bn1", "input_layer.2
                 "output_layer.0": "bn2", "output_layer.3": "fc", "output_layer.4": "features"}
 
 
-class CheckpointKeyError(ValueError):
-    """The checkpoint's keys do not match the backbone: names the missing and unexpected keys."""
+class CheckpointError(UserError, ValueError):
+    """A checkpoint that cannot be loaded; the message names the file and the fix."""
+
+
+class CheckpointKeyError(CheckpointError):
+    """The checkpoint's keys do not match the model: names the missing and unexpected keys."""
 
     def __init__(self, path: str | os.PathLike[str], layout: str, missing: list[str], unexpected: list[str],
                  model: str = "the backbone", fix: str = "check the backbone depth (r18/r34/r50/r100) and the layout") -> None:

@@ -29,14 +29,15 @@ class Change:
 CHANGES: tuple[Change, ...] = (
     Change(
         name="pick_logits", point="Training picks 2..K", official={"pick_logits": "distance"}, ours={"pick_logits": "log_distance"},
-        official_does="logits are the raw quality-weighted distance d at scale 1 and temperature 1: with d in "
-                      "[0, 1] the picks are close to uniform, and a picked face may be drawn again",
+        official_does="logits are the raw quality-weighted distance d at scale 1 and temperature 1: with d at most "
+                      "q^gamma (about 1 at the initial gamma 0.01) the picks are close to uniform, and a picked face "
+                      "may be drawn again",
         ours_does="logits log d: a face is drawn with probability proportional to d (k-means++ seeding), never twice",
         why="training then sees the coreset that evaluation (argmax of d) picks, not a near-uniform sample",
     ),
     Change(
         name="first_pick", point="First pick in training", official={"first_pick": "sample"}, ours={"first_pick": "argmax"},
-        official_does="a Gumbel-Softmax sample over the raw norms (scale 1, temperature 1), as in the paper's listing",
+        official_does="a Gumbel-Softmax sample over the raw norms (scale 1, temperature 1)",
         ours_does="the highest-norm face, as at evaluation",
         why="the same first pick in training and evaluation; no gradient is needed through it",
     ),
@@ -66,9 +67,9 @@ CHANGES: tuple[Change, ...] = (
     Change(
         name="clip_synthesis", point="Clip synthesis", official={"clip_views": "official", "real_clip_rate": 0.0},
         ours={"clip_views": "ours", "real_clip_rate": 0.3},
-        official_does="simulated clips only: each copy augmented on its own (RandAugment and a flip) after one "
-                      "per-image augmentation (crop 20-100 % of the area kept in place on black, low resolution "
-                      "20-100 % with a random filter, colour jitter 0.5; each p = 0.5), so copies never repeat",
+        official_does="simulated clips only, of min(3, U{1..places left}) copies: each copy augmented on its own "
+                      "(RandAugment and a flip) after one per-image augmentation (crop 20-100 % of the area kept in "
+                      "place on black, low resolution 20-100 % with a random filter, colour jitter 0.5; each p = 0.5)",
         ours_does="copies drawn with replacement from the image and its milder views (aggregator_views.views), so "
                   "copies may be exact duplicates; 30 % of the clips are runs of real video frames",
         why="duplicates and real frames imitate the bursts of IJB's videos, which the official training never sees",
@@ -91,8 +92,15 @@ CHANGES: tuple[Change, ...] = (
 
 # What the faithful variant still does as we do, because the study runs on 2 CPU cores (listed in the book).
 ADAPTATIONS = (
-    "views are precomputed once (aggregator_views.official_views per image, each augmented on its own), not "
-    "augmented anew at every step; a clip's copies never repeat, but a seed image drawn again reuses its views",
+    "views are precomputed once (aggregator_views.official_views per image): the per-image augmentation is drawn "
+    "once for the whole training (officially anew for every template) and each copy's RandAugment once per view; "
+    "no copy repeats within a template until an image has given all its views",
+    "the low-resolution filters are PIL's (which smooth when shrinking) for cv2's, and the colour and RandAugment "
+    "operations act on RGB where the official code, feeding a BGR backbone, applies them to BGR images",
+    "evaluation picks are the exact argmax; the official code adds Gumbel noise to 10^4 d, which breaks near-ties "
+    "(differences in d below about 10^-3) at random",
+    "the sampled first pick (softmax of the raw norms) and the 2 pi norm encoding depend on the norms' scale, which "
+    "is the small CPU model's here, not AdaFace IR-101's",
     "the IJB features are extracted once for every method, with the flip test; the official evaluation has none",
     "SynthFaces' training identities, batches of 20 on one process (officially 2 x 20) and aggregator.epochs epochs "
     "(officially about 15 passes over a 10,000-identity WebFace4M subset)",

@@ -12,13 +12,14 @@ ignored and listed; the backbone loads with :func:`dmlfaces.models.checkpoints.l
 from __future__ import annotations
 
 import os
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
 from dmlfaces.models.aggregators import CoresetAggregator
-from dmlfaces.models.checkpoints import CheckpointKeyError
+from dmlfaces.models.checkpoints import CheckpointError, CheckpointKeyError
 
 PREFIX = "aggregate_model."
 HEADS = 8  # TransformerDecoderLayerOrig(nhead=8) in TemplateAggregateModel
@@ -31,6 +32,30 @@ _ATTENTION = {"decoder_layer1.self_attn1": "self_attention", "decoder_layer1.mul
 UNUSED = ("tau", "feature_norm_normalizer", "ur_center", "dist_from_ur_center_norm_size_balance", "quality_measure.",
           "decoder_layer1.self_attn2.", "decoder_layer1.multihead_attn2.", "decoder_layer1.multihead_attn3.",
           "decoder_layer1.norm3.", "decoder_layer1.norm4.")
+
+
+class _LightningUnpickler(pickle.Unpickler):
+    """Unpickles a Lightning checkpoint without Lightning: its ``AttributeDict`` of hyper-parameters reads as a dict."""
+
+    def find_class(self, module: str, name: str) -> object:
+        if module.split(".")[0] in ("pytorch_lightning", "lightning") and name == "AttributeDict":
+            return dict
+        return super().find_class(module, name)
+
+
+class _lightning_pickle:  # noqa: N801 - a stand-in for the pickle module, as torch.load's pickle_module expects
+    Unpickler = _LightningUnpickler
+    load = staticmethod(pickle.load)
+
+
+def _official_name(ours: str) -> str:
+    """The official key our parameter ``ours`` is loaded from (the stacked input projection for q, k and v)."""
+    direct = {value: key for key, value in _DIRECT.items()}
+    if ours in direct:
+        return PREFIX + direct[ours]
+    module, part, leaf = ours.split(".")
+    theirs = {value: key for key, value in _ATTENTION.items()}[module]
+    return PREFIX + (f"{theirs}.out_proj.{leaf}" if part == "out" else f"{theirs}.in_proj_{leaf} ({part} rows)")
 
 
 def _hyper_parameter(checkpoint: Mapping, name: str) -> object:
@@ -60,18 +85,25 @@ def load_official_coreset(path: str | os.PathLike[str], k: int | None = None) ->
         k: picks; by default the checkpoint's ``hyper_parameters.coreset_size`` (3 in the released model).
     Raises:
         CheckpointKeyError: naming the missing and unexpected ``aggregate_model.*`` keys.
-        ValueError: not a FaceCoresetNet checkpoint, or no K.
+        CheckpointError: unreadable, not a FaceCoresetNet checkpoint, tensors of the wrong shape, or no K.
     """
     path = Path(path)
-    # Lightning checkpoints pickle their hyper-parameters, so weights_only loading cannot read them.
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    # Lightning checkpoints pickle their hyper-parameters, so weights_only loading cannot read them: like
+    # torch.load itself, this runs what the file names, so load checkpoints from a source you trust.
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False, pickle_module=_lightning_pickle)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint; give the official FaceCoresetNet.ckpt") from None
+    except (pickle.UnpicklingError, EOFError, RuntimeError, ModuleNotFoundError, AttributeError) as error:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({error}); give the official FaceCoresetNet.ckpt "
+                         "(a PyTorch Lightning checkpoint)") from None
     state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, Mapping) else None
     if not isinstance(state, Mapping) or not any(str(key).startswith(PREFIX) for key in state):
-        raise ValueError(f"{path}: no '{PREFIX}*' keys, so not a FaceCoresetNet checkpoint; give the Lightning .ckpt "
+        raise CheckpointError(f"{path}: no '{PREFIX}*' keys, so not a FaceCoresetNet checkpoint; give the Lightning .ckpt "
                          "of the official repository (pretrained_models/FaceCoresetNet.ckpt)")
     k = k if k is not None else _hyper_parameter(checkpoint, "coreset_size")
     if not isinstance(k, int) or k < 1:
-        raise ValueError(f"{path}: hyper_parameters.coreset_size is {k!r}; pass k (the released model uses 3)")
+        raise CheckpointError(f"{path}: hyper_parameters.coreset_size is {k!r}; pass k (the released model uses 3)")
     theirs = {key[len(PREFIX):]: value for key, value in state.items() if key.startswith(PREFIX)}
     if "gamma" not in theirs and isinstance(_hyper_parameter(checkpoint, "gamma"), (int, float)):
         theirs["gamma"] = torch.tensor(float(_hyper_parameter(checkpoint, "gamma")))  # a fixed gamma is not saved
@@ -90,12 +122,16 @@ def load_official_coreset(path: str | os.PathLike[str], k: int | None = None) ->
             ignored.append(PREFIX + key)
         else:
             unexpected.append(PREFIX + key)
-    missing = sorted(set(model.state_dict()) - set(ours))
-    shapes = sorted(f"{key} {tuple(value.shape)} (ours {tuple(model.state_dict()[key].shape)})"
-                    for key, value in ours.items() if key in model.state_dict() and value.shape != model.state_dict()[key].shape)
-    if missing or unexpected or shapes:
-        raise CheckpointKeyError(path, "FaceCoresetNet", missing + shapes, sorted(unexpected),
+    expected = model.state_dict()
+    missing = sorted({_official_name(key) for key in set(expected) - set(ours)})
+    shapes = sorted(f"{_official_name(key)} {tuple(value.shape)}, expected {tuple(expected[key].shape)}"
+                    for key, value in ours.items() if value.shape != expected[key].shape)
+    if missing or unexpected:
+        raise CheckpointKeyError(path, "FaceCoresetNet", missing, sorted(unexpected),
                                  model=f"the official aggregator (dim {dim}, {HEADS} heads)",
                                  fix="give the official FaceCoresetNet.ckpt, or a checkpoint of its net_template.py at 6e13498")
+    if shapes:
+        raise CheckpointError(f"{path}: FaceCoresetNet checkpoint tensors of the wrong shape for dim {dim}: {'; '.join(shapes[:8])}; "
+                         "give the official FaceCoresetNet.ckpt, or a checkpoint of its net_template.py at 6e13498")
     model.load_state_dict(ours)
     return model.eval(), sorted(ignored)

@@ -113,7 +113,8 @@ def precompute_views(backbone_path: str | Path, train_root: str | Path, views: i
                      device: str = "auto", clips_root: str | Path | None = None, augmentation: str = "ours") -> None:
     """Write the features of every training image, of ``views`` augmented copies, and of video frames to ``out`` (npz).
 
-    The file holds ``features`` (I, 1 + views, D) float32 unit rows, ``norms`` (I, 1 + views) and ``labels`` (I,);
+    The file holds ``augmentation`` (the name below), ``features`` (I, 1 + views, D) float32 unit rows, ``norms``
+    (I, 1 + views) and ``labels`` (I,);
     view 0 is the image itself, view v > 0 an augmented copy drawn from (seed, image, v). With ``clips_root``
     (``<identity>/<clip>/<frame>.jpg``, identities named as in ``train_root``) it also holds ``clip_features``
     (F, D), ``clip_norms`` (F,), ``clip_ids`` (F,) and ``clip_labels`` (C,); otherwise those are empty.
@@ -149,7 +150,7 @@ def precompute_views(backbone_path: str | Path, train_root: str | Path, views: i
     label_of = {name: label for label, name in enumerate(folder.identities)}
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as handle:
-            np.savez(handle, features=features[:count].reshape(len(folder.paths), per_image, -1),
+            np.savez(handle, augmentation=np.array(augmentation), features=features[:count].reshape(len(folder.paths), per_image, -1),
                      norms=norms[:count].reshape(len(folder.paths), per_image), labels=folder.labels.astype(np.int64),
                      clip_features=features[count:], clip_norms=norms[count:], clip_ids=frames.clips,
                      clip_labels=np.array([label_of[name] for name in frames.clip_identities], dtype=np.int64))
@@ -181,15 +182,16 @@ class TemplateBatches:
     batch (from the batch's position in the epoch order), so every rank of a DDP run pads to the same N.
     Templates index one pool of rows: the I * V views (row ``image * V + view``), then the F video frames.
     A clip's copies are views of its seed image drawn with replacement from all V (``clip_views`` "ours"), or
-    distinct augmented views 1..V-1 (``"official"``: every copy augmented on its own, none repeated).
+    augmented views 1..V-1 that no earlier copy of the template used (``"official"``: every copy augmented on its
+    own, the clip lengths as the official code draws them).
     """
 
-    def __init__(self, views: dict[str, np.ndarray], config: AggregatorConfig) -> None:
+    def __init__(self, views: dict[str, np.ndarray], config: AggregatorConfig, source: str = "the views file") -> None:
         self.config = config
         images, per_image, dim = views["features"].shape
         if config.clip_views == "official" and per_image - 1 < config.max_clip:
             raise ParameterError(f"clip_views official draws up to max_clip = {config.max_clip} distinct augmented views "
-                                 f"per clip, but the views file holds {per_image - 1} per image; extract at least "
+                                 f"per clip, but {source} holds {per_image - 1} per image; extract at least "
                                  f"{config.max_clip} (aggregator_views.official_views)")
         self.labels, self.views_per_image = views["labels"], per_image
         self.pool_features = np.concatenate([views["features"].reshape(-1, dim), views["clip_features"]])
@@ -219,6 +221,7 @@ class TemplateBatches:
         identity = index % self.identities
         images_of, clips_of = self.images_of[identity], self.clips_of[identity]
         rows: list[int] = []
+        used: dict[int, set[int]] = {}  # official clips: the views each seed image has given this template
         while len(rows) < size:
             if len(clips_of) and rng.random() < self.config.real_clip_rate:
                 clip = clips_of[rng.integers(len(clips_of))]
@@ -226,15 +229,27 @@ class TemplateBatches:
                 length = int(rng.integers(1, end - first + 1))
                 start = first + int(rng.integers(0, end - first - length + 1))
                 rows += range(start, start + length)
+            elif self.config.clip_views == "official":
+                rows += self._official_clip(rng, images_of[rng.integers(len(images_of))], size - len(rows), used)
             else:
                 seed_image = images_of[rng.integers(len(images_of))]
                 length = int(rng.integers(1, self.config.max_clip + 1))
-                if self.config.clip_views == "official":
-                    copies = 1 + rng.choice(self.views_per_image - 1, length, replace=False)
-                else:
-                    copies = rng.integers(0, self.views_per_image, length)
-                rows += (seed_image * self.views_per_image + copies).tolist()
+                rows += (seed_image * self.views_per_image + rng.integers(0, self.views_per_image, length)).tolist()
         return np.array(rows[:size])
+
+    def _official_clip(self, rng: np.random.Generator, seed_image: int, remaining: int, used: dict[int, set[int]]) -> list[int]:
+        """Pool rows of one clip as ``data_template.create_fixed_size_template`` makes it: min(max_clip, U{1..remaining})
+        copies, so the clips fill the template exactly, each an augmented view of the seed image that no earlier
+        copy of this template used (``used``: seed image -> views taken), until every view has been used."""
+        length = min(self.config.max_clip, int(rng.integers(1, remaining + 1)))
+        views = np.arange(1, self.views_per_image)
+        free = np.setdiff1d(views, np.fromiter(used.setdefault(seed_image, set()), np.int64))
+        if len(free) < length:
+            used[seed_image].clear()
+            free = views
+        copies = rng.choice(free, length, replace=False)
+        used[seed_image].update(copies.tolist())
+        return (seed_image * self.views_per_image + copies).tolist()
 
     def batch(self, indices: np.ndarray, epoch: int) -> tuple[torch.Tensor, ...]:
         """(B, N, D) features, (B, N) norms, (B, N) mask (all True), (B,) labels."""
@@ -304,7 +319,12 @@ def train_aggregator(views_path: str | Path, out_dir: str | Path, config: Aggreg
     context = init_distributed(config.device)
     out_dir = Path(out_dir)
     views = read_views(views_path)
-    source = TemplateBatches(views, config)
+    made_by = str(views.get("augmentation", "ours"))  # files of earlier versions hold our views
+    if made_by != config.clip_views:
+        raise ParameterError(f"{views_path} holds views of the {made_by!r} augmentation, but aggregator clip_views is "
+                             f"{config.clip_views!r}: pass the views of 'extract-views --augmentation {config.clip_views}'"
+                             + (" as --official-views" if config.clip_views == "official" else " as --views"))
+    source = TemplateBatches(views, config, source=str(views_path))
     dim = views["features"].shape[-1]
     torch.manual_seed(config.seed)
     loss = AdaFaceLoss(source.identities, dim, margin=config.margin, h=config.h, scale=config.scale)
@@ -323,7 +343,7 @@ def train_aggregator(views_path: str | Path, out_dir: str | Path, config: Aggreg
     scheduler = None
     if config.lr_schedule == "multistep":
         total_steps = config.epochs * (len(source) // config.batch_size)
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [round(total_steps * OFFICIAL_LR_DROP_AT)], gamma=0.1)
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [max(1, round(total_steps * OFFICIAL_LR_DROP_AT))], gamma=0.1)
     loop = LoopConfig(epochs=config.epochs, batch_size=config.batch_size, checkpoint_dir=out_dir / "checkpoints",
                       checkpoint_every=config.checkpoint_every, seed=config.seed, max_grad_norm=config.max_grad_norm,
                       amp=config.amp, description=f"aggregator ({config.method})", on_step=kill_switch(),
