@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
+
+from dmlfaces.reproduction import TOLERANCE, differences
 
 REPO = Path(__file__).resolve().parents[1]
 TREE_PATH = "results/metrics"  # where a git revision holds the committed metrics
@@ -35,40 +35,6 @@ def reference_files(reference: str) -> dict[str, bytes]:
     names = [name for name in listing.stdout.splitlines() if name.endswith(".json")]
     return {name: subprocess.run([*git, "show", f"{reference}:{TREE_PATH}/{name}"], capture_output=True, check=True).stdout
             for name in names}
-
-
-def _close(a: float, b: float, tolerance: float) -> bool:
-    if math.isnan(a) or math.isnan(b):
-        return math.isnan(a) and math.isnan(b)
-    return abs(a - b) <= tolerance * max(1.0, abs(a), abs(b))
-
-
-def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def differences(ours: object, theirs: object, tolerance: float, key: str = "") -> Iterator[tuple[str, str]]:
-    """(key path, what differs) of every value of ``ours`` that is not ``theirs`` (numbers: within ``tolerance``)."""
-    where = key or "(the whole file)"
-    if isinstance(ours, dict) and isinstance(theirs, dict):
-        for name in sorted(set(ours) | set(theirs), key=str):
-            path = f"{key}.{name}" if key else str(name)
-            if name not in theirs:
-                yield path, "only in this run"
-            elif name not in ours:
-                yield path, "only in the reference"
-            else:
-                yield from differences(ours[name], theirs[name], tolerance, path)
-    elif isinstance(ours, list) and isinstance(theirs, list):
-        if len(ours) != len(theirs):
-            yield where, f"{len(ours)} items, the reference {len(theirs)}"
-        for index, (a, b) in enumerate(zip(ours, theirs)):
-            yield from differences(a, b, tolerance, f"{key}[{index}]")
-    elif _number(ours) and _number(theirs):
-        if not _close(float(ours), float(theirs), tolerance):
-            yield where, f"{ours!r}, the reference {theirs!r}"
-    elif ours != theirs:
-        yield where, f"{ours!r}, the reference {theirs!r}"
 
 
 def compare(metrics: Path, reference: dict[str, bytes], tolerance: float) -> tuple[list[str], bool]:
@@ -101,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--metrics", type=Path, default=REPO / TREE_PATH, help="this run's metrics files")
     parser.add_argument("--reference", default="HEAD", help="a git revision (its committed metrics) or a directory")
-    parser.add_argument("--tolerance", type=float, default=1e-6,
+    parser.add_argument("--tolerance", type=float, default=TOLERANCE,
                         help="largest difference of two numbers, relative to their size (absolute below 1)")
     args = parser.parse_args(argv)
     if not args.metrics.is_dir():

@@ -47,7 +47,7 @@ CHANGES: tuple[Change, ...] = (
         official_does="sin and cos of 2 pi q / 10000^(2j/D), interleaved channel by channel "
                       "(get_proposal_pos_embed), then a LayerNorm",
         ours_does="sin and cos of q / 10000^(2j/D), the sines in the first half of the channels, then a LayerNorm",
-        why="the common sinusoidal layout; a norm of 20 to 60 times 2 pi wraps the low frequencies many times",
+        why="the common sinusoidal layout (Vaswani et al.); the 2 pi factor and the interleaving were not carried over",
     ),
     Change(
         name="attention", point="Attention layer", official={"attention": "official"}, ours={"attention": "ours"},

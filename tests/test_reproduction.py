@@ -1,0 +1,45 @@
+"""Two runs' metrics compared: per file, and the TARs and verdicts of the verification report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dmlfaces.reproduction import run_comparison, tar_and_verdict_changes
+
+
+def _row(tar: float) -> dict:
+    return {"tar_exact": tar}
+
+
+def _difference(low: float, high: float) -> dict:
+    return {"difference": (low + high) / 2, "ci_low": low, "ci_high": high}
+
+
+def _verification(coreset: float, low: float, extra: bool = False) -> dict:
+    report = {"methods": {"coreset": {"0.001": _row(coreset), "0.1": _row(0.9)}, "mean": {"0.001": _row(0.3), "0.1": _row(0.8)}},
+              "differences": {"coreset - mean": {"0.001": _difference(low, 0.2), "0.1": _difference(0.01, 0.2)}}}
+    if extra:  # a variant only this run has: left out of the comparison
+        report["methods"]["faithful"] = {"0.001": _row(0.1)}
+        report["differences"]["faithful - mean"] = {"0.001": _difference(-0.3, -0.1)}
+    return report
+
+
+def test_tar_and_verdict_changes_cover_what_both_runs_hold() -> None:
+    changes = tar_and_verdict_changes(_verification(0.405, -0.01, extra=True), _verification(0.40, 0.02))
+    assert abs(changes["largest_tar_difference"] - 0.005) < 1e-12 and changes["at"] == ("coreset", "0.001")
+    assert changes["verdicts_compared"] == 2
+    assert changes["verdicts_changed"] == ["coreset - mean at FAR 0.001: beats there, ties here"]
+
+
+def test_run_comparison_counts_numbers_beyond_the_tolerance(tmp_path: Path) -> None:
+    for run, value in (("a", 0.5), ("b", 0.5 + 1e-3)):
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "data.json").write_text(json.dumps({"n": 3, "x": [0.25, value]}))
+        (tmp_path / run / "embedding.json").write_text(json.dumps({"loss": 1.0}))
+    (tmp_path / "a" / "only_here.json").write_text("{}")
+    table = run_comparison(tmp_path / "a", tmp_path / "b")
+    assert list(table.index) == ["data", "embedding"]
+    assert table.loc["embedding", "byte-identical"] and not table.loc["data", "byte-identical"]
+    assert table.loc["data", "numbers compared"] == 3 and table.loc["data", "differ"] == 1
+    assert abs(table.loc["data", "largest difference"] - 1e-3) < 1e-12
