@@ -14,7 +14,7 @@ import torch
 
 from dmlfaces.cli import main
 from dmlfaces.data.errors import DataFormatError
-from dmlfaces.features import extract_features, read_features, shard_range, write_features
+from dmlfaces.features import FeatureSet, extract_features, extract_with_single_pass, read_features, shard_range, write_features
 from dmlfaces.models.backbones import build_backbone
 from dmlfaces.train.distributed import DistributedContext
 from dmlfaces.train.embedding import EmbeddingConfig, save_backbone
@@ -38,6 +38,50 @@ def test_unit_features_norms_and_flip_test() -> None:
     assert np.allclose(flipped, mirrored, atol=1e-5)  # the flip test is mirror invariant
 
 
+def test_the_single_pass_comes_with_the_flip_test_bit_for_bit() -> None:
+    images = np.random.default_rng(1).integers(0, 256, (5, 112, 112, 3), dtype=np.uint8)
+    model = _model()
+    features, norms, single, single_norms = extract_with_single_pass(model, lambda i: images[i], 5, batch_size=2,
+                                                                     device="cpu", progress=False)
+    flip_features, flip_norms = extract_features(model, lambda i: images[i], 5, batch_size=2, device="cpu", progress=False)
+    one_pass, one_pass_norms = extract_features(model, lambda i: images[i], 5, batch_size=2, flip=False, device="cpu",
+                                                progress=False)
+    assert np.array_equal(features, flip_features) and np.array_equal(norms, flip_norms)
+    assert np.array_equal(single, one_pass) and np.array_equal(single_norms, one_pass_norms)
+    assert not np.allclose(single, features, atol=1e-3)  # the mirror changes the feature
+    unflipped = extract_with_single_pass(model, lambda i: images[i], 5, flip=False, device="cpu", progress=False)
+    assert unflipped[2] is unflipped[0] and unflipped[3] is unflipped[1]
+
+
+def test_single_passes_round_trip_and_are_refused_where_absent(tmp_path: Path) -> None:
+    features, single = np.eye(3, 4, dtype=np.float32), np.eye(3, 4, k=1, dtype=np.float32)
+    names, norms = ["a.jpg", "b.jpg", "c.jpg"], np.array([1.0, 2.0, 3.0])
+    write_features(tmp_path / "f.npz", names, features, norms, single=(single, norms * 2))
+    loaded = read_features(tmp_path / "f.npz")
+    assert loaded.flip_test and np.array_equal(loaded.single_pass()[0], single)
+    assert np.array_equal(loaded.single_pass()[1], norms * 2)
+    write_features(tmp_path / "one.npz", names, single, norms, flip_test=False)
+    one_pass = read_features(tmp_path / "one.npz")
+    assert not one_pass.flip_test and one_pass.single_pass()[0] is one_pass.features
+    write_features(tmp_path / "flip_only.npz", names, features, norms)
+    with pytest.raises(DataFormatError, match="flip_only.npz.*holds flip-test features only.*extract the features again"):
+        read_features(tmp_path / "flip_only.npz").single_pass()
+    with pytest.raises(DataFormatError, match="in memory"):
+        FeatureSet(np.array(names), features, norms.astype(np.float32)).single_pass()
+    arrays = dict(np.load(tmp_path / "f.npz"))
+    cases = {
+        "half": ({k: v for k, v in arrays.items() if k != "single_norms"}, "key 'single_norms' is missing beside 'single_features'"),
+        "shape": ({**arrays, "single_features": np.eye(3, dtype=np.float32)}, r"key 'single_features': shape \(3, 3\)"),
+        "unit": ({**arrays, "single_features": single * 2}, "key 'single_features': row 0 .* has length 2"),
+        "both": ({**arrays, "flip_test": np.asarray(False)}, "single-pass arrays beside features that are single passes"),
+        "flag": ({**arrays, "flip_test": np.array([1, 0])}, r"key 'flip_test': int64 array of shape \(2,\)"),
+    }
+    for name, (content, message) in cases.items():
+        np.savez(tmp_path / f"{name}.npz", **content)
+        with pytest.raises(DataFormatError, match=message):
+            read_features(tmp_path / f"{name}.npz")
+
+
 def test_file_round_trip(tmp_path: Path) -> None:
     features = np.eye(3, 4, dtype=np.float32)
     write_features(tmp_path / "f.npz", ["a.jpg", "b.jpg", "c.jpg"], features, np.array([1.0, 2.0, 3.0]))
@@ -54,6 +98,12 @@ def test_extract_cli_on_ijb_layout(tiny_data: Path, tmp_path: Path) -> None:
                  "--out", str(out), "--device", "cpu", "--batch-size", "64"]) == 0
     loaded = read_features(out)
     assert loaded.names[0] == "1.jpg" and loaded.features.shape[1] == 32 and np.all(loaded.norms > 0)
+    assert loaded.flip_test and loaded.single_features.shape == loaded.features.shape  # kept for the faithful variants
+    assert main(["extract", "--backbone", str(tmp_path / "backbone.pt"), "--ijb", str(tiny_data / "IJBS"),
+                 "--out", str(tmp_path / "single.npz"), "--device", "cpu", "--batch-size", "64", "--no-flip"]) == 0
+    single = read_features(tmp_path / "single.npz")
+    assert not single.flip_test and single.single_features is None
+    np.testing.assert_allclose(single.features, loaded.single_features, atol=1e-5)
 
 
 def test_shards_are_contiguous_whole_batches_covering_every_crop() -> None:
@@ -77,6 +127,7 @@ def test_two_gloo_processes_write_the_single_process_file(tiny_data: Path, tmp_p
     # Shares are whole batches, so each rank runs exactly the batches the single process runs: equal bit for bit.
     assert np.array_equal(ranks.names, single.names) and np.array_equal(ranks.features, single.features)
     assert np.array_equal(ranks.norms, single.norms)
+    assert np.array_equal(ranks.single_features, single.single_features) and np.array_equal(ranks.single_norms, single.single_norms)
     assert (tmp_path / "ranks" / "f.csv").read_text() == (tmp_path / "single" / "f.csv").read_text()
     assert sorted(p.name for p in (tmp_path / "ranks").iterdir()) == ["f.csv", "f.npz"]  # shards removed
 

@@ -15,7 +15,8 @@ import pytest
 from dmlfaces.data.errors import DataFormatError
 from dmlfaces.data.ijb import read_ijb
 from dmlfaces.features import FeatureSet, read_features, read_official_feature_pickle, write_features
-from dmlfaces.verify import aggregators, describe_protocol, match_crops, verify_descriptors, verify_protocol
+from dmlfaces.models.aggregators import build_aggregator
+from dmlfaces.verify import aggregators, describe_protocol, describe_rows, match_crops, verify_descriptors, verify_protocol
 
 
 def _verify(*args: str) -> subprocess.CompletedProcess[str]:
@@ -45,6 +46,24 @@ def _unit_features(protocol, dim: int = 8, seed: int = 0) -> FeatureSet:
     features = np.random.default_rng(seed).normal(size=(len(names), dim)).astype(np.float32)
     features /= np.linalg.norm(features, axis=1, keepdims=True)
     return FeatureSet(names, features, np.ones(len(names), np.float32))
+
+
+def test_methods_evaluated_without_the_flip_test_read_the_single_passes(tiny_data: Path) -> None:
+    protocol = read_ijb(tiny_data / "IJBS")
+    flip, single = _unit_features(protocol, seed=0), _unit_features(protocol, seed=1)
+    crops = FeatureSet(flip.names, flip.features, flip.norms, single_features=single.features, single_norms=single.norms)
+    as_published = build_aggregator("mean", 8).eval()
+    as_published.flip_test = False  # what load_aggregator sets for aggregator flip_test: false
+    described = describe_protocol({**aggregators(8), "published": as_published}, protocol, crops)
+    assert list(described) == [*aggregators(8), "published", "media_template_N1D1"]
+    on_single, on_flip = describe_protocol(aggregators(8), protocol, single), describe_protocol(aggregators(8), protocol, flip)
+    assert np.array_equal(described["published"][1], on_single["mean"][1])
+    assert all(np.array_equal(described[name][1], on_flip[name][1]) for name in on_flip)
+    with pytest.raises(DataFormatError, match="holds flip-test features only"):
+        describe_protocol({"published": as_published}, protocol, flip)
+    rows = match_crops(protocol, crops)[0]
+    with pytest.raises(ValueError, match="published are evaluated on single-pass crop features: pass single_pass"):
+        describe_rows({"published": as_published}, flip.features[rows], flip.norms[rows], protocol.template_ids, protocol.media_ids)
 
 
 def test_bad_features_are_named(tiny_data: Path) -> None:

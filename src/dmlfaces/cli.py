@@ -68,7 +68,7 @@ def _extract_views(args: argparse.Namespace) -> None:
 
 
 def _extract(args: argparse.Namespace) -> None:
-    from dmlfaces.features import extract_features, shard_range, write_features_sharded
+    from dmlfaces.features import extract_with_single_pass, shard_range, write_features_sharded
     from dmlfaces.train.distributed import init_distributed, sum_over_ranks
 
     skipped: list[str] = []  # crops left out on purpose, recorded in the features file
@@ -105,6 +105,7 @@ def _extract(args: argparse.Namespace) -> None:
     context = init_distributed(args.device)  # under torchrun each rank extracts its share of the crops
     share = shard_range(len(names), 1 if args.dlib else args.batch_size, context)
     load_share = lambda j: load(share[j])  # noqa: E731
+    single = None  # the unmirrored pass alone, kept beside the flip test's features
     if args.dlib:
         from dmlfaces.models.dlib_embedder import DlibEmbedder
 
@@ -115,10 +116,12 @@ def _extract(args: argparse.Namespace) -> None:
     else:
         from dmlfaces.models.checkpoints import load_backbone
 
-        features, norms = extract_features(load_backbone(args.backbone), load_share, len(share),
-                                           batch_size=args.batch_size, flip=not args.no_flip,
-                                           device=str(context.device), progress=context.is_main)
-    write_features_sharded(args.out, names, features, norms, context, skipped)
+        features, norms, *single = extract_with_single_pass(load_backbone(args.backbone), load_share, len(share),
+                                                            batch_size=args.batch_size, flip=not args.no_flip,
+                                                            device=str(context.device), progress=context.is_main)
+    flip_test = not args.dlib and not args.no_flip
+    write_features_sharded(args.out, names, features, norms, context, skipped, flip_test=flip_test,
+                           single=tuple(single) if flip_test else None)
     if context.is_main:
         print(json.dumps({"out": str(args.out), "crops": len(names), "dim": int(features.shape[1]),
                           **args.clock.throughput(len(names))}))
@@ -128,7 +131,7 @@ def _verify(args: argparse.Namespace) -> None:
     import numpy as np
 
     from dmlfaces.data.ijb import read_ijb
-    from dmlfaces.features import FeatureSet, extract_features, read_features, read_official_feature_pickle, write_features
+    from dmlfaces.features import FeatureSet, extract_with_single_pass, read_features, read_official_feature_pickle, write_features
     from dmlfaces.io import write_json
     from dmlfaces.verify import OFFICIAL_CHECKPOINT, aggregators, trained_aggregators, verify_protocol
 
@@ -139,10 +142,12 @@ def _verify(args: argparse.Namespace) -> None:
         protocol.check_landmarks()  # every crop before any extraction (extract --skip-bad-landmarks can skip them)
 
         rows = protocol.unique_crops  # a crop several templates list is extracted once
-        features, norms = extract_features(load_backbone(args.backbone), lambda i: protocol.aligned_crop(rows[i]),
-                                           len(rows), batch_size=args.batch_size, device=args.device)
-        write_features(args.out / "features.npz", protocol.crop_names[rows], features, norms)
-        crops = FeatureSet(np.asarray(protocol.crop_names[rows]), features, norms)
+        features, norms, *single = extract_with_single_pass(load_backbone(args.backbone),
+                                                            lambda i: protocol.aligned_crop(rows[i]), len(rows),
+                                                            batch_size=args.batch_size, device=args.device)
+        write_features(args.out / "features.npz", protocol.crop_names[rows], features, norms, single=tuple(single))
+        crops = FeatureSet(np.asarray(protocol.crop_names[rows]), features, norms, single_features=single[0],
+                           single_norms=single[1])
     elif args.features.suffix in (".pickle", ".pkl"):  # the official FaceCoresetNet IJB features
         crops = read_official_feature_pickle(args.features, protocol.crop_names)
     else:

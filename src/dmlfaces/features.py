@@ -1,9 +1,12 @@
 """Feature extraction: per-crop unit features and their norms, batched, on the GPU when present.
 
 Output is one file a user can open without this package: ``<name>.npz`` with arrays ``names`` (N,),
-``features`` (N, D) float32 unit rows and ``norms`` (N,) float32 (and ``skipped`` (M,), the crops extraction
-left out on purpose, e.g. for bad landmarks), plus ``<name>.csv`` (name, row, norm) as an index. Both are
-written atomically; ``read_features`` checks keys, shapes, finiteness and unit rows, naming file and key.
+``features`` (N, D) float32 unit rows and ``norms`` (N,) float32, ``flip_test`` (a bool: whether ``features``
+are flip-test sums or single passes), with the flip test also ``single_features`` (N, D) and ``single_norms``
+(N,) of the first, unmirrored pass alone (FaceCoresetNet's evaluation has no flip test), and ``skipped`` (M,),
+the crops extraction left out on purpose, e.g. for bad landmarks; plus ``<name>.csv`` (name, row, norm) as an
+index. Both are written atomically; ``read_features`` checks keys, shapes, finiteness and unit rows, naming
+file and key.
 
 Under ``torchrun`` each rank extracts a contiguous share of whole batches and saves it beside the output;
 rank 0 merges the shares into the file one process would write.
@@ -36,16 +39,38 @@ from dmlfaces.train.distributed import DistributedContext, resolve_device
 @dataclass(frozen=True, eq=False)
 class FeatureSet:
     """Unit features (N, D) float32, their pre-normalisation norms (N,) and the crop names (N,); ``skipped``
-    (M,) names crops left out on purpose, ``path`` the file read (None when built in memory)."""
+    (M,) names crops left out on purpose, ``path`` the file read (None when built in memory).
+
+    ``flip_test`` says whether ``features`` are flip-test sums (crop and mirror) or single passes; flip-test
+    sets may carry ``single_features`` (N, D) and ``single_norms`` (N,) of the unmirrored pass alone.
+    """
 
     names: np.ndarray
     features: np.ndarray
     norms: np.ndarray
     skipped: np.ndarray = field(default_factory=lambda: np.array([], dtype=str))
     path: Path | None = None
+    flip_test: bool = True
+    single_features: np.ndarray | None = None
+    single_norms: np.ndarray | None = None
+
+    def single_pass(self) -> tuple[np.ndarray, np.ndarray]:
+        """Unit features (N, D) and norms (N,) of one unmirrored pass per crop, for an evaluation without flip test.
+
+        Raises:
+            DataFormatError: the set holds flip-test features only (a file of an earlier version), naming the file.
+        """
+        if not self.flip_test:
+            return self.features, self.norms
+        if self.single_features is None or self.single_norms is None:
+            raise DataFormatError(self.path if self.path is not None else "features (in memory)",
+                                  "holds flip-test features only, but a method is evaluated without the flip test "
+                                  "(aggregator flip_test: false, e.g. the faithful FaceCoresetNet variant)",
+                                  expected="keys 'single_features' and 'single_norms' beside 'features'",
+                                  fix="extract the features again with 'dmlfaces extract' (it keeps the single passes)")
+        return self.single_features, self.single_norms
 
 
-@torch.no_grad()
 def extract_features(
     backbone: nn.Module,
     load: Callable[[int], np.ndarray],
@@ -65,12 +90,41 @@ def extract_features(
     Returns:
         unit features (count, D) float32 and norms (count,) float32.
     """
+    features, norms, _, _ = extract_with_single_pass(backbone, load, count, batch_size=batch_size, flip=flip,
+                                                     device=device, threads=threads, progress=progress)
+    return features, norms
+
+
+@torch.no_grad()
+def extract_with_single_pass(
+    backbone: nn.Module,
+    load: Callable[[int], np.ndarray],
+    count: int,
+    *,
+    batch_size: int = 256,
+    flip: bool = True,
+    device: str = "auto",
+    threads: int = 4,
+    progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``extract_features`` and, at no extra cost, the unit features and norms of the unmirrored pass alone.
+
+    Returns:
+        features (count, D), norms (count,), single-pass features (count, D), single-pass norms (count,), all
+        float32; without ``flip`` the single pass is the feature itself (the same arrays twice).
+    """
     target = resolve_device(device)
     backbone = backbone.to(target).eval()
     if target.type == "cuda":
         backbone = backbone.to(memory_format=torch.channels_last)
     amp = torch.bfloat16 if target.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float16
-    features, norms = [], []
+    parts: dict[str, list[np.ndarray]] = {"features": [], "norms": [], "single_features": [], "single_norms": []}
+
+    def keep(raw: torch.Tensor, prefix: str) -> None:
+        norm = raw.norm(dim=1)
+        parts[prefix + "features"].append((raw / norm.clamp(min=1e-12)[:, None]).cpu().numpy())
+        parts[prefix + "norms"].append(norm.cpu().numpy())
+
     starts = range(0, count, batch_size)
     with ThreadPoolExecutor(threads) as pool:
         for start in tqdm(starts, desc="extract", disable=not progress, mininterval=2.0):
@@ -81,11 +135,13 @@ def extract_features(
             with torch.autocast(target.type, dtype=amp, enabled=target.type == "cuda"):
                 raw = backbone(batch).float()
                 if flip:
+                    keep(raw, "single_")
                     raw = (raw + backbone(batch.flip(3)).float()) / 2
-            norm = raw.norm(dim=1)
-            features.append((raw / norm.clamp(min=1e-12)[:, None]).cpu().numpy())
-            norms.append(norm.cpu().numpy())
-    return np.concatenate(features).astype(np.float32), np.concatenate(norms).astype(np.float32)
+            keep(raw, "")
+    joined = {key: np.concatenate(values).astype(np.float32) if values else None for key, values in parts.items()}
+    if not flip:
+        joined["single_features"], joined["single_norms"] = joined["features"], joined["norms"]
+    return joined["features"], joined["norms"], joined["single_features"], joined["single_norms"]
 
 
 def shard_range(count: int, batch_size: int, context: DistributedContext) -> range:
@@ -112,11 +168,21 @@ def _save_npz(path: Path, **arrays: np.ndarray) -> None:
 
 
 def write_features(path: str | os.PathLike[str], names: Sequence[str], features: np.ndarray, norms: np.ndarray,
-                   skipped: Sequence[str] = ()) -> None:
-    """Write ``path`` (.npz) and its ``.csv`` index atomically; ``skipped`` names crops left out on purpose."""
+                   skipped: Sequence[str] = (), *, flip_test: bool = True,
+                   single: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+    """Write ``path`` (.npz) and its ``.csv`` index atomically; ``skipped`` names crops left out on purpose.
+
+    Args:
+        flip_test: whether ``features`` (N, D) are flip-test sums; single: with the flip test, the unit features
+            (N, D) and norms (N,) of the unmirrored pass alone.
+    """
     path = Path(path)
-    _save_npz(path, names=np.asarray(names, dtype=str), features=features.astype(np.float32), norms=norms.astype(np.float32),
-              skipped=np.asarray(list(skipped), dtype=str))
+    arrays = {"names": np.asarray(names, dtype=str), "features": features.astype(np.float32),
+              "norms": norms.astype(np.float32), "skipped": np.asarray(list(skipped), dtype=str),
+              "flip_test": np.asarray(flip_test)}
+    if single is not None and flip_test:
+        arrays["single_features"], arrays["single_norms"] = (array.astype(np.float32) for array in single)
+    _save_npz(path, **arrays)
     table = io.StringIO()
     writer = csv.writer(table, lineterminator="\n")
     writer.writerow(["name", "row", "norm"])
@@ -130,30 +196,37 @@ def _shard_path(path: Path, rank: int) -> Path:
     return path.with_name(f".{path.name}.{MARKER}shard{rank}")
 
 
-def _read_shard(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Features (S, D) and norms (S,) saved by one rank."""
+def _read_shard(path: Path) -> dict[str, np.ndarray]:
+    """The arrays (S rows each) saved by one rank."""
     with np.load(path) as data:
-        return data["features"], data["norms"]
+        return {key: data[key] for key in data.files}
 
 
 def write_features_sharded(path: str | os.PathLike[str], names: Sequence[str], features: np.ndarray, norms: np.ndarray,
-                           context: DistributedContext, skipped: Sequence[str] = ()) -> None:
-    """``write_features`` of all ranks' rows; ``features`` (S, D) and ``norms`` (S,) are this rank's ``shard_range``.
+                           context: DistributedContext, skipped: Sequence[str] = (), *, flip_test: bool = True,
+                           single: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+    """``write_features`` of all ranks' rows; ``features`` (S, D), ``norms`` (S,) and ``single`` are this rank's
+    ``shard_range``.
 
     Each rank saves its rows beside ``path``; after a barrier rank 0 concatenates them in rank order (the
     crops' order, shares being contiguous), writes ``path`` and removes the shards. A rank that dies stops
     the barrier, so nothing reaches the final name.
     """
     if not context.distributed:
-        write_features(path, names, features, norms, skipped)
+        write_features(path, names, features, norms, skipped, flip_test=flip_test, single=single)
         return
     path = Path(path)
-    _save_npz(_shard_path(path, context.rank), features=features, norms=norms)
+    rows = {"features": features, "norms": norms}
+    if single is not None:
+        rows["single_features"], rows["single_norms"] = single
+    _save_npz(_shard_path(path, context.rank), **rows)
     dist.barrier()
     if context.is_main:
         shards = [_shard_path(path, rank) for rank in range(context.world_size)]
-        merged_features, merged_norms = (np.concatenate(parts) for parts in zip(*map(_read_shard, shards)))
-        write_features(path, names, merged_features, merged_norms, skipped)
+        parts = [_read_shard(shard) for shard in shards]
+        merged = {key: np.concatenate([part[key] for part in parts]) for key in rows}
+        write_features(path, names, merged["features"], merged["norms"], skipped, flip_test=flip_test,
+                       single=(merged["single_features"], merged["single_norms"]) if single is not None else None)
         for shard in shards:
             shard.unlink()
 
@@ -179,16 +252,31 @@ def read_features(path: str | os.PathLike[str]) -> FeatureSet:
         if missing:
             raise DataFormatError(path, f"key {missing[0]!r} is missing (the file holds {sorted(data.files)})",
                                   expected="arrays 'names' (N,), 'features' (N, D) and 'norms' (N,)", fix=fix)
+        single_keys = [key for key in ("single_features", "single_norms") if key in data.files]
+        if len(single_keys) == 1:
+            other = ({"single_features", "single_norms"} - set(single_keys)).pop()
+            raise DataFormatError(path, f"key {other!r} is missing beside {single_keys[0]!r}",
+                                  expected="both single-pass arrays or neither", fix=fix)
         try:
             names, features, norms = data["names"], data["features"], data["norms"]
             skipped = data["skipped"] if "skipped" in data.files else np.array([], dtype=str)
+            flip_test = data["flip_test"] if "flip_test" in data.files else np.asarray(True)  # earlier files: flip test
+            single = (data["single_features"], data["single_norms"]) if single_keys else None
         except (OSError, ValueError, EOFError) as exc:  # a corrupt member, or an object array
             raise DataFormatError(path, f"an array cannot be read ({exc})", fix=fix) from None
-    return _checked_feature_set(path, names, features, norms, skipped, fix)
+    if flip_test.shape != () or flip_test.dtype != bool:
+        raise DataFormatError(path, f"key 'flip_test': {flip_test.dtype} array of shape {flip_test.shape}",
+                              expected="one bool", fix=fix)
+    if single is not None and not flip_test:
+        raise DataFormatError(path, "holds single-pass arrays beside features that are single passes already "
+                              "(flip_test false)", expected="'single_features' and 'single_norms' only with the flip test",
+                              fix=fix)
+    return _checked_feature_set(path, names, features, norms, skipped, fix, flip_test=bool(flip_test), single=single)
 
 
 def _checked_feature_set(path: Path, names: np.ndarray, features: np.ndarray, norms: np.ndarray, skipped: np.ndarray,
-                         fix: str, keys: dict[str, str] | None = None) -> FeatureSet:
+                         fix: str, keys: dict[str, str] | None = None, flip_test: bool = True,
+                         single: tuple[np.ndarray, np.ndarray] | None = None) -> FeatureSet:
     """The arrays of a features file as a ``FeatureSet``, after every check ``read_features`` promises; errors
     name ``path`` and the key (``keys`` renames them as the file spells them)."""
 
@@ -197,11 +285,6 @@ def _checked_feature_set(path: Path, names: np.ndarray, features: np.ndarray, no
 
     if names.ndim != 1 or names.dtype.kind != "U" or len(names) == 0:
         refuse("names", f"{names.dtype} array of shape {names.shape}", "(N,) crop names as strings, N >= 1")
-    count = len(names)
-    if features.ndim != 2 or features.shape[0] != count or features.shape[1] == 0 or features.dtype.kind != "f":
-        refuse("features", f"{features.dtype} array of shape {features.shape}", f"({count}, D) floats, D >= 1")
-    if norms.shape != (count,) or norms.dtype.kind != "f":
-        refuse("norms", f"{norms.dtype} array of shape {norms.shape}", f"({count},) floats")
     if skipped.ndim != 1 or (len(skipped) and skipped.dtype.kind != "U"):
         refuse("skipped", f"{skipped.dtype} array of shape {skipped.shape}", "(M,) crop names as strings")
     unique, counts = np.unique(names, return_counts=True)
@@ -209,7 +292,26 @@ def _checked_feature_set(path: Path, names: np.ndarray, features: np.ndarray, no
         twice = np.flatnonzero(names == unique[np.argmax(counts > 1)])
         refuse("names", f"crop {str(names[twice[0]])!r} is listed in rows {twice[0]} and {twice[1]}",
                "each crop once")
-    for key, values in (("features", features), ("norms", norms)):
+    _check_rows(refuse, names, "features", features, "norms", norms)
+    if single is not None:
+        _check_rows(refuse, names, "single_features", single[0], "single_norms", single[1])
+        if single[0].shape != features.shape:
+            refuse("single_features", f"shape {single[0].shape}", f"the shape of 'features', {features.shape}")
+    return FeatureSet(names=names, features=features, norms=norms, skipped=skipped, path=path, flip_test=flip_test,
+                      single_features=None if single is None else single[0],
+                      single_norms=None if single is None else single[1])
+
+
+def _check_rows(refuse: Callable[[str, str, str], NoReturn], names: np.ndarray, features_key: str,
+                features: np.ndarray, norms_key: str, norms: np.ndarray) -> None:
+    """Refuse (through ``refuse(key, problem, expected)``) features that are not (N, D) finite unit rows (zero
+    rows only where the norm is 0) or norms that are not (N,) finite and >= 0, N being ``len(names)``."""
+    count = len(names)
+    if features.ndim != 2 or features.shape[0] != count or features.shape[1] == 0 or features.dtype.kind != "f":
+        refuse(features_key, f"{features.dtype} array of shape {features.shape}", f"({count}, D) floats, D >= 1")
+    if norms.shape != (count,) or norms.dtype.kind != "f":
+        refuse(norms_key, f"{norms.dtype} array of shape {norms.shape}", f"({count},) floats")
+    for key, values in ((features_key, features), (norms_key, norms)):
         finite = np.isfinite(values).reshape(count, -1).all(axis=1)
         if not finite.all():
             row = int(np.argmin(finite))
@@ -217,16 +319,15 @@ def _checked_feature_set(path: Path, names: np.ndarray, features: np.ndarray, no
                    f" (crop {str(names[row])!r})", "finite values")
     if (norms < 0).any():
         row = int(np.argmax(norms < 0))
-        refuse("norms", f"row {row} (crop {str(names[row])!r}) is negative", "norms >= 0")
+        refuse(norms_key, f"row {row} (crop {str(names[row])!r}) is negative", "norms >= 0")
     as_float32 = features.astype(np.float32, copy=False)  # no float64 copy of IJB-C's 1 GB of features
     lengths = np.sqrt(np.einsum("nd,nd->n", as_float32, as_float32))
     # A crop whose network output is zero has a zero row and norm 0; any other row is unit length.
     off = np.where(norms > 0, np.abs(lengths - 1) > 1e-3, lengths != 0)
     if off.any():
         row = int(np.argmax(off))
-        refuse("features", f"row {row} (crop {str(names[row])!r}) has length {lengths[row]:.6g} with norm"
+        refuse(features_key, f"row {row} (crop {str(names[row])!r}) has length {lengths[row]:.6g} with norm"
                f" {norms[row]:.6g}", "unit rows (zero rows only where the norm is 0)")
-    return FeatureSet(names=names, features=features, norms=norms, skipped=skipped, path=path)
 
 
 # The globals a pickle of NumPy arrays names (NumPy 1 and 2 spell the module differently); nothing else is loaded.
@@ -291,4 +392,5 @@ def read_official_feature_pickle(path: str | os.PathLike[str], crop_names: np.nd
                                   fix=fix)
         rows = np.sort(first)  # each crop once, at its first row, in file order
         crop_names, features, norms = crop_names[rows], features[rows], norms[rows]
-    return _checked_feature_set(path, crop_names, features, norms, np.array([], dtype=str), fix, keys={"features": "img_feats"})
+    return _checked_feature_set(path, crop_names, features, norms, np.array([], dtype=str), fix, keys={"features": "img_feats"},
+                                flip_test=False)

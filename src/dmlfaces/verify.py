@@ -38,12 +38,19 @@ _NAMED = 5  # how many crops or templates an error message names
 
 
 def aggregators(dim: int, trained: Mapping[str, str | Path] | None = None) -> dict[str, nn.Module]:
-    """The untrained baselines and the trained aggregators (name -> ``aggregator.pt``), in evaluation mode."""
+    """The untrained baselines and the trained aggregators (name -> ``aggregator.pt``), in evaluation mode;
+    each trained one says in its ``flip_test`` which crop features it is evaluated on (``reads_flip_test``)."""
     from dmlfaces.train.aggregator import load_aggregator
 
     methods = {name: build_aggregator(name, dim).eval() for name in BASELINES}
     methods.update({name: load_aggregator(path) for name, path in (trained or {}).items()})
     return methods
+
+
+def reads_flip_test(method: nn.Module) -> bool:
+    """Whether ``method`` describes templates from flip-test crop features: every method but those whose
+    evaluation, as FaceCoresetNet's, reads single passes (aggregator ``flip_test: false``, the official checkpoint)."""
+    return bool(getattr(method, "flip_test", True))
 
 
 def trained_aggregators(root: str | Path) -> dict[str, Path]:
@@ -112,27 +119,41 @@ def _describe(methods: Mapping[str, nn.Module], protocol: IJBProtocol, crops: Fe
               device: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``describe_protocol`` with the rows of ``match_crops``."""
     present = rows >= 0
-    features, norms = crops.features, crops.norms
-    if not np.array_equal(rows, np.arange(len(rows))):  # IJB-C's features are 1 GB: copy only to reorder
-        features, norms = features[rows[present]], norms[rows[present]]
-    template_ids, media_ids = protocol.template_ids[present], protocol.media_ids[present]
-    _check_finite_non_zero(crops, features, norms, protocol.crop_names[present], template_ids)
-    described = describe_rows(methods, features, norms, template_ids, media_ids, device)
+    reorder = not np.array_equal(rows, np.arange(len(rows)))  # IJB-C's features are 1 GB: copy only to reorder
+    names, template_ids, media_ids = protocol.crop_names[present], protocol.template_ids[present], protocol.media_ids[present]
+    passes = {"flip": (crops.features, crops.norms)}
+    if not all(map(reads_flip_test, methods.values())):
+        passes["single"] = crops.single_pass()
+    for key, (features, norms) in passes.items():
+        passes[key] = (features[rows[present]], norms[rows[present]]) if reorder else (features, norms)
+        _check_finite_non_zero(crops, *passes[key], names, template_ids)
+    described = describe_rows(methods, *passes["flip"], template_ids, media_ids, device, single_pass=passes.get("single"))
+    features, norms = passes["flip"]
     described[FIELD_DEFAULT] = insightface_template_descriptors(
         features * norms[:, None], template_ids, media_ids, protocol.detector_scores[present], normalise=False)
     return described
 
 
 def describe_rows(methods: Mapping[str, nn.Module], features: np.ndarray, norms: np.ndarray, template_ids: np.ndarray,
-                  media_ids: np.ndarray, device: str = "auto") -> dict[str, tuple[np.ndarray, np.ndarray]]:
+                  media_ids: np.ndarray, device: str = "auto",
+                  single_pass: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Template descriptors of every method from per-row arrays (the protocol's rows, or a stressed copy of
-    them: ``add_bursts``, a quality cut): name -> (templates (T,), unit descriptors (T, D)).
+    them: ``add_bursts``, a quality cut): name -> (templates (T,), unit descriptors (T, D)), in ``methods`` order.
 
     Args:
-        features: (M, D) unit crop features; norms, template_ids, media_ids: (M,).
+        features: (M, D) unit flip-test crop features; norms, template_ids, media_ids: (M,).
+        single_pass: the same rows' single-pass features (M, D) and norms (M,), for the methods that do not
+            ``reads_flip_test``; needed only when there are such methods.
     """
-    described = describe_templates_by(methods, features, norms, template_ids, media_ids, device=device)
-    return {name: (templates, descriptors) for name, (templates, descriptors, _) in described.items()}
+    single = [name for name, method in methods.items() if not reads_flip_test(method)]
+    if single and single_pass is None:
+        raise ValueError(f"{', '.join(single)} are evaluated on single-pass crop features: pass single_pass")
+    described = describe_templates_by({n: m for n, m in methods.items() if n not in single}, features, norms,
+                                      template_ids, media_ids, device=device)
+    if single:
+        described.update(describe_templates_by({n: methods[n] for n in single}, *single_pass, template_ids, media_ids,
+                                               device=device))
+    return {name: described[name][:2] for name in methods}
 
 
 def baseline_comparisons(names: Sequence[str]) -> list[tuple[str, str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -157,7 +158,11 @@ def test_training_is_deterministic_and_loads_back(views, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     model = load_aggregator(tmp_path / "a" / "aggregator.pt")
     out, norm = model(torch.nn.functional.normalize(torch.randn(2, 5, 64), dim=-1), torch.ones(2, 5), torch.ones(2, 5, dtype=torch.bool))
-    assert out.shape == (2, 64) and not model.training
+    assert out.shape == (2, 64) and not model.training and model.flip_test
+    # flip_test is an evaluation setting: the same training, a model that says which IJB features it reads.
+    train_aggregator(views, tmp_path / "c", dataclasses.replace(config, flip_test=False))
+    c = _weights(tmp_path / "c")
+    assert all(torch.equal(a[k], c[k]) for k in a) and not load_aggregator(tmp_path / "c" / "aggregator.pt").flip_test
 
 
 def test_bursts_move_the_coreset_descriptor_less_than_the_mean(tiny_data, tiny_backbone, views, tmp_path):

@@ -2,7 +2,8 @@
 
 The official code is the public repository ligaripash/FaceCoresetNet at 6e13498 (``net_template.py``,
 ``head.py``, ``data_template.py``, ``train_val_template.py``, ``train.sh``). Each entry names the
-``aggregator`` parameter that switches between the official behaviour and ours, so this one list drives the
+``aggregator`` parameter that switches between the official behaviour and ours (``validate_IJB_BC_compute_templates.py``
+for the one evaluation setting, ``flip_test``), so this one list drives the
 ``faithful`` variant (every parameter at its official value), the one-change variants that measure each
 difference, and the book's table of differences. No torch here: the book reads it.
 """
@@ -88,6 +89,14 @@ CHANGES: tuple[Change, ...] = (
         ours_does="a constant learning rate; bf16 autocast on CUDA (the CPU runs fp32 either way)",
         why="no schedule was carried over; autocast is the package's GPU default",
     ),
+    Change(
+        name="flip_test", point="Flip test at evaluation", official={"flip_test": False}, ours={"flip_test": True},
+        official_does="each IJB crop's feature is one pass of the backbone (validate_IJB_BC_compute_templates.py "
+                      "reads the single-pass features of its pickles)",
+        ours_does="each crop's feature is the sum of the crop's and its mirror's (the flip test), as for every baseline",
+        why="the flip test is the IJB evaluators' default (insightface's F2), so every method reads the same features; "
+            "training is unchanged (the one-change variant trains exactly as the faithful one)",
+    ),
 )
 
 # What the faithful variant still does as we do, because the study runs on 2 CPU cores (listed in the book).
@@ -101,7 +110,6 @@ ADAPTATIONS = (
     "(differences in d below about 10^-3) at random",
     "the sampled first pick (softmax of the raw norms) and the 2 pi norm encoding depend on the norms' scale, which "
     "is the small CPU model's here, not AdaFace IR-101's",
-    "the IJB features are extracted once for every method, with the flip test; the official evaluation has none",
     "SynthFaces' training identities, batches of 20 on one process (officially 2 x 20) and aggregator.epochs epochs "
     "(officially about 15 passes over a 10,000-identity WebFace4M subset)",
     "the AdaFace IR-101 backbone of the official code is replaced by the small CPU model of the embedding chapter",

@@ -134,4 +134,5 @@ def load_official_coreset(path: str | os.PathLike[str], k: int | None = None) ->
         raise CheckpointError(f"{path}: FaceCoresetNet checkpoint tensors of the wrong shape for dim {dim}: {'; '.join(shapes[:8])}; "
                          "give the official FaceCoresetNet.ckpt, or a checkpoint of its net_template.py at 6e13498")
     model.load_state_dict(ours)
+    model.flip_test = False  # its evaluation reads single-pass crop features (dmlfaces.verify.reads_flip_test)
     return model.eval(), sorted(ignored)

@@ -89,6 +89,7 @@ class AggregatorConfig:
     head_init: str = "class_means"
     clip_views: str = "ours"
     lr_schedule: str = "constant"
+    flip_test: bool = True  # evaluation only: IJB templates from flip-test crop features (False: single passes)
 
     def __post_init__(self) -> None:
         check_choice("aggregator", "method", self.method, TRAINABLE)
@@ -297,10 +298,13 @@ def save_aggregator(aggregator: nn.Module, config: AggregatorConfig, dim: int, p
 
 
 def load_aggregator(path: str | Path) -> nn.Module:
-    """A trained aggregator written by :func:`save_aggregator`, in evaluation mode."""
+    """A trained aggregator written by :func:`save_aggregator`, in evaluation mode; its ``flip_test`` attribute
+    is the config's (which crop features its evaluation reads: ``dmlfaces.verify.reads_flip_test``)."""
     state = torch.load(path, map_location="cpu", weights_only=False)
-    aggregator = build_aggregator_from_config(AggregatorConfig(**state["config"]), state["dim"])
+    config = AggregatorConfig(**state["config"])
+    aggregator = build_aggregator_from_config(config, state["dim"])
     aggregator.load_state_dict(state["state_dict"])
+    aggregator.flip_test = config.flip_test
     return aggregator.eval()
 
 
