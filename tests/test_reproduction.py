@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dmlfaces.reproduction import run_comparison, tar_and_verdict_changes
+from dmlfaces.reproduction import agreement_sentence, run_comparison, tar_and_verdict_changes, tolerance_list
 
 
 def _row(tar: float) -> dict:
@@ -42,4 +42,20 @@ def test_run_comparison_counts_numbers_beyond_the_tolerance(tmp_path: Path) -> N
     assert list(table.index) == ["data", "embedding"]
     assert table.loc["embedding", "byte-identical"] and not table.loc["data", "byte-identical"]
     assert table.loc["data", "numbers compared"] == 3 and table.loc["data", "differ"] == 1
+    assert table.loc["data", "beyond the cross-host tolerance"] == 0  # a rate 0.1 points off
     assert abs(table.loc["data", "largest difference"] - 1e-3) < 1e-12
+
+
+def test_the_agreement_is_worded_from_the_comparison(tmp_path: Path) -> None:
+    for run, tar in (("a", 0.5), ("b", 0.53)):
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "verification.json").write_text(json.dumps({"tar": tar, "pairs": 7}))
+        (tmp_path / run / "data.json").write_text(json.dumps({"n": 3}))
+    table = run_comparison(tmp_path / "a", tmp_path / "b")
+    assert agreement_sentence(table) == ("data is byte-identical; 1 of the 3 numbers both runs hold is beyond its "
+                                         "cross-host tolerance: verification (1).")
+    assert agreement_sentence(run_comparison(tmp_path / "a", tmp_path / "a")).endswith(
+        "every one of the 3 numbers both runs hold is within its cross-host tolerance.")
+    listed = tolerance_list()
+    assert "- training losses: within 0.001 of their size" in listed and "(2 points)" in listed
+    assert "- learned quality exponent gamma: not compared:" in listed

@@ -3,10 +3,11 @@
 Each metrics file is compared with its reference: the version committed at a git revision (``--reference
 HEAD``, the default) or the same-named file of a directory. Files equal byte for byte pass; otherwise the
 JSON values are compared key by key, numbers within ``--tolerance`` relative to their size (absolute below 1),
-and every differing key is named with both values. Exit status: 0 when every file is identical or within the
-tolerance, 1 when any differs beyond it or is missing on one side.
+or with ``--cross-host`` (a run on another CPU model) within the tolerance of their kind
+(``dmlfaces.reproduction.CROSS_HOST``), and every differing key is named with both values. Exit status: 0 when
+every file is identical or within the tolerance, 1 when any differs beyond it or is missing on one side.
 
-    python tools/compare_metrics.py [--metrics results/metrics] [--reference HEAD | DIR] [--tolerance 1e-6]
+    python tools/compare_metrics.py [--metrics results/metrics] [--reference HEAD | DIR] [--tolerance 1e-6 | --cross-host]
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dmlfaces.reproduction import TOLERANCE, differences
+from dmlfaces.reproduction import CROSS_HOST, TOLERANCE, cross_host_close, differences, relative_close
 
 REPO = Path(__file__).resolve().parents[1]
 TREE_PATH = "results/metrics"  # where a git revision holds the committed metrics
@@ -37,8 +38,9 @@ def reference_files(reference: str) -> dict[str, bytes]:
             for name in names}
 
 
-def compare(metrics: Path, reference: dict[str, bytes], tolerance: float) -> tuple[list[str], bool]:
-    """One line per file (and one per differing key) and whether every file passed."""
+def compare(metrics: Path, reference: dict[str, bytes], tolerance: float | None) -> tuple[list[str], bool]:
+    """One line per file (and one per differing key) and whether every file passed; ``tolerance`` None: the
+    cross-host tolerances."""
     ours = {path.name: path.read_bytes() for path in sorted(metrics.glob("*.json"))}
     lines, passed = [], True
     for name in sorted(set(ours) | set(reference)):
@@ -49,7 +51,8 @@ def compare(metrics: Path, reference: dict[str, bytes], tolerance: float) -> tup
             lines.append(f"{name}: identical")
         else:
             try:
-                found = list(differences(json.loads(ours[name]), json.loads(reference[name]), tolerance))
+                close = cross_host_close(Path(name).stem) if tolerance is None else relative_close(tolerance)
+                found = list(differences(json.loads(ours[name]), json.loads(reference[name]), close))
             except ValueError as error:
                 lines.append(f"{name}: not JSON on one side ({error})")
                 passed = False
@@ -67,16 +70,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--metrics", type=Path, default=REPO / TREE_PATH, help="this run's metrics files")
     parser.add_argument("--reference", default="HEAD", help="a git revision (its committed metrics) or a directory")
-    parser.add_argument("--tolerance", type=float, default=TOLERANCE,
-                        help="largest difference of two numbers, relative to their size (absolute below 1)")
+    tolerance = parser.add_mutually_exclusive_group()
+    tolerance.add_argument("--tolerance", type=float, default=TOLERANCE,
+                           help="largest difference of two numbers, relative to their size (absolute below 1)")
+    tolerance.add_argument("--cross-host", action="store_true",
+                           help="a run on another CPU model: each kind of number within its stated tolerance")
     args = parser.parse_args(argv)
     if not args.metrics.is_dir():
         raise SystemExit(f"compare_metrics: {args.metrics} is not a directory; give the folder of this run's metrics "
                          "files (--metrics), after `make reproduce` results/metrics")
-    lines, passed = compare(args.metrics, reference_files(args.reference), args.tolerance)
+    lines, passed = compare(args.metrics, reference_files(args.reference), None if args.cross_host else args.tolerance)
     print("\n".join(lines))
     verdict = "the same metrics" if passed else "DIFFERENT metrics"
-    print(f"{args.metrics} against {args.reference} (tolerance {args.tolerance:g} relative): {verdict}")
+    stated = (f"the cross-host tolerances of {len(CROSS_HOST)} kinds (dmlfaces.reproduction.CROSS_HOST)" if args.cross_host
+              else f"tolerance {args.tolerance:g} relative")
+    print(f"{args.metrics} against {args.reference} ({stated}): {verdict}")
     return 0 if passed else 1
 
 
