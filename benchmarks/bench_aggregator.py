@@ -14,7 +14,7 @@
   norm encoding and pick rules).
 Last line: JSON.
 
-    python benchmarks/bench_aggregator.py [--repeats 5]
+    python benchmarks/bench_aggregator.py [--repeats 5] [--ijbc-repeats 2]
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def model(**faithful: str) -> CoresetAggregator:
     return CoresetAggregator(DIM, heads=8, k=K, **faithful).eval()
 
 
-# The faithful variant's settings that shape the model itself (the rest of FAITHFUL acts on training only).
+# The faithful variant's model settings (its pick rules act in training only; evaluation picks the argmax either way).
 FAITHFUL_MODEL = {key: FAITHFUL[key] for key in ("pick_logits", "first_pick", "norm_encoding", "attention")}
 
 
@@ -117,6 +117,7 @@ def ijbc_like_sizes(seed: int = 0) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--ijbc-repeats", type=int, default=2, help="rounds of the IJB-C-like batches (best kept)")
     args = parser.parse_args()
     aggregator, mean = model(), MeanAggregator()
     result: dict[str, object] = {"threads": torch.get_num_threads(), "dim": DIM, "k": K}
@@ -143,12 +144,14 @@ def main() -> None:
     features /= np.linalg.norm(features, axis=1, keepdims=True)
     norms = rng.uniform(5, 35, IJBC_CROPS).astype(np.float32)
     template_ids = np.repeat(np.arange(IJBC_TEMPLATES), sizes)
-    elapsed = {}
-    for name, method in {"mean": mean, "coreset": aggregator, "faithful": model(**FAITHFUL_MODEL)}.items():
-        started = time.perf_counter()
-        describe_templates(method, features, norms, template_ids, device="cpu")
-        elapsed[name] = time.perf_counter() - started
-        print(f"IJB-C-like: {IJBC_TEMPLATES} templates in {elapsed[name]:.2f} s ({name})", flush=True)
+    methods = {"mean": mean, "coreset": aggregator, "faithful": model(**FAITHFUL_MODEL)}
+    elapsed = {name: float("inf") for name in methods}
+    for _ in range(max(1, args.ijbc_repeats)):  # rounds alternate the methods, so a slow spell hits each alike
+        for name, method in methods.items():
+            elapsed[name] = min(elapsed[name], best_time(
+                lambda: describe_templates(method, features, norms, template_ids, device="cpu"), 1))
+    for name, seconds in elapsed.items():
+        print(f"IJB-C-like: {IJBC_TEMPLATES} templates in {seconds:.2f} s ({name}, best of {args.ijbc_repeats})", flush=True)
     result.update({"ijbc_like_templates": IJBC_TEMPLATES, "ijbc_like_crops": IJBC_CROPS,
                    "ijbc_like_largest_template": int(sizes.max()), "ijbc_like_s": round(elapsed["coreset"], 2),
                    "ijbc_like_templates_per_s": round(IJBC_TEMPLATES / elapsed["coreset"], 1),

@@ -63,6 +63,8 @@ def test_single_passes_round_trip_and_are_refused_where_absent(tmp_path: Path) -
     write_features(tmp_path / "one.npz", names, single, norms, flip_test=False)
     one_pass = read_features(tmp_path / "one.npz")
     assert not one_pass.flip_test and one_pass.single_pass()[0] is one_pass.features
+    with pytest.raises(ValueError, match="single-pass arrays given for features that are single passes already"):
+        write_features(tmp_path / "both.npz", names, single, norms, flip_test=False, single=(single, norms))
     write_features(tmp_path / "flip_only.npz", names, features, norms)
     with pytest.raises(DataFormatError, match="flip_only.npz.*holds flip-test features only.*extract the features again"):
         read_features(tmp_path / "flip_only.npz").single_pass()

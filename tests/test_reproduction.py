@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from dmlfaces.reproduction import agreement_sentence, run_comparison, tar_and_verdict_changes, tolerance_list
 
 
@@ -52,10 +54,26 @@ def test_the_agreement_is_worded_from_the_comparison(tmp_path: Path) -> None:
         (tmp_path / run / "verification.json").write_text(json.dumps({"tar": tar, "pairs": 7}))
         (tmp_path / run / "data.json").write_text(json.dumps({"n": 3}))
     table = run_comparison(tmp_path / "a", tmp_path / "b")
-    assert agreement_sentence(table) == ("data is byte-identical; 1 of the 3 numbers both runs hold is beyond its "
+    assert agreement_sentence(table) == ("data is byte-identical; 1 of the 3 compared numbers both runs hold is beyond its "
                                          "cross-host tolerance: verification (1).")
     assert agreement_sentence(run_comparison(tmp_path / "a", tmp_path / "a")).endswith(
-        "every one of the 3 numbers both runs hold is within its cross-host tolerance.")
+        "every one of the 3 compared numbers both runs hold is within its cross-host tolerance.")
+    for run, gamma in (("a", 1.07), ("b", float("nan"))):  # a kind not compared across hosts, NaN on one side
+        (tmp_path / run / "aggregator.json").write_text(json.dumps({"gamma": {"coreset": gamma}}))
+    table = run_comparison(tmp_path / "a", tmp_path / "b")
+    assert table.loc["aggregator", "not compared across hosts"] == 1
+    assert table.loc["aggregator", "beyond the cross-host tolerance"] == 0
+    assert agreement_sentence(table).endswith("verification (1) (1 more is of kinds not compared across hosts).")
+    with pytest.raises(ValueError, match="no metrics file is in both"):
+        run_comparison(tmp_path / "a", tmp_path / "empty")
     listed = tolerance_list()
     assert "- training losses: within 0.006 of their size" in listed and "(2 points)" in listed
     assert "- learned quality exponent gamma: not compared:" in listed
+
+
+def test_burst_shifts_are_held_to_their_size() -> None:
+    from dmlfaces.reproduction import _within, cross_host_rule
+
+    rule = cross_host_rule("verification", "burst_shift.coreset.mean", 0.0104)
+    assert rule.relative == 0.06 and _within(rule, 0.0104, 0.0108) and not _within(rule, 0.0104, 0.0312)
+    assert cross_host_rule("verification", "burst_shift.coreset.copies", 50).absolute == 0

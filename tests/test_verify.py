@@ -33,6 +33,8 @@ def test_verify_extracts_aggregates_and_scores_every_method(tiny_data: Path, tin
     assert 0 <= row["tar_exact"] <= 1 and row["ci_low"] is not None and row["ci_low"] <= row["ci_high"]
     assert report["genuine_pairs"] + report["impostor_pairs"] == len(read_ijb(tiny_data / "IJBS").pairs)
     assert "1N_gallery_G1" in report["one_to_n"]["mean"]
+    written = read_features(tmp_path / "features.npz")
+    assert written.flip_test and written.single_features.shape == written.features.shape
     # The features written on the way are reusable, and give the same numbers.
     again = _verify("--ijb", str(tiny_data / "IJBS"), "--features", str(tmp_path / "features.npz"), "--out", str(tmp_path / "b"),
                     "--resamples", "20")
@@ -61,8 +63,13 @@ def test_methods_evaluated_without_the_flip_test_read_the_single_passes(tiny_dat
     assert all(np.array_equal(described[name][1], on_flip[name][1]) for name in on_flip)
     with pytest.raises(DataFormatError, match="holds flip-test features only"):
         describe_protocol({"published": as_published}, protocol, flip)
+    broken = single.features.copy()
+    broken[2] = np.nan
+    with pytest.raises(DataFormatError, match="single-pass crop features are NaN/inf and 0 are zero: .3.jpg. \\(template 3\\)"):
+        describe_protocol({"published": as_published}, protocol, FeatureSet(flip.names, flip.features, flip.norms,
+                                                                             single_features=broken, single_norms=single.norms))
     rows = match_crops(protocol, crops)[0]
-    with pytest.raises(ValueError, match="published are evaluated on single-pass crop features: pass single_pass"):
+    with pytest.raises(ValueError, match="methods published are evaluated on single-pass crop features: pass single_pass"):
         describe_rows({"published": as_published}, flip.features[rows], flip.norms[rows], protocol.template_ids, protocol.media_ids)
 
 

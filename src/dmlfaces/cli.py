@@ -105,7 +105,6 @@ def _extract(args: argparse.Namespace) -> None:
     context = init_distributed(args.device)  # under torchrun each rank extracts its share of the crops
     share = shard_range(len(names), 1 if args.dlib else args.batch_size, context)
     load_share = lambda j: load(share[j])  # noqa: E731
-    single = None  # the unmirrored pass alone, kept beside the flip test's features
     if args.dlib:
         from dmlfaces.models.dlib_embedder import DlibEmbedder
 
@@ -119,7 +118,7 @@ def _extract(args: argparse.Namespace) -> None:
         features, norms, *single = extract_with_single_pass(load_backbone(args.backbone), load_share, len(share),
                                                             batch_size=args.batch_size, flip=not args.no_flip,
                                                             device=str(context.device), progress=context.is_main)
-    flip_test = not args.dlib and not args.no_flip
+    flip_test = not args.dlib and not args.no_flip  # else the features are single passes themselves
     write_features_sharded(args.out, names, features, norms, context, skipped, flip_test=flip_test,
                            single=tuple(single) if flip_test else None)
     if context.is_main:

@@ -2,7 +2,7 @@
 
 Output is one file a user can open without this package: ``<name>.npz`` with arrays ``names`` (N,),
 ``features`` (N, D) float32 unit rows and ``norms`` (N,) float32, ``flip_test`` (a bool: whether ``features``
-are flip-test sums or single passes), with the flip test also ``single_features`` (N, D) and ``single_norms``
+are of the flip test, the crop's and its mirror's passes averaged, or of single passes), with the flip test also ``single_features`` (N, D) and ``single_norms``
 (N,) of the first, unmirrored pass alone (FaceCoresetNet's evaluation has no flip test), and ``skipped`` (M,),
 the crops extraction left out on purpose, e.g. for bad landmarks; plus ``<name>.csv`` (name, row, norm) as an
 index. Both are written atomically; ``read_features`` checks keys, shapes, finiteness and unit rows, naming
@@ -41,8 +41,9 @@ class FeatureSet:
     """Unit features (N, D) float32, their pre-normalisation norms (N,) and the crop names (N,); ``skipped``
     (M,) names crops left out on purpose, ``path`` the file read (None when built in memory).
 
-    ``flip_test`` says whether ``features`` are flip-test sums (crop and mirror) or single passes; flip-test
-    sets may carry ``single_features`` (N, D) and ``single_norms`` (N,) of the unmirrored pass alone.
+    ``flip_test`` says whether ``features`` are of the flip test (the mean of the crop's and its mirror's passes,
+    whose norm is the quality) or of single passes; flip-test sets may carry ``single_features`` (N, D) and
+    ``single_norms`` (N,) of the unmirrored pass alone.
     """
 
     names: np.ndarray
@@ -90,12 +91,10 @@ def extract_features(
     Returns:
         unit features (count, D) float32 and norms (count,) float32.
     """
-    features, norms, _, _ = extract_with_single_pass(backbone, load, count, batch_size=batch_size, flip=flip,
-                                                     device=device, threads=threads, progress=progress)
+    features, norms, _, _ = _extract(backbone, load, count, batch_size, flip, device, threads, progress, keep_single=False)
     return features, norms
 
 
-@torch.no_grad()
 def extract_with_single_pass(
     backbone: nn.Module,
     load: Callable[[int], np.ndarray],
@@ -107,12 +106,21 @@ def extract_with_single_pass(
     threads: int = 4,
     progress: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``extract_features`` and, at no extra cost, the unit features and norms of the unmirrored pass alone.
+    """``extract_features`` and, at no extra backbone cost, the unit features and norms of the unmirrored pass alone.
 
     Returns:
         features (count, D), norms (count,), single-pass features (count, D), single-pass norms (count,), all
         float32; without ``flip`` the single pass is the feature itself (the same arrays twice).
     """
+    return _extract(backbone, load, count, batch_size, flip, device, threads, progress, keep_single=True)
+
+
+@torch.no_grad()
+def _extract(backbone: nn.Module, load: Callable[[int], np.ndarray], count: int, batch_size: int, flip: bool,
+             device: str, threads: int, progress: bool, keep_single: bool
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """``extract_with_single_pass``; with ``keep_single`` False the single passes of a flip test are not kept
+    (None), so a caller that drops them holds no second (count, D) array."""
     target = resolve_device(device)
     backbone = backbone.to(target).eval()
     if target.type == "cuda":
@@ -134,12 +142,14 @@ def extract_with_single_pass(
                 batch = batch.contiguous(memory_format=torch.channels_last)
             with torch.autocast(target.type, dtype=amp, enabled=target.type == "cuda"):
                 raw = backbone(batch).float()
-                if flip:
-                    keep(raw, "single_")
-                    raw = (raw + backbone(batch.flip(3)).float()) / 2
+                mirrored = backbone(batch.flip(3)).float() if flip else None
+            if flip and keep_single:
+                keep(raw, "single_")  # outside autocast, as the flip test's own normalisation below
+            if flip:
+                raw = (raw + mirrored) / 2
             keep(raw, "")
     joined = {key: np.concatenate(values).astype(np.float32) if values else None for key, values in parts.items()}
-    if not flip:
+    if not flip and keep_single:
         joined["single_features"], joined["single_norms"] = joined["features"], joined["norms"]
     return joined["features"], joined["norms"], joined["single_features"], joined["single_norms"]
 
@@ -177,10 +187,12 @@ def write_features(path: str | os.PathLike[str], names: Sequence[str], features:
             (N, D) and norms (N,) of the unmirrored pass alone.
     """
     path = Path(path)
+    if single is not None and not flip_test:
+        raise ValueError(f"{path}: single-pass arrays given for features that are single passes already (flip_test False)")
     arrays = {"names": np.asarray(names, dtype=str), "features": features.astype(np.float32),
               "norms": norms.astype(np.float32), "skipped": np.asarray(list(skipped), dtype=str),
               "flip_test": np.asarray(flip_test)}
-    if single is not None and flip_test:
+    if single is not None:
         arrays["single_features"], arrays["single_norms"] = (array.astype(np.float32) for array in single)
     _save_npz(path, **arrays)
     table = io.StringIO()

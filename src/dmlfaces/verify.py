@@ -125,8 +125,11 @@ def _describe(methods: Mapping[str, nn.Module], protocol: IJBProtocol, crops: Fe
     if not all(map(reads_flip_test, methods.values())):
         passes["single"] = crops.single_pass()
     for key, (features, norms) in passes.items():
+        if key == "single" and features is crops.features:  # single-pass crops (official pickle, --no-flip): one copy
+            passes[key] = passes["flip"]
+            continue
         passes[key] = (features[rows[present]], norms[rows[present]]) if reorder else (features, norms)
-        _check_finite_non_zero(crops, *passes[key], names, template_ids)
+        _check_finite_non_zero(crops, *passes[key], names, template_ids, "" if key == "flip" else "single-pass ")
     described = describe_rows(methods, *passes["flip"], template_ids, media_ids, device, single_pass=passes.get("single"))
     features, norms = passes["flip"]
     described[FIELD_DEFAULT] = insightface_template_descriptors(
@@ -147,7 +150,7 @@ def describe_rows(methods: Mapping[str, nn.Module], features: np.ndarray, norms:
     """
     single = [name for name, method in methods.items() if not reads_flip_test(method)]
     if single and single_pass is None:
-        raise ValueError(f"{', '.join(single)} are evaluated on single-pass crop features: pass single_pass")
+        raise ValueError(f"methods {', '.join(single)} are evaluated on single-pass crop features: pass single_pass")
     described = describe_templates_by({n: m for n, m in methods.items() if n not in single}, features, norms,
                                       template_ids, media_ids, device=device)
     if single:
@@ -172,9 +175,9 @@ def change_comparisons(names: Sequence[str]) -> list[tuple[str, str]]:
 
 
 def _check_finite_non_zero(crops: FeatureSet, features: np.ndarray, norms: np.ndarray, names: np.ndarray,
-                           template_ids: np.ndarray) -> None:
+                           template_ids: np.ndarray, which: str = "") -> None:
     """Refuse NaN/inf or zero crop features (M, D) / norms (M,), naming crops (M,) and templates (M,), and
-    the templates left with no non-zero crop at all."""
+    the templates left with no non-zero crop at all; ``which`` ("single-pass ") says which features they are."""
     finite = np.isfinite(features).all(axis=1) & np.isfinite(norms)
     bad = ~finite | (norms == 0) | ~np.any(features != 0, axis=1)
     if not bad.any():
@@ -182,7 +185,7 @@ def _check_finite_non_zero(crops: FeatureSet, features: np.ndarray, norms: np.nd
     templates, index = np.unique(template_ids, return_inverse=True)
     dead = templates[np.bincount(index, weights=(~bad).astype(float), minlength=len(templates)) == 0]
     crops_named = ", ".join(f"{str(n)!r} (template {t})" for n, t in zip(names[bad][:_NAMED], template_ids[bad][:_NAMED]))
-    problem = (f"{np.count_nonzero(~finite)} crop features are NaN/inf and {np.count_nonzero(bad & finite)} are zero:"
+    problem = (f"{np.count_nonzero(~finite)} {which}crop features are NaN/inf and {np.count_nonzero(bad & finite)} are zero:"
                f" {crops_named}{', ...' if np.count_nonzero(bad) > _NAMED else ''}")
     if len(dead):
         problem += f"; every crop of templates {_first(dead)} has a zero or non-finite feature"

@@ -72,7 +72,9 @@ CHANGES: tuple[Change, ...] = (
                       "(RandAugment and a flip) after one per-image augmentation (crop 20-100 % of the area kept in "
                       "place on black, low resolution 20-100 % with a random filter, colour jitter 0.5; each p = 0.5)",
         ours_does="copies drawn with replacement from the image and its milder views (aggregator_views.views), so "
-                  "copies may be exact duplicates; 30 % of the clips are runs of real video frames",
+                  "copies may be exact duplicates; 30 % of the clips are runs of real video frames; the views' "
+                  "features are flip-test features (the one-change variant, like the faithful one, is still "
+                  "evaluated on single passes, so it also trains on other features than it is evaluated on)",
         why="duplicates and real frames imitate the bursts of IJB's videos, which the official training never sees",
     ),
     Change(
