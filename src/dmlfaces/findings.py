@@ -219,6 +219,16 @@ def coreset_changes_table(verification: Mapping, fars: Sequence[str] = (HEADLINE
 # ---------------------------------------------------------------------------------------------- Study A
 
 
+# Furlong et al., "Feature Recognition in Metric Learning Face Embeddings" (arXiv 2102.03176): clustering accuracy in
+# percent, v2 (2023) and v1 (2021; glasses there are thick-framed), measured on the authors' network and real faces.
+PUBLISHED_ATTRIBUTE_ACCURACY: dict[str, tuple[float | None, float | None]] = {
+    "beard": (90.0, 95.8), "glasses": (76.0, 97.2), "expression": (None, None),
+    "gender": (99.3, 99.3), "skin_tone": (99.3, 99.3), "age": (94.1, 94.1),
+}
+NUISANCE_HELD = "per identity, nuisance held"  # the subset of the controlled within-identity protocol
+EMBEDDING_NAMES = {"trained": "trained embedding", "dlib": "dlib ResNet"}
+
+
 def _attribute_row(name: str, protocol: str, subset: str, scores: Mapping) -> dict:
     """One row of :func:`attribute_table`; the floor is the majority rate, or the chance level where higher."""
     floor = max(scores["majority_rate"], scores.get("chance_accuracy", 0.0))
@@ -243,6 +253,10 @@ def attribute_table(attributes: Mapping[str, Mapping]) -> pd.DataFrame:
                          "above floor": None})
         elif result["protocol"] == "intra":
             rows.append(_attribute_row(name, "intra", "per identity", {**result, "accuracy": result["accuracy"]["mean"]}))
+            controlled = result.get("controlled", {})
+            if controlled.get("status") == "ok":
+                rows.append(_attribute_row(name, "intra", NUISANCE_HELD,
+                                           {**controlled, "accuracy": controlled["accuracy"]["mean"]}))
         else:
             rows.append(_attribute_row(name, "extra", "all identities", result["uncontrolled"]))
             rows.append(_attribute_row(name, "extra", "controlled", result["controlled"]))
@@ -266,3 +280,118 @@ def recovered(table: pd.DataFrame, subset: str) -> str:
     if not found:
         return f"rises above its floor for none of the attributes ({missed})"
     return f"rises above its floor for {found}, and not for {missed}"
+
+
+def attribute_tables(embeddings: Mapping[str, Mapping]) -> pd.DataFrame:
+    """:func:`attribute_table` of each embedding of ``attributes.json``'s ``embeddings``, an ``embedding`` column first."""
+    return pd.concat([attribute_table(report["attributes"]).assign(embedding=name)[
+        ["embedding", *attribute_table(report["attributes"]).columns]] for name, report in embeddings.items()],
+        ignore_index=True)
+
+
+def _followed(result: Mapping) -> tuple[str, float] | None:
+    """(most-followed factor, its share of the problems or its NMI beyond chance) of one subset's result."""
+    factors = result.get("factors")
+    if not factors:
+        return None
+    if "top_share" in factors:  # within identities: many problems, the share whose top factor it is
+        return factors["most_followed"], factors["top_share"][factors["most_followed"]]
+    top = factors["most_followed"]
+    return top, factors["scores"][top]["excess_nmi"] if top in factors["scores"] else 0.0
+
+
+def followed_table(embeddings: Mapping[str, Mapping]) -> pd.DataFrame:
+    """Per attribute, embedding and subset: the factor its clusters follow most, and how strongly.
+
+    Within identities ``strength`` is the share of identities whose split agrees with that factor beyond its
+    chance level more than with any other; across identities the NMI beyond chance of the one split. ``own``
+    is the same figure for the attribute itself where it is a factor (beard, glasses, expression; gender,
+    skin tone, age).
+    """
+    rows = []
+    for embedding, report in embeddings.items():
+        for name, result in report["attributes"].items():
+            if result.get("status") != "ok":
+                continue
+            subsets = ({"per identity": result, NUISANCE_HELD: result.get("controlled", {})} if result["protocol"] == "intra"
+                       else {"all identities": result["uncontrolled"], "controlled": result["controlled"]})
+            for subset, scores in subsets.items():
+                followed = _followed(scores) if scores.get("status", "ok") == "ok" else None
+                if followed is None:
+                    continue
+                factors = scores["factors"]
+                own = (factors["top_share"].get(name) if "top_share" in factors
+                       else factors["scores"].get(name, {}).get("excess_nmi"))
+                rows.append({"embedding": embedding, "attribute": name, "subset": subset,
+                             "most followed": followed[0], "strength": followed[1], "own": own})
+    return pd.DataFrame(rows)
+
+
+def followed_sentence(table: pd.DataFrame, embedding: str, attribute: str, subset: str) -> str:
+    """What the splits of one row of :func:`followed_table` follow, in words."""
+    row = table[(table["embedding"] == embedding) & (table["attribute"] == attribute) & (table["subset"] == subset)]
+    if row.empty:
+        return "no split to describe"
+    row = row.iloc[0]
+    factor = str(row["most followed"]).replace("_", " ")
+    within = subset.startswith("per identity")
+    if row["most followed"] == attribute:
+        what = f"{factor} itself"
+    elif row["most followed"] == "none":
+        what = "no factor beyond its chance level"
+    else:
+        what = factor
+    if within:
+        own = f"; {attribute.replace('_', ' ')} itself in {row['own']:.0%}" if row["own"] is not None and row["most followed"] != attribute else ""
+        return f"{what} (the top factor of {row['strength']:.0%} of the identities{own})"
+    own = f"; {attribute.replace('_', ' ')}: {row['own']:.2f}" if row["own"] is not None and row["most followed"] != attribute else ""
+    return f"{what} (NMI {row['strength']:.2f} beyond chance{own})"
+
+
+def paper_comparison(embeddings: Mapping[str, Mapping]) -> pd.DataFrame:
+    """Per attribute: the paper's accuracies beside each embedding's, uncontrolled and controlled, with the floor.
+
+    The within-identity ``floor`` is the higher of the majority rate and the chance level, the across-identity
+    one the majority rate; accuracies in percent, rounded to one decimal (what 250 identities resolve).
+    """
+    table = attribute_tables(embeddings)
+    rows: dict[str, dict] = {}
+    for name, (v2, v1) in PUBLISHED_ATTRIBUTE_ACCURACY.items():
+        row: dict = {"paper v2": v2, "paper v1": v1}
+        for embedding in embeddings:
+            mine = table[(table["embedding"] == embedding) & (table["attribute"] == name)]
+            for subset, label in ((("per identity", "all identities"), ""), ((NUISANCE_HELD, "controlled"), " controlled")):
+                hit = mine[mine["subset"].isin(subset)]
+                if hit.empty or hit["above floor"].isna().all():
+                    continue
+                scores = hit.iloc[0]
+                floor = max(scores["majority rate"], scores["chance"] if pd.notna(scores["chance"]) else 0.0)
+                row[f"{embedding}{label}"] = round(100 * scores["accuracy"], 1)
+                row[f"{embedding}{label} floor"] = round(100 * floor, 1)
+        rows[name] = row
+    return pd.DataFrame(rows).T.rename_axis("attribute")
+
+
+def factor_matrix(embeddings: Mapping[str, Mapping], protocol: str) -> pd.DataFrame:
+    """(factors, problems) agreement of every split of ``protocol`` ("intra" or "extra") with every factor.
+
+    Within identities the value is the share of identities whose split follows the factor most; across
+    identities the split's NMI beyond chance. Columns are "attribute, embedding, subset"; rows are sorted by
+    their mean, the most followed factor first.
+    """
+    columns = {}
+    for embedding, report in embeddings.items():
+        for name, result in report["attributes"].items():
+            if result.get("status") != "ok" or result["protocol"] != protocol:
+                continue
+            subsets = ({"all": result, "nuisance held": result.get("controlled", {})} if protocol == "intra"
+                       else {"all": result["uncontrolled"], "controlled": result["controlled"]})
+            for subset, scores in subsets.items():
+                factors = scores.get("factors") if scores.get("status", "ok") == "ok" else None
+                if not factors:
+                    continue
+                label = f"{name.replace('_', ' ')}, {EMBEDDING_NAMES.get(embedding, embedding)}, {subset}"
+                columns[label] = (pd.Series(factors["top_share"]).drop("none") if protocol == "intra"
+                                  else pd.Series({f: v["excess_nmi"] for f, v in factors["scores"].items()}))
+    matrix = pd.DataFrame(columns)
+    return matrix.loc[matrix.mean(axis=1).sort_values(ascending=False).index] if len(matrix) else matrix

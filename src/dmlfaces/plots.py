@@ -160,6 +160,19 @@ def accuracy_histograms(histograms: dict[str, dict]) -> plt.Figure:
     return fig
 
 
+def factor_heatmap(matrix: pd.DataFrame, title: str, value: str) -> plt.Figure:
+    """Heat map of a (factors, problems) frame (``findings.factor_matrix``), one column per split, values annotated."""
+    fig, ax = plt.subplots(figsize=(1.0 * matrix.shape[1] + 2.5, 0.38 * matrix.shape[0] + 2.4))
+    sns.heatmap(matrix.astype(float), annot=True, fmt=".2f", cmap="viridis", cbar_kws={"label": value},
+                annot_kws={"fontsize": 7}, ax=ax)
+    ax.set_title(title)
+    ax.set_xlabel("")
+    ax.set_ylabel("ground-truth factor")
+    ax.tick_params(axis="x", labelsize=8, labelrotation=60)
+    fig.tight_layout()
+    return fig
+
+
 def attribute_maps(points: np.ndarray, states: dict[str, np.ndarray]) -> plt.Figure:
     """The same (N, 2) map coloured by each attribute's (N,) states (1, -1; 0 = tied vote), one panel each."""
     fig, axes = plt.subplots(1, len(states), figsize=(3.6 * len(states), 3.4), squeeze=False)

@@ -162,3 +162,58 @@ def test_run_attribute_study_rejects_features_of_another_data_set(planted_celeba
         AttributeStudyParams(identity_embedding="median")
     with pytest.raises(ValueError, match="unknown clustering method 'dbscan'"):
         AttributeStudyParams(method="dbscan")
+
+
+def _posed_study(tmp_path: Path) -> tuple[np.ndarray, CelebA, pd.DataFrame]:
+    """30 identities x 12 images: a strong yaw (6 frontal, 3 left, 3 right images) and a weaker glasses
+    direction in the features; its ground truth, every other factor constant."""
+    rng = np.random.default_rng(4)
+    people, per = 30, 12
+    identities = np.repeat(np.arange(people) + 1, per)
+    yaw = np.tile(np.radians(np.r_[np.zeros(6), -np.full(3, 40.0), np.full(3, 40.0)]), people)
+    glasses = np.tile(np.r_[1, -1, 1, -1, 1, -1, 1, 1, -1, -1, 1, -1], people)
+    pose_axis, glasses_axis = np.linalg.qr(rng.normal(size=(DIM, 2)))[0].T
+    features = (rng.normal(size=(people, DIM)) / np.sqrt(DIM))[identities - 1] + 0.1 * rng.normal(size=(len(yaw), DIM)) / np.sqrt(DIM)
+    features += 3 * np.sign(yaw)[:, None] * pose_axis + 0.5 * glasses[:, None] * glasses_axis
+    values = rng.choice(np.array([-1, 1], dtype=np.int8), (len(yaw), len(CELEBA_ATTRIBUTES)))
+    attributes = pd.DataFrame(values, columns=list(CELEBA_ATTRIBUTES)).assign(Eyeglasses=glasses.astype(np.int8))
+    names = [f"{i:06d}.jpg" for i in range(1, len(yaw) + 1)]
+    write_celeba(tmp_path, names, attributes.to_numpy(), identities, np.zeros(len(names), dtype=np.int64))
+    frame = np.where(identities % 2, "thin", "thick")
+    truth = pd.DataFrame({
+        "split": "celeba", "path": [f"celeba/img_align_celeba/{n}" for n in names], "person_gender": "male",
+        "person_skin_label": "pale", "person_age_group": "young", "person_hair_colour": "black",
+        "person_hair_style": "short", "person_glasses_frame": frame, "image_beard": False,
+        "image_glasses": glasses > 0, "image_expression": "neutral", "image_yaw": yaw, "image_pitch": 0.0,
+        "image_light_angle": 0.0, "image_light_strength": 0.0, "image_brightness": 1.0, "image_background": "plain",
+        "image_occlusion": 0.0, "image_blur": 0.0, "image_noise": 0.0, "image_low_resolution": 1.0,
+    })
+    truth.to_csv(tmp_path / "ground_truth.csv", index=False)
+    return features.astype(np.float32), read_celeba(tmp_path), truth
+
+
+def test_ground_truth_says_what_the_splits_follow_and_controls_the_nuisance(tmp_path: Path) -> None:
+    from dmlfaces.eval.factors import celeba_ground_truth
+
+    features, celeba, _ = _posed_study(tmp_path)
+    truth = celeba_ground_truth(tmp_path / "ground_truth.csv", celeba)
+    params = AttributeStudyParams(n_init=3, probe_folds=3, min_identities_per_state=3,
+                                  intra={"glasses": "Eyeglasses"}, extra={"gender": "Male"})
+    report = json.loads(json.dumps(run_attribute_study(features, celeba, params, truth)))
+    glasses = report["glasses"]
+    # All images: pose dominates, so each identity's split follows yaw and glasses stays near its floor.
+    assert glasses["factors"]["most_followed"] == "yaw" and glasses["factors"]["top_share"]["yaw"] > 0.9
+    assert glasses["accuracy"]["mean"] < 0.8
+    # Near-frontal images only: glasses is the main difference left, and the splits follow it.
+    controlled = glasses["controlled"]
+    assert controlled["images_kept"] == 30 * 6 and controlled["nuisance_held"]["max_yaw_deg"] == 20.0
+    assert controlled["accuracy"]["mean"] == 1.0 and controlled["factors"]["most_followed"] == "glasses"
+    assert glasses["by_frame"].keys() == {"thin", "thick"} and glasses["by_frame"]["thin"]["identities"] == 15
+    assert controlled["by_frame"]["thick"]["accuracy"] == 1.0
+    # Across identities the split is scored against the person factors; constant ones agree with nothing.
+    scores = report["gender"]["uncontrolled"]["factors"]["scores"]
+    assert set(scores) == {"gender", "skin_tone", "age", "hair_colour", "hair_style", "beard", "glasses"}
+    assert scores["hair_colour"]["nmi"] == 0 and scores["hair_colour"]["excess_nmi"] == 0
+    # Without ground truth the report holds neither the factors nor the controlled protocol.
+    plain = run_attribute_study(features, celeba, params)
+    assert "factors" not in plain["glasses"] and "controlled" not in plain["glasses"]

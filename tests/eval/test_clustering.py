@@ -18,6 +18,7 @@ from dmlfaces.eval.clustering import (
     majority_rate,
     partition_scores,
     probe_accuracy,
+    table_scores,
 )
 
 
@@ -75,6 +76,45 @@ def test_grouped_scores_equal_per_group_scores() -> None:
         assert row[list(expected)].to_dict() == pytest.approx(expected)
         # Chance is what shuffled classes reach: near the accuracy of these clusters, far from 1.
         assert 0.3 <= row["chance_accuracy"] <= 0.8
+
+
+@pytest.mark.parametrize("classes, clusters", [(2, 2), (5, 2), (3, 4), (1, 2), (2, 1)])
+def test_table_scores_equal_scikit_learn_table_by_table(classes: int, clusters: int) -> None:
+    rng = np.random.default_rng(classes * 10 + clusters)
+    groups = np.repeat(np.arange(40), rng.integers(1, 15, 40))
+    truth, predicted = rng.integers(0, classes, len(groups)), rng.integers(0, clusters, len(groups))
+    truth[groups == 3], predicted[groups == 4] = 0, 0  # one class only; one cluster only
+    frame = grouped_partition_scores(truth, predicted, groups, chance_repeats=0)
+    for group, row in frame.iterrows():
+        rows = groups == group
+        expected = partition_scores(truth[rows], predicted[rows])
+        assert row[list(expected)].to_numpy() == pytest.approx(np.array(list(expected.values())), abs=1e-12)
+
+
+def test_table_scores_skip_the_noise_column_in_matching_only() -> None:
+    truth, predicted = np.array([0, 0, 0, 1, 1, 1]), np.array([-1, -1, -1, 1, 1, 1])
+    table = np.array([[[3, 0], [0, 3]]])  # columns: noise, cluster 1
+    scores = table_scores(table, noise_column=True)
+    assert scores["accuracy"][0] == hungarian_accuracy(truth, predicted) == 0.5
+    assert scores["nmi"][0] == pytest.approx(partition_scores(truth, predicted)["nmi"])
+    # More than 720 one-to-one matchings: the Hungarian method per distinct table gives the same optimum.
+    big = np.random.default_rng(0).integers(0, 5, (6, 7, 8))
+    assert table_scores(big)["accuracy"] == pytest.approx([hungarian_accuracy(*_items(t)) for t in big])
+
+
+def _items(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(class, cluster) of every item counted in a (T, P) contingency table."""
+    cells = np.repeat(np.arange(table.size), table.ravel())
+    return cells // table.shape[1], cells % table.shape[1]
+
+
+def test_grouped_scores_chance_nmi_is_low_for_unrelated_labels() -> None:
+    rng = np.random.default_rng(2)
+    groups = np.repeat(np.arange(50), 16)
+    truth, predicted = rng.integers(0, 4, len(groups)), rng.integers(0, 2, len(groups))
+    frame = grouped_partition_scores(truth, predicted, groups, chance_repeats=20, chance_nmi=True)
+    # Unrelated labels: NMI and its chance level agree on average, and both sit well above 0 on 16 items.
+    assert abs(frame["nmi"].mean() - frame["chance_nmi"].mean()) < 0.03 < frame["chance_nmi"].mean()
 
 
 def test_probe_separates_planted_classes_and_declines_too_few() -> None:

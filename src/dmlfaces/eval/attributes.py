@@ -17,6 +17,11 @@ Assumptions, since the paper's protocol is unknown (see STUDIES.md):
   fewer than ``min_identities_per_state`` identities in a state, only the one held attribute keeping the
   most identities of the rarer state is held, and failing that none. The subset is then balanced by
   subsampling the commoner state with the seed. The report names what was held fixed.
+
+With SynthFaces' ground truth (``ground_truth.csv``, see :mod:`dmlfaces.eval.factors`) the study also says what
+each split follows (its agreement with every latent factor), reruns the within-identity protocol on images
+whose nuisance factors are held near-constant (near-frontal pose, one illumination band, no occluder, sharp,
+full resolution: the ``controlled_*`` parameters), and splits glasses by the frame a person wears.
 """
 
 from __future__ import annotations
@@ -30,6 +35,13 @@ import pandas as pd
 from dmlfaces.data.celeba import ATTRIBUTES_FILE, CelebA
 from dmlfaces.data.errors import DataFormatError
 from dmlfaces.eval.clustering import Clusterer, grouped_partition_scores, partition_scores, probe_accuracy
+from dmlfaces.eval.factors import (
+    agreement_summary,
+    factor_agreement,
+    grouped_factor_agreement,
+    identity_factors,
+    image_factors,
+)
 from dmlfaces.eval.verification import mean_template_descriptors, unit_rows
 from dmlfaces.features import FeatureSet
 from dmlfaces.params import check_choice, check_positive_ints, check_range
@@ -206,18 +218,28 @@ def identity_embeddings(
 
 
 def _extra_scores(table: IdentityEmbeddings, rows: np.ndarray, column: str, clusterer: Clusterer,
-                  probe_folds: int) -> dict:
-    """Clustering scores, probe and counts of the identities ``rows`` (positions in ``table``)."""
+                  probe_folds: int, factors: pd.DataFrame | None) -> dict:
+    """Clustering scores, probe and counts of the identities ``rows`` (positions in ``table``); with ``factors``
+    ((I, F) states per identity of ``table``), the split's agreement with each."""
     embeddings, truth = table.embeddings[rows], table.labels[column].to_numpy()[rows]
     predicted = clusterer.fit_predict(embeddings, STATES)
     states, counts = np.unique(truth, return_counts=True)
+    agreement = {} if factors is None else {"factors": _split_agreement(factors.iloc[rows], predicted, clusterer.seed)}
     return {
         **partition_scores(truth, predicted),
         "probe_accuracy": probe_accuracy(embeddings, truth, folds=probe_folds, seed=clusterer.seed),
         "identities": len(rows),
         "images": int(table.images[rows].sum()),
         "state_counts": {str(s): int(c) for s, c in zip(states, counts)},
+        **agreement,
     }
+
+
+def _split_agreement(factors: pd.DataFrame, predicted: np.ndarray, seed: int) -> dict:
+    """One split's agreement with each factor, and the factor of highest NMI beyond chance (``none`` if none)."""
+    scores = factor_agreement(factors, predicted, seed=seed)
+    best = max(scores, key=lambda name: scores[name]["excess_nmi"])
+    return {"scores": scores, "most_followed": best if scores[best]["excess_nmi"] > 0 else "none"}
 
 
 def _controlled_rows(labels: pd.DataFrame, candidates: np.ndarray, column: str, held: Sequence[str],
@@ -252,12 +274,14 @@ def extra_class_protocol(
     clusterer: Clusterer = Clusterer(),
     probe_folds: int = 5,
     min_identities_per_state: int = 5,
+    factors: pd.DataFrame | None = None,
 ) -> dict:
     """Cluster identity embeddings into two and score them against a binary attribute, uncontrolled and controlled.
 
     Args:
         table: from :func:`identity_embeddings`; column: the attribute; held: attributes the controlled
-            subset holds fixed (see the module docstring).
+            subset holds fixed (see the module docstring); factors: optional (I, F) ground-truth states of
+            ``table``'s identities (:func:`dmlfaces.eval.factors.identity_factors`), for each split's agreement.
     Returns:
         JSON-able ``{"tied_votes": n, "uncontrolled": scores, "controlled": scores + "held_fixed"}``.
     Raises:
@@ -274,8 +298,8 @@ def extra_class_protocol(
     rows, fixed = _controlled_rows(table.labels, candidates, column, held, min_identities_per_state, clusterer.seed)
     return {
         "tied_votes": counts["tied_votes"],
-        "uncontrolled": _extra_scores(table, candidates, column, clusterer, probe_folds),
-        "controlled": {**_extra_scores(table, rows, column, clusterer, probe_folds), "held_fixed": fixed},
+        "uncontrolled": _extra_scores(table, candidates, column, clusterer, probe_folds, factors),
+        "controlled": {**_extra_scores(table, rows, column, clusterer, probe_folds, factors), "held_fixed": fixed},
     }
 
 
@@ -284,7 +308,12 @@ def extra_class_protocol(
 
 @dataclass(frozen=True)
 class AttributeStudyParams:
-    """Settings of :func:`run_attribute_study` (flat, so a params.yaml group maps onto it)."""
+    """Settings of :func:`run_attribute_study` (flat, so a params.yaml group maps onto it).
+
+    The ``controlled_*`` thresholds choose the images of the controlled within-identity protocol (ground
+    truth only): |yaw| and |pitch| at most these degrees, light strength at most this (0 flat, 1 strong
+    side light), blur radius at most this many pixels, and optionally no occluder and full resolution.
+    """
 
     method: str = "kmeans"
     pca_components: int | None = None
@@ -296,6 +325,12 @@ class AttributeStudyParams:
     min_identities_per_state: int = 5
     intra: Mapping[str, str] = field(default_factory=lambda: dict(INTRA_ATTRIBUTES))
     extra: Mapping[str, str] = field(default_factory=lambda: dict(EXTRA_ATTRIBUTES))
+    controlled_max_yaw_deg: float = 20.0
+    controlled_max_pitch_deg: float = 15.0
+    controlled_max_light_strength: float = 0.4
+    controlled_max_blur: float = 1.5
+    controlled_no_occlusion: bool = True
+    controlled_full_resolution: bool = True
 
     def __post_init__(self) -> None:
         # Fail on a bad setting before any work is done.
@@ -305,11 +340,33 @@ class AttributeStudyParams:
         check_range("attributes", "probe_folds", self.probe_folds, 2)  # cross-validation needs two folds
         check_range("attributes", "pca_components", self.pca_components, 1)
         check_range("attributes", "probe_max_images", self.probe_max_images, 1)
+        check_range("attributes", "controlled_max_yaw_deg", self.controlled_max_yaw_deg, 0, 90)
+        check_range("attributes", "controlled_max_pitch_deg", self.controlled_max_pitch_deg, 0, 90)
+        check_range("attributes", "controlled_max_light_strength", self.controlled_max_light_strength, 0, 1)
+        check_range("attributes", "controlled_max_blur", self.controlled_max_blur, 0)
         self.clusterer()
 
     def clusterer(self) -> Clusterer:
         """The clustering settings alone."""
         return Clusterer(self.method, self.pca_components, self.n_init, self.seed)
+
+    def nuisance_held(self) -> dict:
+        """The controlled within-identity protocol's thresholds, for the report."""
+        return {key.removeprefix("controlled_"): getattr(self, key) for key in
+                ("controlled_max_yaw_deg", "controlled_max_pitch_deg", "controlled_max_light_strength",
+                 "controlled_max_blur", "controlled_no_occlusion", "controlled_full_resolution")}
+
+    def nuisance_controlled(self, truth: pd.DataFrame) -> np.ndarray:
+        """(N,) mask of the ``ground_truth.csv`` rows whose nuisance factors lie within the thresholds."""
+        keep = (np.degrees(truth["image_yaw"].abs()) <= self.controlled_max_yaw_deg) \
+            & (np.degrees(truth["image_pitch"].abs()) <= self.controlled_max_pitch_deg) \
+            & (truth["image_light_strength"] <= self.controlled_max_light_strength) \
+            & (truth["image_blur"] <= self.controlled_max_blur)
+        if self.controlled_no_occlusion:
+            keep &= truth["image_occlusion"] == 0
+        if self.controlled_full_resolution:
+            keep &= truth["image_low_resolution"] >= 1.0
+        return keep.to_numpy()
 
 
 def _aligned(features: FeatureSet | np.ndarray, celeba: CelebA) -> tuple[np.ndarray, np.ndarray]:
@@ -329,17 +386,64 @@ def _aligned(features: FeatureSet | np.ndarray, celeba: CelebA) -> tuple[np.ndar
     return features, np.arange(len(features))
 
 
+def _by_frame(per_identity: pd.DataFrame, frames: pd.Series) -> dict:
+    """Per glasses frame of the person (thin, thick): identities and mean per-identity scores of the glasses split."""
+    frame_of = frames.loc[per_identity.index]
+    return {str(frame): {"identities": int(len(rows)), "accuracy": float(rows["accuracy"].mean()),
+                         "chance_accuracy": float(rows["chance_accuracy"].mean()),
+                         "majority_rate": float(rows["majority_rate"].mean())}
+            for frame, rows in per_identity.groupby(frame_of.to_numpy())}
+
+
+class _WithinIdentity:
+    """One clustering of every identity's images (the split is shared by all within-identity attributes),
+    and, with ground truth, its agreement with every image factor."""
+
+    def __init__(self, features: np.ndarray, identities: np.ndarray, clusterer: Clusterer,
+                 factors: pd.DataFrame | None) -> None:
+        self.features, self.identities, self.clusterer = features, identities, clusterer
+        self.clusters = cluster_identities(features, identities, clusterer)
+        self.agreement = None
+        if factors is not None:
+            several = self.clusters >= 0
+            self.agreement = grouped_factor_agreement(factors[several], self.clusters[several],
+                                                      identities[several], seed=clusterer.seed)
+
+    def report(self, states: np.ndarray, column: str, params: AttributeStudyParams,
+               frames: pd.Series | None = None) -> dict:
+        """The intra-class summary of one attribute, with what its splits follow and, given ``frames``
+        (each identity's glasses frame), the scores by frame."""
+        try:
+            result = intra_class_protocol(self.features, self.identities, states, column=column,
+                                          clusterer=self.clusterer, clusters=self.clusters,
+                                          probe_folds=params.probe_folds, probe_max_images=params.probe_max_images)
+        except NothingToClusterError as exc:
+            return {"status": "skipped", "reason": str(exc), "identities": exc.counts}
+        summary = {"status": "ok", **result.summary}
+        if self.agreement is not None:
+            summary["factors"] = agreement_summary(self.agreement, result.per_identity.index.to_numpy())
+        if frames is not None:
+            summary["by_frame"] = _by_frame(result.per_identity, frames)
+        return summary
+
+
 def run_attribute_study(
-    features: FeatureSet | np.ndarray, celeba: CelebA, params: AttributeStudyParams | None = None
+    features: FeatureSet | np.ndarray, celeba: CelebA, params: AttributeStudyParams | None = None,
+    ground_truth: pd.DataFrame | None = None,
 ) -> dict:
     """Both protocols on every attribute: a JSON-able dict keyed by attribute (for results/metrics/attributes.json).
 
     Args:
         features: a FeatureSet named by CelebA image, or (N, D) rows in the order of the attribute file;
             rows are scaled to unit length.
+        ground_truth: optional ``ground_truth.csv`` rows of ``celeba``'s images
+            (:func:`dmlfaces.eval.factors.celeba_ground_truth`): adds each split's factor agreement, the
+            controlled within-identity protocol and glasses by frame.
     Returns:
         ``{name: {"protocol", "column", "method", "status": "ok" | "skipped", ...}}``; a skipped attribute
-        carries the reason and the counts of what was dropped.
+        carries the reason and the counts of what was dropped. With ground truth a within-identity attribute
+        also holds ``factors`` and ``controlled`` (the same summary on the nuisance-controlled images, its
+        thresholds in ``nuisance_held``), glasses ``by_frame``; an across-identity subset holds ``factors``.
     """
     params = params or AttributeStudyParams()
     clusterer = params.clusterer()
@@ -351,20 +455,27 @@ def run_attribute_study(
     features = unit_rows(features.astype(np.float32))
     identities = celeba.identities.to_numpy()[rows]
     attributes = attributes.iloc[rows]
+    truth = None if ground_truth is None else ground_truth.iloc[rows]
     report: dict[str, dict] = {}
 
-    clusters = cluster_identities(features, identities, clusterer)
+    within = _WithinIdentity(features, identities, clusterer, None if truth is None else image_factors(truth))
+    if truth is not None:
+        steady = params.nuisance_controlled(truth)
+        controlled = _WithinIdentity(features[steady], identities[steady], clusterer, image_factors(truth[steady]))
+        frames = truth["person_glasses_frame"].set_axis(pd.Index(identities)).groupby(level=0).first()
     for name, column in params.intra.items():
-        report[name] = {"protocol": "intra", "column": column, "method": clusterer.method}
-        try:
-            report[name] |= {"status": "ok", **intra_class_protocol(
-                features, identities, attributes[column].to_numpy(), column=column, clusterer=clusterer,
-                clusters=clusters, probe_folds=params.probe_folds, probe_max_images=params.probe_max_images).summary}
-        except NothingToClusterError as exc:
-            report[name] |= {"status": "skipped", "reason": str(exc), "identities": exc.counts}
+        states = attributes[column].to_numpy()
+        # Glasses by frame: the frame is the person's, so each identity's split belongs to one frame.
+        frame_of = frames if truth is not None and column == INTRA_ATTRIBUTES["glasses"] else None
+        report[name] = {"protocol": "intra", "column": column, "method": clusterer.method,
+                        **within.report(states, column, params, frame_of)}
+        if truth is not None:
+            report[name]["controlled"] = {"nuisance_held": params.nuisance_held(), "images_kept": int(steady.sum()),
+                                          **controlled.report(states[steady], column, params, frame_of)}
 
     table = identity_embeddings(features, identities, attributes[list(dict.fromkeys(params.extra.values()))],
                                 mode=params.identity_embedding, seed=params.seed)
+    people = None if truth is None else identity_factors(truth, identities).loc[table.labels.index]
     for name, column in params.extra.items():
         report[name] = {"protocol": "extra", "column": column, "method": clusterer.method,
                         "identity_embedding": params.identity_embedding}
@@ -372,7 +483,7 @@ def run_attribute_study(
         try:
             report[name] |= {"status": "ok", **extra_class_protocol(
                 table, column, held=held, clusterer=clusterer, probe_folds=params.probe_folds,
-                min_identities_per_state=params.min_identities_per_state)}
+                min_identities_per_state=params.min_identities_per_state, factors=people)}
         except NothingToClusterError as exc:
             report[name] |= {"status": "skipped", "reason": str(exc), "identities": exc.counts}
     return report
