@@ -304,7 +304,8 @@ def followed_table(embeddings: Mapping[str, Mapping]) -> pd.DataFrame:
     """Per attribute, embedding and subset: the factor its clusters follow most, and how strongly.
 
     Within identities ``strength`` is the share of identities whose split agrees with that factor beyond its
-    chance level more than with any other; across identities the NMI beyond chance of the one split. ``own``
+    chance level more than with any other, ``by luck`` the same share for random splits of the same sizes;
+    across identities ``strength`` is the NMI beyond chance of the one split. ``own``
     is the same figure for the attribute itself where it is a factor (beard, glasses, expression; gender,
     skin tone, age).
     """
@@ -322,8 +323,9 @@ def followed_table(embeddings: Mapping[str, Mapping]) -> pd.DataFrame:
                 factors = scores["factors"]
                 own = (factors["top_share"].get(name) if "top_share" in factors
                        else factors["scores"].get(name, {}).get("excess_nmi"))
+                luck = factors.get("null_top_share", {}).get(followed[0]) if "top_share" in factors else None
                 rows.append({"embedding": embedding, "attribute": name, "subset": subset,
-                             "most followed": followed[0], "strength": followed[1], "own": own})
+                             "most followed": followed[0], "strength": followed[1], "by luck": luck, "own": own})
     return pd.DataFrame(rows)
 
 
@@ -343,7 +345,8 @@ def followed_sentence(table: pd.DataFrame, embedding: str, attribute: str, subse
         what = factor
     if within:
         own = f"; {attribute.replace('_', ' ')} itself in {row['own']:.0%}" if row["own"] is not None and row["most followed"] != attribute else ""
-        return f"{what} (the top factor of {row['strength']:.0%} of the identities{own})"
+        luck = f", against {row['by luck']:.0%} for random splits" if pd.notna(row.get("by luck")) else ""
+        return f"{what} (the top factor of {row['strength']:.0%} of the identities{luck}{own})"
     own = f"; {attribute.replace('_', ' ')}: {row['own']:.2f}" if row["own"] is not None and row["most followed"] != attribute else ""
     return f"{what} (NMI {row['strength']:.2f} beyond chance{own})"
 
@@ -375,9 +378,10 @@ def paper_comparison(embeddings: Mapping[str, Mapping]) -> pd.DataFrame:
 def factor_matrix(embeddings: Mapping[str, Mapping], protocol: str) -> pd.DataFrame:
     """(factors, problems) agreement of every split of ``protocol`` ("intra" or "extra") with every factor.
 
-    Within identities the value is the share of identities whose split follows the factor most; across
-    identities the split's NMI beyond chance. Columns are "attribute, embedding, subset"; rows are sorted by
-    their mean, the most followed factor first.
+    Within identities the value is the share of identities whose split follows the factor most, minus that
+    share for random splits of the same sizes (where the report holds it); across identities the split's NMI
+    beyond chance. Columns are "attribute, embedding, subset"; rows are sorted by their mean, the most
+    followed factor first.
     """
     columns = {}
     for embedding, report in embeddings.items():
@@ -391,7 +395,29 @@ def factor_matrix(embeddings: Mapping[str, Mapping], protocol: str) -> pd.DataFr
                 if not factors:
                     continue
                 label = f"{name.replace('_', ' ')}, {EMBEDDING_NAMES.get(embedding, embedding)}, {subset}"
-                columns[label] = (pd.Series(factors["top_share"]).drop("none") if protocol == "intra"
-                                  else pd.Series({f: v["excess_nmi"] for f, v in factors["scores"].items()}))
+                if protocol == "intra":
+                    luck = pd.Series(factors.get("null_top_share", {}), dtype=float)
+                    columns[label] = (pd.Series(factors["top_share"]) - luck.reindex(factors["top_share"]).fillna(0)).drop("none")
+                else:
+                    columns[label] = pd.Series({f: v["excess_nmi"] for f, v in factors["scores"].items()})
     matrix = pd.DataFrame(columns)
     return matrix.loc[matrix.mean(axis=1).sort_values(ascending=False).index] if len(matrix) else matrix
+
+
+def glasses_by_frame(embeddings: Mapping[str, Mapping]) -> pd.DataFrame:
+    """Per embedding, subset and frame (thin, thick): identities and the mean per-identity glasses accuracy
+    against its chance level, from the ``by_frame`` entries of the glasses results."""
+    rows = []
+    for embedding, report in embeddings.items():
+        glasses = report["attributes"].get("glasses", {})
+        for subset, result in (("per identity", glasses), (NUISANCE_HELD, glasses.get("controlled", {}))):
+            for frame, scores in result.get("by_frame", {}).items():
+                rows.append({"embedding": embedding, "subset": subset, "frame": frame, **scores})
+    return pd.DataFrame(rows)
+
+
+def accuracy_histograms(embeddings: Mapping[str, Mapping]) -> dict[str, dict]:
+    """``{"attribute (embedding)": histogram}`` of every within-identity attribute scored, for ``plots.accuracy_histograms``."""
+    return {f"{name} ({EMBEDDING_NAMES.get(embedding, embedding)})": result["accuracy"]["histogram"]
+            for embedding, report in embeddings.items() for name, result in report["attributes"].items()
+            if result["protocol"] == "intra" and result["status"] == "ok"}

@@ -146,18 +146,30 @@ def picked_quality_figure(picked: np.ndarray, overall: np.ndarray) -> plt.Figure
     return fig
 
 
-def accuracy_histograms(histograms: dict[str, dict]) -> plt.Figure:
-    """Per-identity clustering accuracy distributions, one panel per attribute (``{"range", "counts"}`` each)."""
-    fig, axes = plt.subplots(1, max(len(histograms), 1), figsize=(3.2 * max(len(histograms), 1), 2.8), squeeze=False)
-    for ax, (name, histogram) in zip(axes[0], histograms.items()):
+def accuracy_histograms(histograms: dict[str, dict], columns: int = 3) -> plt.Figure:
+    """Per-identity clustering accuracy distributions, one panel per entry (``{"range", "counts"}`` each), ``columns`` a row."""
+    count = max(len(histograms), 1)
+    rows, columns = -(-count // columns), min(count, columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.8 * rows), squeeze=False)
+    for ax, (name, histogram) in zip(axes.ravel(), histograms.items()):
         counts = np.asarray(histogram["counts"])
         edges = np.linspace(*histogram["range"], len(counts) + 1)
         ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="tab:blue", alpha=0.8)
-        ax.set_title(name)
+        ax.set_title(name, fontsize=9)
         ax.set_xlabel("accuracy of one identity")
-    axes[0, 0].set_ylabel("identities")
+    for ax in axes.ravel()[len(histograms):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("identities")
     fig.tight_layout()
     return fig
+
+
+def tsne(points: np.ndarray, seed: int) -> np.ndarray:
+    """(N, 2) t-SNE map of (N, D) points (PCA start; perplexity 30, or N - 1 for fewer points)."""
+    from sklearn.manifold import TSNE
+
+    return TSNE(n_components=2, init="pca", perplexity=min(30, len(points) - 1), random_state=seed).fit_transform(points)
 
 
 def factor_heatmap(matrix: pd.DataFrame, title: str, value: str) -> plt.Figure:

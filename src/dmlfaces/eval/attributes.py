@@ -41,6 +41,7 @@ from dmlfaces.eval.factors import (
     grouped_factor_agreement,
     identity_factors,
     image_factors,
+    shuffled_clusters,
 )
 from dmlfaces.eval.verification import mean_template_descriptors, unit_rows
 from dmlfaces.features import FeatureSet
@@ -403,11 +404,14 @@ class _WithinIdentity:
                  factors: pd.DataFrame | None) -> None:
         self.features, self.identities, self.clusterer = features, identities, clusterer
         self.clusters = cluster_identities(features, identities, clusterer)
-        self.agreement = None
+        self.agreement = self.null_agreement = None
         if factors is not None:
             several = self.clusters >= 0
-            self.agreement = grouped_factor_agreement(factors[several], self.clusters[several],
-                                                      identities[several], seed=clusterer.seed)
+            clusters, groups = self.clusters[several], identities[several]
+            self.agreement = grouped_factor_agreement(factors[several], clusters, groups, seed=clusterer.seed)
+            # The same splits shuffled within each identity: how often each factor tops a split by luck.
+            self.null_agreement = grouped_factor_agreement(
+                factors[several], shuffled_clusters(clusters, groups, clusterer.seed), groups, seed=clusterer.seed)
 
     def report(self, states: np.ndarray, column: str, params: AttributeStudyParams,
                frames: pd.Series | None = None) -> dict:
@@ -421,7 +425,8 @@ class _WithinIdentity:
             return {"status": "skipped", "reason": str(exc), "identities": exc.counts}
         summary = {"status": "ok", **result.summary}
         if self.agreement is not None:
-            summary["factors"] = agreement_summary(self.agreement, result.per_identity.index.to_numpy())
+            summary["factors"] = agreement_summary(self.agreement, result.per_identity.index.to_numpy(),
+                                                   null=self.null_agreement)
         if frames is not None:
             summary["by_frame"] = _by_frame(result.per_identity, frames)
         return summary

@@ -179,20 +179,42 @@ def most_followed(excess_nmi: pd.DataFrame) -> pd.Series:
     return pd.Series(np.where(filled.to_numpy().max(1) > 0, top, NONE_FOLLOWED), index=excess_nmi.index)
 
 
-def agreement_summary(frames: Mapping[str, pd.DataFrame], rows: np.ndarray | None = None) -> dict:
+def shuffled_clusters(clusters: np.ndarray, groups: np.ndarray, seed: int) -> np.ndarray:
+    """(N,) cluster labels permuted at random inside each group: a split of the same sizes that follows nothing."""
+    rng = np.random.default_rng([seed, 13])
+    in_order = np.argsort(groups, kind="stable")
+    shuffled = np.lexsort((rng.random(len(groups)), groups))
+    out = np.empty_like(clusters)
+    out[in_order] = clusters[shuffled]
+    return out
+
+
+def agreement_summary(frames: Mapping[str, pd.DataFrame], rows: np.ndarray | None = None,
+                      null: Mapping[str, pd.DataFrame] | None = None) -> dict:
     """JSON-able summary over the groups ``rows`` (ids; all when None) of :func:`grouped_factor_agreement`'s frames.
 
+    Args:
+        null: optional frames of the same groups for splits that follow nothing (:func:`shuffled_clusters`):
+            how often each factor comes out on top by luck.
     Returns:
         ``problems``; ``mean`` per score and factor; ``top_share``: per factor (and ``none``), the share of
-        problems whose most-followed factor it is; ``most_followed``: the factor with the largest share.
+        problems whose most-followed factor it is; ``most_followed``: the factor with the largest share;
+        with ``null``, ``null_top_share``: the same shares for the random splits.
     """
-    chosen = {key: frame if rows is None else frame.loc[rows] for key, frame in frames.items()}
-    top = most_followed(chosen["excess_nmi"])
     order = [*frames["nmi"].columns, NONE_FOLLOWED]
-    share = {name: float((top == name).mean()) if len(top) else 0.0 for name in order}
-    return {
-        "problems": int(len(top)),
+
+    def shares(chosen: Mapping[str, pd.DataFrame]) -> dict[str, float]:
+        top = most_followed(chosen["excess_nmi"])
+        return {name: float((top == name).mean()) if len(top) else 0.0 for name in order}
+
+    chosen = {key: frame if rows is None else frame.loc[rows] for key, frame in frames.items()}
+    share = shares(chosen)
+    summary = {
+        "problems": int(len(chosen["nmi"])),
         "mean": {key: {name: float(frame[name].mean()) for name in frame.columns} for key, frame in chosen.items()},
         "top_share": share,
         "most_followed": max(order, key=share.__getitem__),  # the first in column order on a tie
     }
+    if null is not None:
+        summary["null_top_share"] = shares({key: frame if rows is None else frame.loc[rows] for key, frame in null.items()})
+    return summary
