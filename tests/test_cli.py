@@ -71,6 +71,18 @@ def test_extract_and_attributes_on_a_celeba_layout(tiny_data: Path, tiny_backbon
     assert report["attributes"]["beard"]["status"] == "skipped"
     printed = capsys.readouterr().out
     assert "beard: skipped" in printed and "glasses (intra-class, Eyeglasses): clustering accuracy" in printed
+    # With SynthFaces' ground truth: what each split follows, and the nuisance-controlled protocol.
+    assert main(["attributes", "--celeba", str(tiny_data / "celeba"), "--features", str(features), "--params", str(params),
+                 "--ground-truth", str(tiny_data / "ground_truth.csv"), "--out", str(out)]) == 0
+    glasses = json.loads(out.read_text())["attributes"]["glasses"]
+    assert glasses["factors"]["problems"] == glasses["identities"]["used"] and "controlled" in glasses
+    assert glasses["by_frame"].keys() <= {"thin", "thick"}
+    # A ground-truth file of another data set is refused, naming it.
+    (tmp_path / "truth.csv").write_text("split,path\n")
+    assert main(["attributes", "--celeba", str(tiny_data / "celeba"), "--features", str(features),
+                 "--ground-truth", str(tmp_path / "truth.csv"), "--out", str(tmp_path / "b.json")]) == 2
+    assert "truth.csv: no column 'person_gender'" in capsys.readouterr().err
+    assert not (tmp_path / "b.json").exists()
 
 
 def test_attributes_rejects_unknown_parameters(tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -119,14 +131,86 @@ def test_an_internal_error_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch, 
         cli.main(["check-params", "data"])
 
 
+def _faces_csv(path: Path) -> list[list[str]]:
+    return [line.split(",") for line in path.read_text().splitlines()]
+
+
 def test_extract_with_dlib(tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from dmlfaces.data.celeba import read_celeba
     from dmlfaces.features import read_features
 
     out = tmp_path / "dlib.npz"
     assert main(["extract", "--dlib", "--celeba", str(tiny_data / "celeba"), "--out", str(out)]) == 0
     features = read_features(out)
     assert features.features.shape == (60, 128) and np.allclose(np.linalg.norm(features.features, axis=1), 1, atol=1e-5)
-    assert "dlib found a face in" in capsys.readouterr().out
+    rows = _faces_csv(tmp_path / "dlib.faces.csv")
+    names = list(read_celeba(tiny_data / "celeba").attributes.index)
+    assert rows[0] == ["name", "found_by"] and [row[0] for row in rows[1:]] == names == features.names.tolist()
+    found_by = [row[1] for row in rows[1:]]
+    detected = found_by.count("detector")
+    # The layout has the landmarks file: every face the detector misses is aligned from it.
+    assert detected >= 1 and found_by.count("landmarks") == 60 - detected
+    assert (f"dlib: {detected} of 60 faces found by its detector, {60 - detected} aligned from the landmarks, "
+            "0 described as the whole image") in capsys.readouterr().out
+
+    # Without the landmarks: the same detections, the rest described whole.
+    assert main(["extract", "--dlib", "--no-landmarks", "--celeba", str(tiny_data / "celeba"), "--out", str(tmp_path / "w.npz")]) == 0
+    whole = _faces_csv(tmp_path / "w.faces.csv")
+    assert [row[1] == "detector" for row in whole[1:]] == [way == "detector" for way in found_by]
+    assert {row[1] for row in whole[1:]} == {"detector", "whole_image"}
+    # IJB crops, aligned by the loader, have no landmarks to fall back on either.
+    assert main(["extract", "--dlib", "--ijb", str(tiny_data / "IJBS"), "--out", str(tmp_path / "ijb.npz")]) == 0
+    crops = _faces_csv(tmp_path / "ijb.faces.csv")
+    assert [row[0] for row in crops[1:]] == read_features(tmp_path / "ijb.npz").names.tolist()
+    assert {row[1] for row in crops[1:]} <= {"detector", "whole_image"}
+    assert main(["extract", "--backbone", "b.pt", "--no-landmarks", "--celeba", str(tiny_data / "celeba"),
+                 "--out", str(tmp_path / "b.npz")]) == 2
+    assert "--no-landmarks applies to --dlib only" in capsys.readouterr().err
+
+
+def test_extract_with_dlib_refuses_landmarks_it_cannot_calibrate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    from dmlfaces.data.align import ARCFACE_TEMPLATE
+    from dmlfaces.data.celeba import IMAGE_DIR, write_celeba
+
+    # Three images of noise: no face for the detector, so nothing to calibrate the landmark alignment on.
+    root = tmp_path / "celeba"
+    names = ["000001.jpg", "000002.jpg", "000003.jpg"]
+    (root / IMAGE_DIR).mkdir(parents=True)
+    for seed, name in enumerate(names):
+        Image.fromarray(np.random.default_rng(seed).integers(0, 256, (112, 112, 3), dtype=np.uint8)).save(root / IMAGE_DIR / name)
+    landmarks = np.repeat(ARCFACE_TEMPLATE[None], 3, axis=0)
+    write_celeba(root, names, -np.ones((3, 40), dtype=np.int8), np.array([1, 1, 2]), np.zeros(3, dtype=np.int8), landmarks)
+    assert main(["extract", "--dlib", "--celeba", str(root), "--out", str(tmp_path / "f.npz")]) == 2
+    error = capsys.readouterr().err
+    assert "dlib's detector found a face in none of the 3 images" in error and "--no-landmarks" in error
+    assert not (tmp_path / "f.npz").exists() and not (tmp_path / "f.faces.csv").exists()
+
+    landmarks[1, 4] = landmarks[1, 3]  # two mouth corners in one place: no face to align
+    write_celeba(root, names, -np.ones((3, 40), dtype=np.int8), np.array([1, 1, 2]), np.zeros(3, dtype=np.int8), landmarks)
+    assert main(["extract", "--dlib", "--celeba", str(root), "--out", str(tmp_path / "f.npz")]) == 2
+    error = capsys.readouterr().err
+    assert "list_landmarks_align_celeba.txt: image 000002.jpg: landmarks 4 (left mouth corner) and 5 (right mouth corner) coincide" in error
+
+    assert main(["extract", "--dlib", "--no-landmarks", "--celeba", str(root), "--out", str(tmp_path / "f.npz")]) == 0
+    assert _faces_csv(tmp_path / "f.faces.csv")[1:] == [[name, "whole_image"] for name in names]
+
+
+def test_two_gloo_processes_extract_dlib_descriptors_as_one_does(tiny_data: Path, tmp_path: Path) -> None:
+    from dmlfaces.features import read_features
+
+    # Each process calibrates the landmark alignment on the detections of both, so the files are the same.
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "dmlfaces"]
+    for name, launcher in {"ranks": torchrun, "single": [sys.executable, "-m", "dmlfaces"]}.items():
+        result = subprocess.run([*launcher, "extract", "--dlib", "--celeba", str(tiny_data / "celeba"), "--out",
+                                 str(tmp_path / name / "f.npz"), "--device", "cpu"], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert result.stdout.count("faces found by its detector") == 1  # rank 0 alone reports
+    ranks, single = read_features(tmp_path / "ranks" / "f.npz"), read_features(tmp_path / "single" / "f.npz")
+    assert np.array_equal(ranks.names, single.names) and np.array_equal(ranks.features, single.features)
+    assert (tmp_path / "ranks" / "f.faces.csv").read_text() == (tmp_path / "single" / "f.faces.csv").read_text()
+    assert sorted(p.name for p in (tmp_path / "ranks").iterdir()) == ["f.csv", "f.faces.csv", "f.npz"]
 
 
 def test_extract_refuses_or_skips_crops_with_bad_landmarks(tiny_data: Path, tmp_path: Path,

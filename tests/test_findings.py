@@ -175,3 +175,48 @@ def test_changes_table_has_one_row_per_change_with_its_measured_effect() -> None
 
 def test_lowest_reported_fars_skip_what_the_protocol_cannot_measure() -> None:
     assert findings.lowest_reported_fars({"measurable_fars": ["0.1", "1e-06", "0.001", "0.01"]}) == ("0.001", "0.01")
+
+
+def _factor_report(top: str, share: float, luck: float, gap_low: float) -> dict:
+    """attributes.json entries of one embedding with factor agreement: beard (within) and gender (across)."""
+    shares = {"pitch": 0.0, "beard": 0.0, "none": 0.0} | {top: share}
+    intra = {"protocol": "intra", "status": "ok", **_scores(0.65, 0.60, chance_accuracy=0.60), "accuracy": {"mean": 0.65, "histogram": {"range": [0, 1], "counts": [1, 2]}},
+             "floor_gap": {"difference": 0.05, "low": gap_low, "high": 0.08},
+             "factors": {"problems": 10, "most_followed": top, "top_share": shares,
+                         "null_top_share": {"pitch": luck, "beard": luck, "none": 0.0}}}
+    intra["by_frame"] = {"thin": {"identities": 4, "accuracy": 0.6, "chance_accuracy": 0.55, "majority_rate": 0.7}}
+    intra["controlled"] = {**intra, "status": "ok", "images_kept": 50}
+    split = {**_scores(0.7, 0.5), "floor_gap": {"difference": 0.2, "low": 0.1, "high": 0.3},
+             "factors": {"most_followed": "skin_tone", "scores": {"gender": {"excess_nmi": 0.01}, "skin_tone": {"excess_nmi": 0.4}}}}
+    return {"attributes": {"beard": intra, "glasses": {**intra, "column": "Eyeglasses"},
+                           "gender": {"protocol": "extra", "status": "ok", "uncontrolled": split, "controlled": split}}}
+
+
+def test_study_a_tables_say_what_the_splits_follow_and_use_the_floor_interval() -> None:
+    embeddings = {"trained": _factor_report("pitch", 0.4, 0.1, gap_low=0.01), "dlib": _factor_report("beard", 0.3, 0.1, gap_low=-0.02)}
+    table = findings.attribute_tables(embeddings)
+    rows = table.set_index(["embedding", "attribute", "subset"])
+    # The gap's interval decides, not the two numbers (0.65 > 0.60 in both).
+    assert rows.loc[("trained", "beard", "per identity"), "above floor"]
+    assert not rows.loc[("dlib", "beard", "per identity"), "above floor"]
+    assert rows.loc[("dlib", "beard", findings.NUISANCE_HELD), "above floor interval"] == "[-2.0, +8.0]"
+    followed = findings.followed_table(embeddings)
+    assert findings.followed_sentence(followed, "trained", "beard", "per identity") == (
+        "pitch (the top factor of 40% of the identities, against 10% for random splits; beard itself in 0%)")
+    assert findings.followed_sentence(followed, "dlib", "beard", "per identity").startswith("beard itself (the top factor of 30%")
+    assert findings.followed_sentence(followed, "trained", "gender", "all identities") == (
+        "skin tone (NMI 0.40 beyond chance; gender: 0.01)")
+    within = findings.factor_matrix(embeddings, "intra")
+    assert within.loc["pitch", "beard, trained embedding, all"] == pytest.approx(0.3)  # share minus random splits' share
+    assert list(within.index)[0] == "pitch"  # sorted by mean
+    across = findings.factor_matrix(embeddings, "extra")
+    assert across.loc["skin_tone"].tolist() == [0.4] * 4
+    paper = findings.paper_comparison(embeddings)
+    assert paper.loc["beard", "paper v2"] == 90.0 and paper.loc["beard", "trained"] == 65.0
+    assert paper.loc["gender", "dlib controlled floor"] == 50.0
+    reasons = findings.difference_reasons(embeddings).set_index(["attribute", "embedding"])["why ours differs"]
+    assert reasons[("beard", "dlib ResNet")].startswith("the paper: 90.0 %; per identity: 65.0 %, not above its floor of 60.0 %")
+    assert "its splits following skin tone" in reasons[("gender", "trained embedding")]
+    frames = findings.glasses_by_frame(embeddings)
+    assert set(frames["subset"]) == {"per identity", findings.NUISANCE_HELD} and set(frames["frame"]) == {"thin"}
+    assert len(findings.accuracy_histograms(embeddings)) == 4

@@ -90,6 +90,17 @@ def test_dvc_repro_runs_every_chapter_and_builds_the_book(project: Path) -> None
     for src in images:
         assert (project / "_build" / "html" / "book" / src).resolve().is_file(), src
     assert "pixel baseline reaches TAR" in html
+    # dlib's realism check: extract_celeba_dlib ran before the chapter; every CelebA-layout image is described
+    # (the tiny set's landmarks align the faces its detector misses) and every pair of them scored.
+    realism = metrics["dlib_realism"]
+    images = metrics["counts"]["celeba_images"]
+    assert realism["images"] == images == realism["detected"] + realism["landmark_aligned"] and realism["whole_image"] == 0
+    assert realism["genuine_pairs"] + realism["impostor_pairs"] == images * (images - 1) // 2
+    assert set(realism["tar_at_far"]) == {"0.001", "0.01"} and all(0 <= tar <= 1 for tar in realism["tar_at_far"].values())
+    assert f">{100 * realism['tar_at_far']['0.001']:.1f}%<" in html  # the glued TAR, worded in the chapter
+    assert "was measured on real faces" in html
+    faces = (project / "results" / "features" / "celeba_dlib.faces.csv").read_text().splitlines()
+    assert faces[0] == "name,found_by" and len(faces) == images + 1
     references = (project / "_build" / "html" / "book" / "references.html").read_text().lower()
     for title in ("FaceCoresetNet", "Cluster and Aggregate", "AdaFace", "ArcFace", "Janus", "Deep Learning Face Attributes",
                   "Feature Representation in Deep Metric Embeddings"):

@@ -69,9 +69,13 @@ def _extract_views(args: argparse.Namespace) -> None:
 
 def _extract(args: argparse.Namespace) -> None:
     from dmlfaces.features import extract_with_single_pass, shard_range, write_features_sharded
-    from dmlfaces.train.distributed import init_distributed, sum_over_ranks
+    from dmlfaces.train.distributed import gather_over_ranks, init_distributed
 
+    if args.no_landmarks and not args.dlib:
+        raise UserError("--no-landmarks applies to --dlib only (a --backbone describes the aligned images as they are); "
+                        "drop it or use --dlib")
     skipped: list[str] = []  # crops left out on purpose, recorded in the features file
+    landmarks = None  # (N, 5, 2): where dlib detects no face, it aligns the face from these
     if args.ijb:
         from dmlfaces.data.ijb import read_ijb
 
@@ -90,10 +94,20 @@ def _extract(args: argparse.Namespace) -> None:
         skipped = sorted({str(protocol.crop_names[i]) for i in bad})
         load = lambda i: protocol.aligned_crop(kept[i])  # noqa: E731  loose crops: align from the 5 points
     elif args.celeba:
-        from dmlfaces.data.celeba import read_celeba
+        from dmlfaces.data.align import landmark_problems
+        from dmlfaces.data.celeba import LANDMARK_COLUMNS, LANDMARKS_FILE, read_celeba
+        from dmlfaces.data.errors import DataFormatError
 
         celeba = read_celeba(args.celeba)
         names = list(celeba.attributes.index)
+        if args.dlib and celeba.landmarks is not None and not args.no_landmarks:
+            landmarks = celeba.landmarks.loc[names, list(LANDMARK_COLUMNS)].to_numpy().reshape(-1, 5, 2)
+            # Checked here, where the image is known by name (the embedder sees only this rank's share).
+            if problems := landmark_problems(landmarks):
+                index, problem = problems[0]
+                raise DataFormatError(args.celeba / LANDMARKS_FILE, f"image {names[index]}: {problem}",
+                                      expected="5 distinct points of a face that are not all on one line",
+                                      fix="correct that image's line, or extract with --no-landmarks")
         load = lambda i: celeba.load_image(names[i])  # noqa: E731
     else:
         from dmlfaces.data.folders import read_image_folder
@@ -108,10 +122,11 @@ def _extract(args: argparse.Namespace) -> None:
     if args.dlib:
         from dmlfaces.models.dlib_embedder import DlibEmbedder
 
-        features, norms, detected = DlibEmbedder().extract(load_share, len(share), progress=context.is_main)
-        found = sum_over_ranks(int(detected.sum()), context)
-        if context.is_main:
-            print(f"dlib found a face in {found} of {len(names)} images (the rest are described whole)")
+        # Every rank calibrates the landmark alignment on all ranks' detections (pool), as one process would.
+        features, norms, found_by = DlibEmbedder().extract(
+            load_share, len(share), landmarks=None if landmarks is None else landmarks[share.start:share.stop],
+            progress=context.is_main, pool=lambda samples: gather_over_ranks(samples, context))
+        found_by = gather_over_ranks(found_by, context)  # the crops' order: shares are contiguous, in rank order
     else:
         from dmlfaces.models.checkpoints import load_backbone
 
@@ -121,6 +136,13 @@ def _extract(args: argparse.Namespace) -> None:
     flip_test = not args.dlib and not args.no_flip  # else the features are single passes themselves
     write_features_sharded(args.out, names, features, norms, context, skipped, flip_test=flip_test,
                            single=tuple(single) if flip_test else None)
+    if args.dlib and context.is_main:
+        from dmlfaces.models.dlib_embedder import DETECTOR, LANDMARKS, WHOLE_IMAGE, faces_path, write_found_by
+
+        write_found_by(faces_path(args.out), names, found_by)
+        counts = {way: int((found_by == way).sum()) for way in (DETECTOR, LANDMARKS, WHOLE_IMAGE)}
+        print(f"dlib: {counts[DETECTOR]} of {len(names)} faces found by its detector, {counts[LANDMARKS]} aligned from "
+              f"the landmarks, {counts[WHOLE_IMAGE]} described as the whole image ({faces_path(args.out)})")
     if context.is_main:
         print(json.dumps({"out": str(args.out), "crops": len(names), "dim": int(features.shape[1]),
                           **args.clock.throughput(len(names))}))
@@ -181,7 +203,13 @@ def _attributes(args: argparse.Namespace) -> None:
     from dmlfaces.params import load_section
 
     params = load_section(AttributeStudyParams, args.params, "attributes") if args.params else AttributeStudyParams()
-    report = run_attribute_study(read_features(args.features), read_celeba(args.celeba), params)
+    celeba = read_celeba(args.celeba)
+    truth = None
+    if args.ground_truth:
+        from dmlfaces.eval.factors import celeba_ground_truth
+
+        truth = celeba_ground_truth(args.ground_truth, celeba)
+    report = run_attribute_study(read_features(args.features), celeba, params, truth)
     write_json(args.out, {"params": dataclasses.asdict(params), "attributes": report})
     for name, result in report.items():
         if result["status"] != "ok":
@@ -264,11 +292,14 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--ijb", type=Path, help="IJB-layout root (crops are aligned from their 5 points)")
     source.add_argument("--celeba", type=Path, help="CelebA-layout root")
     source.add_argument("--folder", type=Path, help="identity-per-folder images")
-    extract.add_argument("--out", type=Path, required=True, help="output .npz (a .csv index is written beside it)")
+    extract.add_argument("--out", type=Path, required=True,
+                         help="output .npz (a .csv index is written beside it; with --dlib, also .faces.csv: how each face was found)")
     extract.add_argument("--batch-size", type=int, default=256)
     extract.add_argument("--no-flip", action="store_true", help="skip the flip test")
     extract.add_argument("--skip-bad-landmarks", action="store_true",
                          help="with --ijb: leave out (and list) crops whose landmarks cannot be aligned instead of refusing")
+    extract.add_argument("--no-landmarks", action="store_true",
+                         help="with --dlib --celeba: describe images without a detection whole, not aligned from the landmarks file")
     extract.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     extract.set_defaults(file_output=True, run=_extract)
 
@@ -292,6 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
     attributes.add_argument("--celeba", type=Path, required=True, help="CelebA-layout root (list_attr_celeba.txt, identity_CelebA.txt)")
     attributes.add_argument("--features", type=Path, required=True, help="features of its images (dmlfaces extract --celeba)")
     attributes.add_argument("--params", type=Path, help="parameters file (section 'attributes'); defaults otherwise")
+    attributes.add_argument("--ground-truth", type=Path,
+                            help="SynthFaces' ground_truth.csv: adds what each split follows, the controlled "
+                                 "within-identity protocol and glasses by frame")
     attributes.add_argument("--out", type=Path, required=True, help="output JSON report")
     attributes.set_defaults(file_output=True, run=_attributes)
 

@@ -144,6 +144,11 @@ def test_run_attribute_study_reports_every_attribute_as_json(planted_celeba) -> 
     assert glasses["status"] == "ok" and glasses["accuracy"]["mean"] == 1.0
     assert glasses["identities"]["single_image"] == 1 and glasses["identities"]["used"] == IDENTITIES - 1
     assert report["expression"]["accuracy"]["mean"] < 0.8
+    # Above the floor only where the interval of the gap says so: the planted attribute, not the random one.
+    assert glasses["floor_gap"]["low"] > 0.2
+    expression = report["expression"]["floor_gap"]
+    assert expression["low"] < 0 < expression["high"]
+    assert report["gender"]["uncontrolled"]["floor_gap"]["low"] > 0.2
     assert report["hat"]["status"] == "skipped" and report["hat"]["identities"]["one_state"] == IDENTITIES - 1
     assert report["gender"]["uncontrolled"]["accuracy"] == 1.0
     assert report["gender"]["controlled"]["held_fixed"].keys() <= {"Pale_Skin", "Young"}

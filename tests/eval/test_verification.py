@@ -9,6 +9,7 @@ import pytest
 from sklearn.metrics import roc_curve
 
 from dmlfaces.eval.verification import (
+    all_pairs_tar_at_far,
     evaluate_one_to_one,
     mean_template_descriptors,
     pair_scores,
@@ -151,3 +152,53 @@ def test_methods_evaluated_side_by_side_give_the_sequential_report(small_protoco
     assert json.dumps(side_by_side.to_dict()) == json.dumps(one_by_one.to_dict())
     for name in described:
         assert np.array_equal(side_by_side.methods[name].scores, one_by_one.methods[name].scores)
+
+
+def _at_degrees(*angles: float) -> np.ndarray:
+    radians = np.deg2rad(angles)
+    return np.stack([np.cos(radians), np.sin(radians)], axis=1)
+
+
+def test_all_pairs_tar_at_far_on_a_case_worked_by_hand() -> None:
+    # Five unit vectors at these angles (degrees), so a pair's score is the cosine of their angle apart.
+    # Identity 0: 0, 10, 45; identity 1: 25, 100. Genuine pairs are 10, 45, 35 and 75 degrees apart; the six
+    # impostor pairs 25, 100, 15, 90, 20 and 55. FAR 0.1 of 6 impostors allows no false accept: only pairs closer
+    # than 15 degrees are accepted (the genuine 10): TAR 1/4. FAR 0.5 allows 3 (15, 20, 25): genuine 10, 35 and 45
+    # lie above the fourth impostor (55): TAR 3/4. FAR 1 accepts all.
+    features = _at_degrees(0, 10, 45, 25, 100)
+    identities = np.array(["a", "a", "a", "b", "b"])
+    expected = {0.1: 0.25, 0.5: 0.75, 1.0: 1.0}
+    for block_rows in (1, 2, 512):  # tiles of one row, of two (the last one short) and of all
+        result = all_pairs_tar_at_far(features, identities, (0.1, 0.5, 1.0), block_rows=block_rows)
+        assert result.tar == expected and (result.genuine_pairs, result.impostor_pairs) == (4, 6)
+    # Features that are not unit rows are scored by their cosine all the same.
+    assert all_pairs_tar_at_far(features * np.array([[2.0], [1], [3], [0.5], [1]]), identities, (0.1, 0.5, 1.0)).tar == expected
+    assert result.to_dict() == {"tar_at_far": {"0.1": 0.25, "0.5": 0.75, "1": 1.0}, "rule": "exact",
+                                "genuine_pairs": 4, "impostor_pairs": 6}
+
+
+def test_all_pairs_tar_at_far_scores_each_pair_once_as_the_pair_list_does() -> None:
+    rng = np.random.default_rng(3)
+    features = unit_rows(rng.normal(size=(37, 8)))
+    identities = rng.integers(0, 6, 37)
+    first, second = np.triu_indices(37, 1)
+    scores = np.einsum("pd,pd->p", features[first], features[second])
+    labels = identities[first] == identities[second]
+    fars = (1e-2, 0.1, 0.3)
+    result = all_pairs_tar_at_far(features, identities, fars, block_rows=5)
+    assert result.tar == tar_at_far(scores, labels, fars)
+    assert (result.genuine_pairs, result.impostor_pairs) == (int(labels.sum()), int((~labels).sum()))
+
+
+def test_all_pairs_tar_at_far_refuses_what_it_cannot_score() -> None:
+    features = _at_degrees(0, 10, 45)
+    with pytest.raises(ValueError, match=r"\(N, D\) features and \(N,\) identities, got \(3, 2\) and \(2,\)"):
+        all_pairs_tar_at_far(features, np.array([0, 1]))
+    with pytest.raises(ValueError, match="1 images make no pair"):
+        all_pairs_tar_at_far(features[:1], np.array([0]))
+    with pytest.raises(ValueError, match="both genuine and impostor pairs"):
+        all_pairs_tar_at_far(features, np.array([0, 1, 2]))
+    broken = features.copy()
+    broken[1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        all_pairs_tar_at_far(broken, np.array([0, 0, 1]))

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import linear_sum_assignment
 
 from dmlfaces.data.celeba import ATTRIBUTES_FILE, CelebA
 from dmlfaces.data.errors import DataFormatError
@@ -124,6 +125,43 @@ def _distribution(values: pd.Series) -> dict:
             "histogram": {"range": [0.0, 1.0], "counts": counts.tolist()}}
 
 
+FLOOR_RESAMPLES = 1000  # bootstrap resamples of identities for the interval of the accuracy above its floor
+
+
+def _interval(gaps: np.ndarray, observed: float) -> dict:
+    """``{"difference", "low", "high"}``: the observed gap and the 95 % percentile interval of resampled ones."""
+    low, high = np.quantile(gaps, [0.025, 0.975])
+    return {"difference": float(observed), "low": float(low), "high": float(high)}
+
+
+def intra_floor_gap(per_identity: pd.DataFrame, seed: int) -> dict:
+    """Mean per-identity accuracy minus its floor (the higher of the mean majority rate and mean chance level),
+    with a 95 % interval from resampling identities: the clustering beats its floor when ``low`` > 0."""
+    values = per_identity[["accuracy", "majority_rate", "chance_accuracy"]].to_numpy()
+    draws = np.random.default_rng([seed, 17]).integers(0, len(values), (FLOOR_RESAMPLES, len(values)))
+    means = values[draws].mean(1)  # (R, 3)
+    gaps = means[:, 0] - means[:, 1:].max(1)
+    observed = values.mean(0)
+    return _interval(gaps, observed[0] - observed[1:].max())
+
+
+def extra_floor_gap(truth: np.ndarray, predicted: np.ndarray, seed: int) -> dict:
+    """Hungarian accuracy of one split of identities minus the majority rate, with a 95 % interval from
+    resampling identities (the split and its matching to the states kept)."""
+    states, truth_code = np.unique(truth, return_inverse=True)
+    clusters, predicted_code = np.unique(predicted, return_inverse=True)
+    table = np.zeros((len(states), len(clusters)), dtype=np.int64)
+    np.add.at(table, (truth_code, predicted_code), 1)
+    rows, cols = linear_sum_assignment(table, maximize=True)
+    matched = np.full(len(clusters), -1)
+    matched[cols] = rows
+    correct = matched[predicted_code] == truth_code
+    draws = np.random.default_rng([seed, 19]).integers(0, len(truth), (FLOOR_RESAMPLES, len(truth)))
+    shares = np.stack([(truth_code[draws] == s).mean(1) for s in range(len(states))], 1)
+    gaps = correct[draws].mean(1) - shares.max(1)
+    return _interval(gaps, correct.mean() - np.bincount(truth_code).max() / len(truth))
+
+
 def intra_class_protocol(
     features: np.ndarray,
     identities: np.ndarray,
@@ -173,6 +211,7 @@ def intra_class_protocol(
         "accuracy": _distribution(per_identity["accuracy"]),
         **{name: float(per_identity[name].mean()) for name in ("majority_rate", "chance_accuracy", "nmi", "ari")},
         "probe_accuracy": probe,
+        "floor_gap": intra_floor_gap(per_identity, clusterer.seed),
     }
     return IntraClassResult(summary=summary, per_identity=per_identity)
 
@@ -232,6 +271,7 @@ def _extra_scores(table: IdentityEmbeddings, rows: np.ndarray, column: str, clus
         "identities": len(rows),
         "images": int(table.images[rows].sum()),
         "state_counts": {str(s): int(c) for s, c in zip(states, counts)},
+        "floor_gap": extra_floor_gap(truth, predicted, clusterer.seed),
         **agreement,
     }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.distributed.nn.functional as dist_fn  # autograd-aware collectives
@@ -65,6 +66,16 @@ def sum_over_ranks(value: int, context: DistributedContext) -> int:
     total = torch.tensor(value, device=context.device)  # NCCL reduces only tensors on the GPU
     dist.all_reduce(total)
     return int(total)
+
+
+def gather_over_ranks(array: np.ndarray, context: DistributedContext) -> np.ndarray:
+    """Every rank's ``array`` ((S_r, ...), the same trailing shape) joined in rank order, on every rank; ``array``
+    itself for a single process. For small per-item records (pickled through the process group), not features."""
+    if not context.distributed:
+        return array
+    parts: list[np.ndarray | None] = [None] * context.world_size
+    dist.all_gather_object(parts, np.asarray(array))
+    return np.concatenate(parts)
 
 
 class GlobalBatchNorm(nn.Module):
