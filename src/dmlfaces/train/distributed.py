@@ -59,15 +59,6 @@ def init_distributed(device: str = "auto") -> DistributedContext:
     return DistributedContext(rank, world_size, local_rank, resolved)
 
 
-def sum_over_ranks(value: int, context: DistributedContext) -> int:
-    """``value`` summed over all ranks (``value`` itself for a single process)."""
-    if not context.distributed:
-        return value
-    total = torch.tensor(value, device=context.device)  # NCCL reduces only tensors on the GPU
-    dist.all_reduce(total)
-    return int(total)
-
-
 def gather_over_ranks(array: np.ndarray, context: DistributedContext) -> np.ndarray:
     """Every rank's ``array`` ((S_r, ...), the same trailing shape) joined in rank order, on every rank; ``array``
     itself for a single process. For small per-item records (pickled through the process group), not features."""
