@@ -39,7 +39,7 @@ from threadpoolctl import threadpool_limits
 
 from dmlfaces.eval.clustering import (
     NOISE,
-    _group_tables,
+    group_tables,
     _matched,
     _shuffled_within,
     grouped_kmeans,
@@ -92,7 +92,7 @@ def per_table_scores(truth: np.ndarray, predicted: np.ndarray, groups: np.ndarra
     shape = (len(ids), len(classes), len(clusters))
     first = int(clusters[0] == NOISE)
     images = np.bincount(group, minlength=len(ids))
-    raw = _group_tables(group, truth_code, predicted_code, shape)
+    raw = group_tables(group, truth_code, predicted_code, shape)
     tables, inverse = np.unique(np.array([_canonical(t, first) for t in raw]), axis=0, return_inverse=True)
     scores = []
     for table in tables:
@@ -103,7 +103,7 @@ def per_table_scores(truth: np.ndarray, predicted: np.ndarray, groups: np.ndarra
     rng = np.random.default_rng([seed, 7])
     matched, nmi = np.zeros(len(ids)), np.zeros(len(ids))
     for _ in range(chance_repeats):
-        shuffled = _group_tables(group, _shuffled_within(truth_code, group, rng), predicted_code, shape)
+        shuffled = group_tables(group, _shuffled_within(truth_code, group, rng), predicted_code, shape)
         tables, inverse = np.unique(shuffled.reshape(len(ids), -1), axis=0, return_inverse=True)
         matched += np.array([_matched(t.reshape(shape[1:])[:, first:]) for t in tables])[inverse.reshape(-1)]
         per_nmi = []

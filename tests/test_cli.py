@@ -165,7 +165,7 @@ def test_extract_with_dlib(tiny_data: Path, tmp_path: Path, capsys: pytest.Captu
     assert {row[1] for row in crops[1:]} <= {"detector", "whole_image"}
     assert main(["extract", "--backbone", "b.pt", "--no-landmarks", "--celeba", str(tiny_data / "celeba"),
                  "--out", str(tmp_path / "b.npz")]) == 2
-    assert "--no-landmarks applies to --dlib only" in capsys.readouterr().err
+    assert "--no-landmarks applies to --dlib --celeba only" in capsys.readouterr().err
 
 
 def test_extract_with_dlib_refuses_landmarks_it_cannot_calibrate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

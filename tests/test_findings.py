@@ -183,7 +183,9 @@ def _factor_report(top: str, share: float, luck: float, gap_low: float) -> dict:
     intra = {"protocol": "intra", "status": "ok", **_scores(0.65, 0.60, chance_accuracy=0.60), "accuracy": {"mean": 0.65, "histogram": {"range": [0, 1], "counts": [1, 2]}},
              "floor_gap": {"difference": 0.05, "low": gap_low, "high": 0.08},
              "factors": {"problems": 10, "most_followed": top, "top_share": shares,
-                         "null_top_share": {"pitch": luck, "beard": luck, "none": 0.0}}}
+                         "null_top_share": {"pitch": luck, "beard": luck, "none": 0.0},
+                         "excess_share": {name: {"difference": value - (luck if name != "none" else 0.0), "low": 0.0, "high": 0.5}
+                                          for name, value in shares.items()}}}
     intra["by_frame"] = {"thin": {"identities": 4, "accuracy": 0.6, "chance_accuracy": 0.55, "majority_rate": 0.7}}
     intra["controlled"] = {**intra, "status": "ok", "images_kept": 50}
     split = {**_scores(0.7, 0.5), "floor_gap": {"difference": 0.2, "low": 0.1, "high": 0.3},
@@ -202,10 +204,12 @@ def test_study_a_tables_say_what_the_splits_follow_and_use_the_floor_interval() 
     assert rows.loc[("dlib", "beard", findings.NUISANCE_HELD), "above floor interval"] == "[-2.0, +8.0]"
     followed = findings.followed_table(embeddings)
     assert findings.followed_sentence(followed, "trained", "beard", "per identity") == (
-        "pitch (the top factor of 40% of the identities, against 10% for random splits; beard itself in 0%)")
+        "pitch (the top factor of 40% of the identities against 10% for random splits; beard tops -10 points of the identities against random splits)")
     assert findings.followed_sentence(followed, "dlib", "beard", "per identity").startswith("beard itself (the top factor of 30%")
     assert findings.followed_sentence(followed, "trained", "gender", "all identities") == (
-        "skin tone (NMI 0.40 beyond chance; gender: 0.01)")
+        "skin tone (NMI 0.40 beyond chance; gender: NMI +0.01 beyond chance)")
+    assert findings.nuisance_text({"max_yaw_deg": 20.0, "max_pitch_deg": 15.0, "max_light_strength": 0.4, "max_blur": 1.5,
+                                   "no_occlusion": True, "full_resolution": False}).endswith("blur at most 1.5 pixels, no occluder")
     within = findings.factor_matrix(embeddings, "intra")
     assert within.loc["pitch", "beard, trained embedding, all"] == pytest.approx(0.3)  # share minus random splits' share
     assert list(within.index)[0] == "pitch"  # sorted by mean

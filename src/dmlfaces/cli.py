@@ -71,9 +71,9 @@ def _extract(args: argparse.Namespace) -> None:
     from dmlfaces.features import extract_with_single_pass, shard_range, write_features_sharded
     from dmlfaces.train.distributed import gather_over_ranks, init_distributed
 
-    if args.no_landmarks and not args.dlib:
-        raise UserError("--no-landmarks applies to --dlib only (a --backbone describes the aligned images as they are); "
-                        "drop it or use --dlib")
+    if args.no_landmarks and not (args.dlib and args.celeba):
+        raise UserError("--no-landmarks applies to --dlib --celeba only (the landmarks come from the CelebA layout; a "
+                        "--backbone describes the aligned images as they are); drop it")
     skipped: list[str] = []  # crops left out on purpose, recorded in the features file
     landmarks = None  # (N, 5, 2): where dlib detects no face, it aligns the face from these
     if args.ijb:

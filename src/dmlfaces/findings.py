@@ -250,9 +250,10 @@ def attribute_table(attributes: Mapping[str, Mapping]) -> pd.DataFrame:
 
     Within identities (intra) the accuracy is the mean over identities and the chance level that of
     shuffled labels in groups of the same sizes; across identities (extra) there are two subsets, all
-    identities and the controlled one. ``above floor``: the accuracy exceeds the majority rate (and the
-    chance level where there is one). Within-identity attributes first; a skipped attribute keeps a row
-    with its reason.
+    identities and the controlled one; within identities with ground truth, the nuisance-held subset too.
+    ``above floor``: the 95 % interval of the accuracy minus its floor (the majority rate, or the chance level
+    where higher) lies above 0 (see :func:`_attribute_row`). Within-identity attributes first; a skipped
+    attribute keeps a row with its reason.
     """
     rows = []
     for name, result in sorted(attributes.items(), key=lambda item: item[1]["protocol"] != "intra"):
@@ -292,30 +293,39 @@ def recovered(table: pd.DataFrame, subset: str) -> str:
 
 def attribute_tables(embeddings: Mapping[str, Mapping]) -> pd.DataFrame:
     """:func:`attribute_table` of each embedding of ``attributes.json``'s ``embeddings``, an ``embedding`` column first."""
-    return pd.concat([attribute_table(report["attributes"]).assign(embedding=name)[
-        ["embedding", *attribute_table(report["attributes"]).columns]] for name, report in embeddings.items()],
-        ignore_index=True)
+    tables = [attribute_table(report["attributes"]) for report in embeddings.values()]
+    return pd.concat([table.assign(embedding=name)[["embedding", *table.columns]]
+                      for name, table in zip(embeddings, tables)], ignore_index=True)
 
 
-def _followed(result: Mapping) -> tuple[str, float] | None:
-    """(most-followed factor, its share of the problems or its NMI beyond chance) of one subset's result."""
-    factors = result.get("factors")
-    if not factors:
-        return None
-    if "top_share" in factors:  # within identities: many problems, the share whose top factor it is
-        return factors["most_followed"], factors["top_share"][factors["most_followed"]]
-    top = factors["most_followed"]
-    return top, factors["scores"][top]["excess_nmi"] if top in factors["scores"] else 0.0
+# The ground-truth factor each attribute is, where its name differs: CelebA's Smiling is one of three expressions.
+ATTRIBUTE_FACTORS = {"expression": "smiling"}
+
+
+def nuisance_text(held: Mapping[str, object]) -> str:
+    """The controlled within-identity protocol's thresholds (``AttributeStudyParams.nuisance_held``) in words."""
+    parts = [f"|yaw| at most {held['max_yaw_deg']:g} degrees", f"|pitch| at most {held['max_pitch_deg']:g}",
+             f"light strength at most {held['max_light_strength']:g} (0 flat, 1 strong side light)",
+             f"blur at most {held['max_blur']:g} pixels"]
+    parts += ["no occluder"] * bool(held["no_occlusion"]) + ["full resolution"] * bool(held["full_resolution"])
+    return ", ".join(parts)
+
+
+def _strength(factors: Mapping, factor: str) -> float | None:
+    """How strongly a split follows ``factor``: within identities its share of the identities' top factors in
+    excess of random splits', across identities its NMI beyond chance; None where it is no factor there."""
+    if "excess_share" in factors:
+        return factors["excess_share"].get(factor, {}).get("difference")
+    return factors["scores"].get(factor, {}).get("excess_nmi")
 
 
 def followed_table(embeddings: Mapping[str, Mapping]) -> pd.DataFrame:
-    """Per attribute, embedding and subset: the factor its clusters follow most, and how strongly.
+    """Per attribute, embedding and subset: the factor its splits follow (``none`` when no factor does beyond
+    what splits that follow nothing give it, see :mod:`dmlfaces.eval.factors`), and how strongly.
 
-    Within identities ``strength`` is the share of identities whose split agrees with that factor beyond its
-    chance level more than with any other, ``by luck`` the same share for random splits of the same sizes;
-    across identities ``strength`` is the NMI beyond chance of the one split. ``own``
-    is the same figure for the attribute itself where it is a factor (beard, glasses, expression; gender,
-    skin tone, age).
+    ``strength``: within identities the share of identities whose split that factor tops, minus the share for
+    random splits of the same sizes (``by luck`` holds the latter); across identities the split's NMI beyond
+    chance. ``own`` is the same figure for the attribute's own factor (``ATTRIBUTE_FACTORS``).
     """
     rows = []
     for embedding, report in embeddings.items():
@@ -325,15 +335,14 @@ def followed_table(embeddings: Mapping[str, Mapping]) -> pd.DataFrame:
             subsets = ({"per identity": result, NUISANCE_HELD: result.get("controlled", {})} if result["protocol"] == "intra"
                        else {"all identities": result["uncontrolled"], "controlled": result["controlled"]})
             for subset, scores in subsets.items():
-                followed = _followed(scores) if scores.get("status", "ok") == "ok" else None
-                if followed is None:
+                factors = scores.get("factors") if scores.get("status", "ok") == "ok" else None
+                if not factors:
                     continue
-                factors = scores["factors"]
-                own = (factors["top_share"].get(name) if "top_share" in factors
-                       else factors["scores"].get(name, {}).get("excess_nmi"))
-                luck = factors.get("null_top_share", {}).get(followed[0]) if "top_share" in factors else None
-                rows.append({"embedding": embedding, "attribute": name, "subset": subset,
-                             "most followed": followed[0], "strength": followed[1], "by luck": luck, "own": own})
+                top = factors["most_followed"]
+                rows.append({"embedding": embedding, "attribute": name, "subset": subset, "most followed": top,
+                             "strength": _strength(factors, top),
+                             "by luck": factors["null_top_share"].get(top) if "null_top_share" in factors else None,
+                             "own": _strength(factors, ATTRIBUTE_FACTORS.get(name, name))})
     return pd.DataFrame(rows)
 
 
@@ -343,19 +352,23 @@ def followed_sentence(table: pd.DataFrame, embedding: str, attribute: str, subse
     if row.empty:
         return "no split to describe"
     row = row.iloc[0]
-    factor = str(row["most followed"]).replace("_", " ")
+    top, own_factor = row["most followed"], ATTRIBUTE_FACTORS.get(attribute, attribute)
     within = subset.startswith("per identity")
-    if row["most followed"] == attribute:
-        what = f"{factor} itself"
-    elif row["most followed"] == "none":
-        what = "no factor beyond its chance level"
-    else:
-        what = factor
+    own_name = own_factor.replace("_", " ")
+    def own_text(value: float) -> str:
+        if within:
+            return f"{own_name} tops {100 * value:+.0f} points of the identities against random splits"
+        return f"{own_name}: NMI {value:+.2f} beyond chance"
+
+    if top == "none":
+        luck = "random splits of the same sizes" if within else "its states shuffled"
+        own = f"; {own_text(row['own'])}" if pd.notna(row["own"]) else ""
+        return f"no factor beyond what {luck} give it{own}"
+    what = f"{own_name} itself" if top == own_factor else top.replace("_", " ")
+    own = f"; {own_text(row['own'])}" if pd.notna(row["own"]) and top != own_factor else ""
     if within:
-        own = f"; {attribute.replace('_', ' ')} itself in {row['own']:.0%}" if row["own"] is not None and row["most followed"] != attribute else ""
-        luck = f", against {row['by luck']:.0%} for random splits" if pd.notna(row.get("by luck")) else ""
-        return f"{what} (the top factor of {row['strength']:.0%} of the identities{luck}{own})"
-    own = f"; {attribute.replace('_', ' ')}: {row['own']:.2f}" if row["own"] is not None and row["most followed"] != attribute else ""
+        return f"{what} (the top factor of {row['strength'] + row['by luck']:.0%} of the identities against " \
+               f"{row['by luck']:.0%} for random splits{own})"
     return f"{what} (NMI {row['strength']:.2f} beyond chance{own})"
 
 
@@ -363,7 +376,7 @@ def paper_comparison(embeddings: Mapping[str, Mapping]) -> pd.DataFrame:
     """Per attribute: the paper's accuracies beside each embedding's, uncontrolled and controlled, with the floor.
 
     The within-identity ``floor`` is the higher of the majority rate and the chance level, the across-identity
-    one the majority rate; accuracies in percent, rounded to one decimal (what 250 identities resolve).
+    one the majority rate; accuracies in percent, rounded to one decimal.
     """
     table = attribute_tables(embeddings)
     rows: dict[str, dict] = {}

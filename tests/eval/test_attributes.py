@@ -219,6 +219,9 @@ def test_ground_truth_says_what_the_splits_follow_and_controls_the_nuisance(tmp_
     scores = report["gender"]["uncontrolled"]["factors"]["scores"]
     assert set(scores) == {"gender", "skin_tone", "age", "hair_colour", "hair_style", "beard", "glasses"}
     assert scores["hair_colour"]["nmi"] == 0 and scores["hair_colour"]["excess_nmi"] == 0
+    # Ground truth in another order than the attribute file is refused.
+    with pytest.raises(ValueError, match="one row per image of the CelebA layout, in the order of list_attr_celeba.txt"):
+        run_attribute_study(features, celeba, params, truth.iloc[::-1])
     # Without ground truth the report holds neither the factors nor the controlled protocol.
     plain = run_attribute_study(features, celeba, params)
     assert "factors" not in plain["glasses"] and "controlled" not in plain["glasses"]

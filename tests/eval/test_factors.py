@@ -20,6 +20,8 @@ from dmlfaces.eval.factors import (
     identity_factors,
     image_factors,
     most_followed,
+    shuffled_clusters,
+    split_followed,
 )
 
 
@@ -48,6 +50,9 @@ def test_ground_truth_errors_name_the_file_and_what_is_missing(tiny_data, tmp_pa
     truth[truth["path"] != "celeba/img_align_celeba/000002.jpg"].to_csv(tmp_path / "short.csv", index=False)
     with pytest.raises(DataFormatError, match=r"short.csv: lists 59 of the 60 images .* \(e.g. not 000002.jpg\)"):
         celeba_ground_truth(tmp_path / "short.csv", celeba)
+    pd.concat([truth, truth[truth["path"] == "celeba/img_align_celeba/000003.jpg"]]).to_csv(tmp_path / "twice.csv", index=False)
+    with pytest.raises(DataFormatError, match=r"twice.csv:317: image 000003.jpg is listed twice"):
+        celeba_ground_truth(tmp_path / "twice.csv", celeba)
 
 
 def test_continuous_factors_are_binned_at_their_edges() -> None:
@@ -84,11 +89,18 @@ def test_agreement_names_the_factor_a_split_follows() -> None:
     assert (frames["accuracy"]["pose"] >= 0.75).all() and (frames["excess_nmi"]["constant"] == 0).all()
     top = most_followed(frames["excess_nmi"])
     assert (top == "pose").mean() > 0.9
-    summary = agreement_summary(frames, np.arange(20))
+    null = grouped_factor_agreement(factors, shuffled_clusters(clusters, groups, seed=0), groups)
+    summary = agreement_summary(frames, null, rows=np.arange(20))
     assert summary["problems"] == 20 and summary["most_followed"] == "pose"
     assert sum(summary["top_share"].values()) == pytest.approx(1.0) and summary["top_share"]["constant"] == 0
-    # One split of everything, as across identities: the same scores for a single problem.
-    single = factor_agreement(factors.iloc[:12], clusters[:12])
-    assert single["pose"]["nmi"] == pytest.approx(frames["nmi"]["pose"].iloc[0])
+    assert summary["excess_share"]["pose"]["low"] > 0.5  # far more often on top than for random splits
+    # Random splits follow nothing: no factor tops them more often than other random splits.
+    nothing = agreement_summary(null, grouped_factor_agreement(factors, shuffled_clusters(clusters, groups, seed=1), groups))
+    assert nothing["most_followed"] == NONE_FOLLOWED
+    # One split of everything, as across identities: beyond chance for the factor it follows, not for noise.
+    single = factor_agreement(factors, clusters)
+    assert single["pose"]["beyond_chance"] and not single["light"]["beyond_chance"]
+    assert single["pose"]["nmi"] > single["pose"]["null_nmi_q95"] and split_followed(single) == "pose"
+    assert split_followed({"a": {"beyond_chance": False, "excess_nmi": 0.3}}) == NONE_FOLLOWED
     # A split that follows nothing has no most-followed factor.
-    assert most_followed(pd.DataFrame({"a": [-0.1, np.nan], "b": [0.0, -0.2]})).tolist() == [NONE_FOLLOWED] * 2
+    assert most_followed(pd.DataFrame({"a": [-0.1, 0.0], "b": [0.0, -0.2]})).tolist() == [NONE_FOLLOWED] * 2

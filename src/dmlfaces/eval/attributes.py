@@ -20,8 +20,8 @@ Assumptions, since the paper's protocol is unknown (see STUDIES.md):
 
 With SynthFaces' ground truth (``ground_truth.csv``, see :mod:`dmlfaces.eval.factors`) the study also says what
 each split follows (its agreement with every latent factor), reruns the within-identity protocol on images
-whose nuisance factors are held near-constant (near-frontal pose, one illumination band, no occluder, sharp,
-full resolution: the ``controlled_*`` parameters), and splits glasses by the frame a person wears.
+whose pose, light strength, occlusion, blur and resolution lie within the ``controlled_*`` thresholds (exposure,
+noise, background and the other attributes still vary), and splits glasses by the frame a person wears.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from scipy.optimize import linear_sum_assignment
 
 from dmlfaces.data.celeba import ATTRIBUTES_FILE, CelebA
 from dmlfaces.data.errors import DataFormatError
-from dmlfaces.eval.clustering import Clusterer, grouped_partition_scores, partition_scores, probe_accuracy
+from dmlfaces.eval.clustering import NOISE, Clusterer, grouped_partition_scores, partition_scores, probe_accuracy
 from dmlfaces.eval.factors import (
     agreement_summary,
     factor_agreement,
@@ -43,6 +43,7 @@ from dmlfaces.eval.factors import (
     identity_factors,
     image_factors,
     shuffled_clusters,
+    split_followed,
 )
 from dmlfaces.eval.verification import mean_template_descriptors, unit_rows
 from dmlfaces.features import FeatureSet
@@ -152,9 +153,10 @@ def extra_floor_gap(truth: np.ndarray, predicted: np.ndarray, seed: int) -> dict
     clusters, predicted_code = np.unique(predicted, return_inverse=True)
     table = np.zeros((len(states), len(clusters)), dtype=np.int64)
     np.add.at(table, (truth_code, predicted_code), 1)
-    rows, cols = linear_sum_assignment(table, maximize=True)
+    noise = int(clusters[0] == NOISE)  # HDBSCAN's noise column is never matched, as in hungarian_accuracy
+    rows, cols = linear_sum_assignment(table[:, noise:], maximize=True)
     matched = np.full(len(clusters), -1)
-    matched[cols] = rows
+    matched[cols + noise] = rows
     correct = matched[predicted_code] == truth_code
     draws = np.random.default_rng([seed, 19]).integers(0, len(truth), (FLOOR_RESAMPLES, len(truth)))
     shares = np.stack([(truth_code[draws] == s).mean(1) for s in range(len(states))], 1)
@@ -277,10 +279,9 @@ def _extra_scores(table: IdentityEmbeddings, rows: np.ndarray, column: str, clus
 
 
 def _split_agreement(factors: pd.DataFrame, predicted: np.ndarray, seed: int) -> dict:
-    """One split's agreement with each factor, and the factor of highest NMI beyond chance (``none`` if none)."""
+    """One split's agreement with each factor, and the factor it follows beyond chance (``none`` if none)."""
     scores = factor_agreement(factors, predicted, seed=seed)
-    best = max(scores, key=lambda name: scores[name]["excess_nmi"])
-    return {"scores": scores, "most_followed": best if scores[best]["excess_nmi"] > 0 else "none"}
+    return {"scores": scores, "most_followed": split_followed(scores)}
 
 
 def _controlled_rows(labels: pd.DataFrame, candidates: np.ndarray, column: str, held: Sequence[str],
@@ -465,8 +466,8 @@ class _WithinIdentity:
             return {"status": "skipped", "reason": str(exc), "identities": exc.counts}
         summary = {"status": "ok", **result.summary}
         if self.agreement is not None:
-            summary["factors"] = agreement_summary(self.agreement, result.per_identity.index.to_numpy(),
-                                                   null=self.null_agreement)
+            summary["factors"] = agreement_summary(self.agreement, self.null_agreement,
+                                                   rows=result.per_identity.index.to_numpy(), seed=self.clusterer.seed)
         if frames is not None:
             summary["by_frame"] = _by_frame(result.per_identity, frames)
         return summary
@@ -500,6 +501,9 @@ def run_attribute_study(
     features = unit_rows(features.astype(np.float32))
     identities = celeba.identities.to_numpy()[rows]
     attributes = attributes.iloc[rows]
+    if ground_truth is not None and not ground_truth.index.equals(celeba.attributes.index):
+        raise ValueError("ground_truth must hold one row per image of the CelebA layout, in the order of "
+                         f"{ATTRIBUTES_FILE} (dmlfaces.eval.factors.celeba_ground_truth gives that)")
     truth = None if ground_truth is None else ground_truth.iloc[rows]
     report: dict[str, dict] = {}
 

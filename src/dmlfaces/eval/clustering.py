@@ -75,7 +75,7 @@ def partition_scores(truth: np.ndarray, predicted: np.ndarray) -> dict[str, floa
     }
 
 
-def _group_tables(group: np.ndarray, truth: np.ndarray, predicted: np.ndarray,
+def group_tables(group: np.ndarray, truth: np.ndarray, predicted: np.ndarray,
                   shape: tuple[int, int, int]) -> np.ndarray:
     """(G, T, P) contingency tables from (N,) codes: group in [0, G), truth in [0, T), predicted in [0, P)."""
     cells = (group * shape[1] + truth) * shape[2] + predicted
@@ -185,14 +185,14 @@ def grouped_partition_scores(
     noise = bool(clusters[0] == NOISE)  # the noise column is never matched
     images = np.bincount(group, minlength=len(ids))
 
-    frame = pd.DataFrame(table_scores(_group_tables(group, truth_code, predicted_code, shape), noise),
+    frame = pd.DataFrame(table_scores(group_tables(group, truth_code, predicted_code, shape), noise),
                          index=pd.Index(ids, name="group"))
     frame.insert(0, "images", images)
 
     rng = np.random.default_rng([seed, 7])
     matched, nmi = np.zeros(len(ids)), np.zeros(len(ids))
     for _ in range(chance_repeats):
-        shuffled = table_scores(_group_tables(group, _shuffled_within(truth_code, group, rng), predicted_code, shape), noise)
+        shuffled = table_scores(group_tables(group, _shuffled_within(truth_code, group, rng), predicted_code, shape), noise)
         matched += shuffled["accuracy"]
         nmi += shuffled["nmi"]
     frame["chance_accuracy"] = matched / chance_repeats if chance_repeats else np.nan
