@@ -221,6 +221,9 @@ def test_study_a_tables_say_what_the_splits_follow_and_use_the_floor_interval() 
     reasons = findings.difference_reasons(embeddings).set_index(["attribute", "embedding"])["why ours differs"]
     assert reasons[("beard", "dlib ResNet")].startswith("the paper: 90.0 %; per identity: 65.0 %, not above its floor of 60.0 %")
     assert "its splits following skin tone" in reasons[("gender", "trained embedding")]
+    sentences = findings.followed_sentences(followed, ["trained"], ["beard", "hat"], ["gender"])
+    assert sentences["follows_trained_hat_all"] == "no split to describe" and len(sentences) == 6
+    assert sentences["follows_trained_gender_held"].startswith("skin tone")
     frames = findings.glasses_by_frame(embeddings)
     assert set(frames["subset"]) == {"per identity", findings.NUISANCE_HELD} and set(frames["frame"]) == {"thin"}
     assert len(findings.accuracy_histograms(embeddings)) == 4

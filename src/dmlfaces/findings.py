@@ -372,6 +372,16 @@ def followed_sentence(table: pd.DataFrame, embedding: str, attribute: str, subse
     return f"{what} (NMI {row['strength']:.2f} beyond chance{own})"
 
 
+def followed_sentences(table: pd.DataFrame, embeddings: Sequence[str], intra: Sequence[str],
+                       extra: Sequence[str]) -> dict[str, str]:
+    """``{"follows_<embedding>_<attribute>_<all|held>": sentence}`` for every attribute studied, skipped ones
+    included ("no split to describe"), so a page can name each one whatever the data."""
+    subsets = {"intra": ("per identity", NUISANCE_HELD), "extra": ("all identities", "controlled")}
+    return {f"follows_{embedding}_{name}_{key}": followed_sentence(table, embedding, name, subset)
+            for embedding in embeddings for protocol, names in (("intra", intra), ("extra", extra)) for name in names
+            for key, subset in zip(("all", "held"), subsets[protocol])}
+
+
 def paper_comparison(embeddings: Mapping[str, Mapping]) -> pd.DataFrame:
     """Per attribute: the paper's accuracies beside each embedding's, uncontrolled and controlled, with the floor.
 
