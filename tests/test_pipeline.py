@@ -138,9 +138,13 @@ def test_dvc_repro_runs_every_chapter_and_builds_the_book(project: Path) -> None
     assert row["ci_low"] <= row["ci_high"] and set(verification["differences"]["coreset - mean"]) == set(verification["methods"]["coreset"])
     chapter = (project / "_build" / "html" / "book" / "04_verification.html").read_text()
     assert len(re.findall(r'<img [^>]*src="', chapter)) >= 1 and "96.03" in chapter
-    attributes = json.loads((project / "results" / "metrics" / "attributes.json").read_text())["attributes"]
-    assert set(attributes) == {"beard", "glasses", "expression", "gender", "skin_tone", "age"}
-    assert attributes["beard"]["status"] == "skipped"  # tiny SynthFaces has no beard in its CelebA part
+    studied = json.loads((project / "results" / "metrics" / "attributes.json").read_text())["embeddings"]
+    assert set(studied) == {"trained", "dlib"} and studied["dlib"]["dim"] == 128
+    for report in studied.values():
+        attributes = report["attributes"]
+        assert set(attributes) == {"beard", "glasses", "expression", "gender", "skin_tone", "age"}
+        assert attributes["beard"]["status"] == "skipped"  # tiny SynthFaces has no beard in its CelebA part
+        assert "factors" in attributes["glasses"] and "controlled" in attributes["glasses"]
     chapter = (project / "_build" / "html" / "book" / "05_attributes.html").read_text()
     assert len(re.findall(r'<img [^>]*src="', chapter)) >= 2 and "paper v2" in chapter
 
