@@ -39,7 +39,7 @@ from PIL import Image
 
 from dmlfaces.models.backbones import build_backbone
 from dmlfaces.numerics import PINNED
-from dmlfaces.train.distributed import DistributedContext
+from dmlfaces.devices import DistributedContext
 from dmlfaces.train.embedding import EmbeddingConfig, FaceBatches, build_model, load_config, train_embedding
 from dmlfaces.train.loop import LoopConfig, epoch_order, train_loop
 

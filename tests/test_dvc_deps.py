@@ -363,6 +363,14 @@ def commands(cmd: str) -> Iterator[list[str]]:
         yield argv
 
 
+def launched(argv: list[str]) -> list[str]:
+    """The command a launcher runs: ``torchrun [options] -m dmlfaces ARGS`` runs ``dmlfaces ARGS`` in each process."""
+    if Path(argv[0]).name != "torchrun" or "-m" not in argv[:-1]:
+        return argv
+    module = argv.index("-m") + 1
+    return [argv[module], *argv[module + 1:]]
+
+
 def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
@@ -418,6 +426,7 @@ def requirements(stage: StageDeps) -> tuple[list[Requirement], list[str]]:
     needed: list[Requirement] = []
     unknown = []
     for argv in commands(stage.cmd):
+        argv = launched(argv)
         program = Path(argv[0]).name
         module, main, args = None, "main", argv[1:]
         if program in scripts:
@@ -552,6 +561,16 @@ def test_a_stage_missing_inputs_and_modules_is_reported_with_the_import_chain() 
 
 def test_commands_split_on_shell_operators() -> None:
     assert list(commands("a x && b 'y z' && c")) == [["a", "x"], ["b", "y z"], ["c"]]
+
+
+def test_a_torchrun_command_is_analysed_as_the_command_it_launches() -> None:
+    argv = "torchrun --standalone --nproc_per_node 2 -m dmlfaces extract --dlib --out x.npz".split()
+    assert launched(argv) == ["dmlfaces", "extract", "--dlib", "--out", "x.npz"]
+    assert launched(["dmlfaces", "extract"]) == ["dmlfaces", "extract"]
+    # The pipeline's dlib stage runs under torchrun: its reads and imports are checked like any other stage's.
+    stage = next(stage for stage in resolved_stages() if stage.name == "extract_celeba_dlib")
+    needed, unknown = requirements(stage)
+    assert not unknown and "src/dmlfaces/models/dlib_embedder.py" in {requirement.path for requirement in needed}
 
 
 if __name__ == "__main__":

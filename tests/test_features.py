@@ -16,7 +16,7 @@ from dmlfaces.cli import main
 from dmlfaces.data.errors import DataFormatError
 from dmlfaces.features import FeatureSet, extract_features, extract_with_single_pass, read_features, shard_range, write_features
 from dmlfaces.models.backbones import build_backbone
-from dmlfaces.train.distributed import DistributedContext
+from dmlfaces.devices import DistributedContext
 from dmlfaces.train.embedding import EmbeddingConfig, save_backbone
 
 

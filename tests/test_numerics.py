@@ -249,13 +249,16 @@ def test_the_environment_alone_is_pinned_for_a_process_without_torch_work() -> N
     assert json.loads(result.stdout) == {"mode": "pinned", "torch": False, "pinned": True}
 
 
-def test_check_params_runs_without_loading_torch(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sections", [["data"], ["aggregator", "aggregator_variants"]])
+def test_check_params_runs_without_loading_torch(sections: list[str], tmp_path: Path) -> None:
+    # The aggregator sections are checked in each of the 20 training stages: torch would cost seconds in each.
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"data": {"dir": "data", "preset": "tiny", "seed": 0}}))
-    probe = ("import runpy, sys\nsys.argv = ['dmlfaces', 'check-params', 'data', '--params', sys.argv[1]]\n"
+    shipped = yaml.safe_load((REPO / "params.yaml").read_text())
+    params.write_text(yaml.safe_dump({**shipped, "data": {"dir": "data", "preset": "tiny", "seed": 0}}))
+    probe = ("import runpy, sys\nsys.argv = ['dmlfaces', 'check-params', *sys.argv[2:], '--params', sys.argv[1]]\n"
              "try:\n    runpy.run_module('dmlfaces', run_name='__main__')\nexcept SystemExit as stop:\n"
              "    assert not stop.code, stop.code\nprint('torch' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", probe, str(params)], env=_environment("pinned"), capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", probe, str(params), *sections], env=_environment("pinned"),
+                            capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "False"

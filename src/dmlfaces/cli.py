@@ -54,7 +54,8 @@ def _train_embedding(args: argparse.Namespace) -> None:
 
 
 def _train_aggregator(args: argparse.Namespace) -> None:
-    from dmlfaces.train.aggregator import load_config, train_aggregator
+    from dmlfaces.train.aggregator import train_aggregator
+    from dmlfaces.train.aggregator_config import load_config
 
     train_aggregator(args.views, args.out, load_config(args.params, args.variant), resume=args.resume,
                      official_views_path=args.official_views)

@@ -33,7 +33,7 @@ from tqdm import tqdm
 from dmlfaces.data.errors import DataFormatError
 from dmlfaces.data.transforms import to_input_tensor
 from dmlfaces.io import MARKER, atomic_path, atomic_write_text
-from dmlfaces.train.distributed import DistributedContext, resolve_device
+from dmlfaces.devices import DistributedContext, resolve_device
 
 
 @dataclass(frozen=True, eq=False)

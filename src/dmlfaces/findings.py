@@ -23,7 +23,7 @@ import yaml
 
 from dmlfaces.models.coreset_changes import CHANGES, FAITHFUL_VARIANT, change_variant, change_variants
 from dmlfaces.params import read_params
-from dmlfaces.train.aggregator import load_config
+from dmlfaces.train.aggregator_config import load_config
 
 METRICS_FILES = ("data", "embedding", "aggregator", "verification", "attributes")
 HEADLINE_FAR = "0.0001"  # the operating point FaceCoresetNet and AdaFace report first (key as written: f"{far:g}")

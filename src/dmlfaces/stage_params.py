@@ -102,7 +102,7 @@ SECTIONS: dict[str, str] = {
     "embedding": "dmlfaces.train.embedding:EmbeddingConfig",
     "embedding_report": f"{__name__}:EmbeddingReportParams",
     "aggregator_views": f"{__name__}:AggregatorViewsParams",
-    "aggregator": "dmlfaces.train.aggregator:AggregatorConfig",
+    "aggregator": "dmlfaces.train.aggregator_config:AggregatorConfig",
     "verification_report": f"{__name__}:VerificationReportParams",
     "attributes": "dmlfaces.eval.attributes:AttributeStudyParams",
     "attributes_report": f"{__name__}:AttributesReportParams",
@@ -118,7 +118,7 @@ def check_params(params_path: str | Path, sections: Sequence[str]) -> None:
         raise ParameterError(f"no parameter schema for sections {unknown}; known: {sorted([*SECTIONS, VARIANTS])}")
     for section in sections:
         if section == VARIANTS:
-            from dmlfaces.train.aggregator import load_config
+            from dmlfaces.train.aggregator_config import load_config
 
             for variant in read_params(params_path).get(VARIANTS) or {}:
                 load_config(params_path, variant)

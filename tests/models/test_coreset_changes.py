@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from dmlfaces.models.coreset_changes import CHANGES, FAITHFUL, change_variants
-from dmlfaces.train.aggregator import AggregatorConfig
+from dmlfaces.train.aggregator_config import AggregatorConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -20,7 +20,8 @@ from dmlfaces.models.aggregators import build_aggregator
 from dmlfaces.models.checkpoints import load_backbone
 from dmlfaces.models.templates import describe_templates, group_crops
 from dmlfaces.numerics import PINNED
-from dmlfaces.train.aggregator import AggregatorConfig, TemplateBatches, load_aggregator, load_config, train_aggregator
+from dmlfaces.train.aggregator import TemplateBatches, load_aggregator, train_aggregator
+from dmlfaces.train.aggregator_config import AggregatorConfig, load_config
 
 TINY = {"k": 3, "heads": 4, "epochs": 2, "batch_size": 4, "templates_per_identity": 2, "max_set_size": 6,
         "checkpoint_every": 2, "lr": 1e-3, "device": "cpu"}

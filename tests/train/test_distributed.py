@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from dmlfaces.train.distributed import resolve_device
+from dmlfaces.devices import resolve_device
 
 
 def test_each_torchrun_process_gets_its_own_gpu_unless_one_is_named():

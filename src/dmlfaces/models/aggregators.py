@@ -15,10 +15,10 @@ import math
 from collections.abc import Callable, Iterable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from dmlfaces.models.coreset import FIRST_PICKS, PICK_LOGITS, farthest_point_picks, quality_distance
+from dmlfaces.models.choices import ATTENTION_LAYERS, FIRST_PICKS, NORM_ENCODINGS, PICK_LOGITS
+from dmlfaces.models.coreset import farthest_point_picks, quality_distance
 
 _TINY = 1e-12
 AGGREGATORS = ("coreset", "mean", "norm_weighted", "media_template", "attention_pooling")
@@ -92,10 +92,6 @@ class AttentionPooling(nn.Module):
         r0 = (first[..., None] * features).sum(1)
         second = _masked_softmax((features * torch.tanh(self.adapt(r0))[:, None, :]).sum(-1), mask)
         return _unit((second[..., None] * features).sum(1))
-
-
-NORM_ENCODINGS = ("sin_cos_halves", "interleaved_2pi")
-ATTENTION_LAYERS = ("ours", "official")
 
 
 def norm_encoding(values: torch.Tensor, dim: int, layout: str = "sin_cos_halves") -> torch.Tensor:
@@ -216,7 +212,7 @@ class CoresetAggregator(nn.Module):
         dim: feature size D; heads, dropout: of both attention layers; k: picks.
         gamma: initial quality exponent; learn_gamma False (or k = 1) fixes it (gamma = 0 is pure diversity).
         tau: Gumbel-Softmax temperature in training.
-        pick_logits, first_pick: the pick rules (``coreset.PICK_LOGITS``, ``coreset.FIRST_PICKS``).
+        pick_logits, first_pick: the pick rules (``choices.PICK_LOGITS``, ``choices.FIRST_PICKS``).
         norm_encoding: ``NORM_ENCODINGS``. attention: ``ATTENTION_LAYERS``; ``"official"`` initialises both
             layers as ``nn.MultiheadAttention`` and adds dropout on both residual branches, as the official
             ``TransformerDecoderLayerOrig``.

@@ -7,7 +7,7 @@ cover the set (diversity) while preferring sharp faces (quality, through the lea
 
 Each pick is a one-hot (B, N) row. In training it is a Gumbel-Softmax sample with hard straight-through,
 so gradients reach ``gamma`` and everything upstream; at evaluation it is a true argmax, deterministic
-and independent of the order of the set. Two logit rules (``PICK_LOGITS``):
+and independent of the order of the set. Two logit rules (``models.choices.PICK_LOGITS``):
 
 * ``"log_distance"`` (ours): picks 2..K from ``log d_i``, so the Gumbel-max trick samples face i with
   probability proportional to its distance (k-means++ seeding), a picked face (d = 0) is never re-picked,
@@ -16,7 +16,7 @@ and independent of the order of the set. Two logit rules (``PICK_LOGITS``):
   training picks follow ``softmax(d)``: with ``d`` in [0, 1] they are close to uniform, and a picked face
   may be drawn again. At evaluation both rules are the argmax of ``d``.
 
-The first pick is the best face: its argmax (``FIRST_PICKS`` ``"argmax"``, ours), or in training a
+The first pick is the best face: its argmax (``models.choices.FIRST_PICKS`` ``"argmax"``, ours), or in training a
 Gumbel-Softmax sample over the raw norms (``"sample"``, the official code and the paper's listing).
 """
 
@@ -25,9 +25,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from dmlfaces.models.choices import FIRST_PICKS, PICK_LOGITS
+
 _TINY = 1e-12
-PICK_LOGITS = ("log_distance", "distance")
-FIRST_PICKS = ("argmax", "sample")
 
 
 def quality_distance(features: torch.Tensor, norms: torch.Tensor, centre: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:

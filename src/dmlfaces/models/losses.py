@@ -17,7 +17,6 @@ import math
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from pytorch_metric_learning import losses, miners
 from torch import nn
 
 LOSSES = ("adaface", "arcface", "cosface", "triplet")
@@ -81,6 +80,8 @@ class TripletLoss(nn.Module):
     """Triplet margin loss over the triplets a miner finds in the batch (pytorch-metric-learning)."""
 
     def __init__(self, margin: float = 0.2, type_of_triplets: str = "semihard") -> None:
+        from pytorch_metric_learning import losses, miners  # here: the library takes a second to import
+
         super().__init__()
         self.miner = miners.TripletMarginMiner(margin=margin, type_of_triplets=type_of_triplets)
         self.loss = losses.TripletMarginLoss(margin=margin)
@@ -105,6 +106,8 @@ def build_loss(name: str, num_classes: int, embedding_dim: int, margin: float | 
     """A loss by name (``LOSSES``); ``margin`` uses each paper's unit (radians for ArcFace as in its paper)."""
     if name == "adaface":
         return AdaFaceLoss(num_classes, embedding_dim, margin=0.4 if margin is None else margin, scale=scale)
+    from pytorch_metric_learning import losses  # here: the library takes a second to import, the AdaFace loss needs none of it
+
     if name == "arcface":
         degrees = math.degrees(0.5 if margin is None else margin)  # the library takes degrees
         return _FloatInputs(losses.ArcFaceLoss(num_classes, embedding_dim, margin=degrees, scale=scale))

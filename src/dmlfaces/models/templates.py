@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dmlfaces.train.distributed import resolve_device
+from dmlfaces.devices import resolve_device
 
 
 def group_crops(template_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -30,7 +30,8 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from dmlfaces.io import atomic_path
-from dmlfaces.train.distributed import DistributedContext, synchronise_batchnorm
+from dmlfaces.devices import DistributedContext
+from dmlfaces.train.distributed import synchronise_batchnorm
 
 CHECKPOINT_NAME = "last.pt"
 

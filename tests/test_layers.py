@@ -1,0 +1,71 @@
+"""Imports flow one way: base -> data -> models -> train / eval / extraction -> verification -> book helpers -> cli.
+
+A module may import from its own layer or any below it. An import that points back up (a model importing the
+trainer for a device helper, the book's text helpers importing torch through a trainer) fails here, naming the
+file and line; a new top-level module must be given its layer below.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "dmlfaces"
+LAYERS = {
+    "base": ("__init__", "errors", "io", "params", "numerics", "timing", "devices"),
+    "data": ("data",),
+    "models": ("models",),
+    "compute": ("train", "eval", "features"),
+    "verification": ("verify", "reproduction", "stage_params", "provenance"),
+    "book": ("findings", "plots", "summary_plots", "notebook"),
+    "cli": ("cli", "__main__"),
+}
+LEVEL = {name: level for level, names in enumerate(LAYERS.values()) for name in names}
+LAYER_NAMES = list(LAYERS)
+
+
+def imported_modules(path: Path) -> list[tuple[str, int]]:
+    """(dmlfaces module, line) of every import in ``path``, at any depth (imports inside functions count)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("dmlfaces."):
+            found.append((node.module, node.lineno))
+        elif isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names if alias.name.startswith("dmlfaces.")]
+    return found
+
+
+def upward_imports(package: Path) -> list[str]:
+    """Every import of ``package``'s modules that points to a higher layer, as 'file:line: a (layer) -> b (layer)'."""
+    problems = []
+    for path in sorted(package.rglob("*.py")):
+        own = path.relative_to(package).with_suffix("").parts[0]
+        for module, line in imported_modules(path):
+            target = module.split(".")[1]
+            if LEVEL[target] > LEVEL[own]:
+                problems.append(f"{path.relative_to(package.parent)}:{line}: {own} ({LAYER_NAMES[LEVEL[own]]}) imports "
+                                f"{module} ({LAYER_NAMES[LEVEL[target]]})")
+    return problems
+
+
+def test_every_top_level_module_has_a_layer() -> None:
+    names = {path.relative_to(PACKAGE).with_suffix("").parts[0] for path in PACKAGE.rglob("*.py")}
+    assert sorted(names - set(LEVEL)) == [], "give each new module or package a layer in LAYERS"
+
+
+def test_no_import_points_back_up() -> None:
+    assert upward_imports(PACKAGE) == []
+
+
+def test_an_upward_import_is_named_with_its_file_and_line(tmp_path: Path) -> None:
+    package = tmp_path / "dmlfaces"
+    (package / "models").mkdir(parents=True)
+    (package / "models" / "templates.py").write_text("import math\n\n\ndef f():\n    from dmlfaces.train.distributed import x\n")
+    assert upward_imports(package) == [
+        "dmlfaces/models/templates.py:5: models (models) imports dmlfaces.train.distributed (compute)"]
+
+
+if __name__ == "__main__":
+    raise SystemExit(pytest.main([__file__, "-q"]))
