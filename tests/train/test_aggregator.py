@@ -166,6 +166,16 @@ def test_training_is_deterministic_and_loads_back(views, tmp_path):
     assert all(torch.equal(a[k], c[k]) for k in a) and not load_aggregator(tmp_path / "c" / "aggregator.pt").flip_test
 
 
+def test_the_foreach_optimizer_gives_the_bits_of_the_per_tensor_loop(views, tmp_path, monkeypatch):
+    config = AggregatorConfig(**{**TINY, "epochs": 1})
+    train_aggregator(views, tmp_path / "foreach", config)
+    adamw = torch.optim.AdamW
+    monkeypatch.setattr(torch.optim, "AdamW", lambda *args, **kwargs: adamw(*args, **{**kwargs, "foreach": False, "fused": False}))
+    train_aggregator(views, tmp_path / "loop", config)
+    a, b = _weights(tmp_path / "foreach"), _weights(tmp_path / "loop")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_bursts_move_the_coreset_descriptor_less_than_the_mean(tiny_data, tiny_backbone, views, tmp_path):
     train_aggregator(views, tmp_path / "agg", AggregatorConfig(**TINY))
     protocol = read_ijb(tiny_data / "IJBS")

@@ -126,6 +126,19 @@ def test_cpu_training_is_deterministic_and_loads_back(tiny_data: Path, tmp_path:
     assert backbone(torch.zeros(2, 3, 112, 112)).shape == (2, 64)
 
 
+def test_the_foreach_optimizer_gives_the_bits_of_the_per_tensor_loop(tiny_data: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from dmlfaces.train.embedding import train_embedding
+
+    config = EmbeddingConfig(**{**TINY, "epochs": 1})
+    train_embedding(tiny_data / "train", tmp_path / "foreach", config)
+    sgd = torch.optim.SGD
+    monkeypatch.setattr(torch.optim, "SGD", lambda *args, **kwargs: sgd(*args, **{**kwargs, "foreach": False, "fused": False}))
+    train_embedding(tiny_data / "train", tmp_path / "loop", config)
+    a, b = _weights(tmp_path / "foreach"), _weights(tmp_path / "loop")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_batches_are_flipped_by_seed_epoch_and_index(tiny_data: Path) -> None:
     source = FaceBatches(tiny_data / "train", seed=0, cache=True)
     streamed = FaceBatches(tiny_data / "train", seed=0, cache=False, threads=2)
