@@ -1,10 +1,12 @@
 """tools/check_book.py in headless Chromium on a hand-made book: each kind of fault is reported with its page,
-and a clean page passes. Needs Debian's chromium (`make test` installs it through `make chromium`)."""
+and a clean page passes. Needs Chromium: `make test` installs Debian's where it can; without one these tests are
+skipped with the way to enable them, unless DMLFACES_REQUIRE_BROWSER=1 (CI) makes a missing browser a failure."""
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -28,12 +30,18 @@ def _notebook(image_outputs: int) -> str:
     return json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
 
 
+pytestmark = pytest.mark.browser
+MISSING = ("chromium is not installed: install it (`make chromium` on Debian or Ubuntu, as root or with sudo) and "
+           "put it on PATH, or set CHROMIUM=/path/to/chromium")
+
+
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    found = shutil.which("chromium")
+    found = os.environ.get("CHROMIUM") or shutil.which("chromium")
     if found is None:
-        pytest.fail("chromium is not installed: run `make chromium` (the install step of `make check-book`; "
-                    "`make test` runs it first)")
+        if os.environ.get("DMLFACES_REQUIRE_BROWSER") == "1":
+            pytest.fail(MISSING)
+        pytest.skip(f"browser check not run: {MISSING}")
     return found
 
 

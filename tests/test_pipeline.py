@@ -27,6 +27,7 @@ from dmlfaces.data.faces import QUALITY_WEIGHTS
 from dmlfaces.models.coreset_changes import CHANGES, change_variants
 from dmlfaces.notebook import part_path
 
+pytestmark = pytest.mark.pipeline
 REPO = Path(__file__).resolve().parents[1]
 # The faithful variant and one of its one-change variants: the chapter-03 table with one change measured.
 TINY_FAITHFUL = ("faithful", "faithful_with_pick_logits")
