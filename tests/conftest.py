@@ -8,6 +8,19 @@ import pytest
 
 from dmlfaces.data.synth import synthesize
 
+# The suite's tiers (make test-fast leaves both out). Registered here rather than in pyproject.toml, which the
+# pipeline's reproducibility page depends on: a test setting is no reason to rerun it.
+MARKERS = {
+    "pipeline": "runs the real DVC pipeline on tiny data (minutes); left out by make test-fast",
+    "browser": "drives headless Chromium; skipped where none is installed unless DMLFACES_REQUIRE_BROWSER=1 (CI)",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, meaning in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {meaning}")
+
+
 REPO = Path(__file__).resolve().parents[1]
 
 
