@@ -50,14 +50,15 @@ pipeline: $(STAMP)
 
 # Debian's Chromium, for check-book and its test: apt-get (through sudo unless root); silent when installed
 # (chromium on PATH, or $$CHROMIUM naming the browser, e.g. macOS's Chromium.app/Contents/MacOS/Chromium).
+HAVE_CHROMIUM := { [ -n "$$CHROMIUM" ] || command -v chromium >/dev/null; }
 chromium:
-	@[ -n "$$CHROMIUM" ] || command -v chromium >/dev/null || { echo "chromium: installing Debian's package with apt-get"; \
+	@$(HAVE_CHROMIUM) || { echo "chromium: installing Debian's package with apt-get"; \
 	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 # `make chromium` where it can work without asking for a password; otherwise say what the suite will skip.
 chromium-if-possible:
-	@if [ -n "$$CHROMIUM" ] || command -v chromium >/dev/null; then :; \
+	@if $(HAVE_CHROMIUM); then :; \
 	elif command -v apt-get >/dev/null && { [ "$$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then $(MAKE) --no-print-directory chromium; \
 	else echo "chromium: not installed, and this machine has no apt-get with root or password-less sudo: the suite skips the" \
 	  "browser check (tests/test_check_book.py). To run it, install Chromium and put it on PATH, or set CHROMIUM=/path/to/chromium."; fi
