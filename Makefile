@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: reproduce test test-fast venv data pipeline bench chromium chromium-if-possible check-book check-reproduction check-cross-host
+.PHONY: reproduce test test-fast lint venv data pipeline bench chromium chromium-if-possible check-book check-reproduction check-cross-host lab
 
 reproduce: data pipeline
 	@echo "Book: $(CURDIR)/_build/html/index.html"
@@ -24,6 +24,12 @@ test: $(STAMP) chromium-if-possible
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not pipeline and not browser"
 
+# ruff's lint rules and its formatter ([tool.ruff] in pyproject.toml) on the code and the notebooks' code cells;
+# `ruff format .` and `ruff check --fix .` mend what they report.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml requirements.lock
@@ -31,6 +37,16 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet pip==26.3
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test]'
 	touch $@
+
+# JupyterLab in the repository root on the venv's own python3 kernel (extra 'lab', installed here if missing;
+# JUPYTER_PREFER_ENV_PATH: the venv's kernelspec before any user-wide one, nothing registered outside .venv).
+# A chapter opened from notebooks/ runs top to bottom on the pipeline's outputs (after `make reproduce`) with its
+# default parameters, the values of params.yaml. Lab prints the URL to open; `make lab LAB_ARGS=--no-browser`
+# (or --port=N, --ip=...) passes options on; as root (a container), Lab's --allow-root is added.
+LAB_ARGS ?=
+lab: $(STAMP)
+	@test -x $(BIN)/jupyter-lab || $(BIN)/python -m pip install --quiet -c requirements.lock -e '.[lab]'
+	JUPYTER_PREFER_ENV_PATH=1 $(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 # Materialise data/ (SynthFaces with the preset and seed of params.yaml) unless it already holds them from
 # this generator version, then check it against the hash recorded in data.dvc.

@@ -100,8 +100,9 @@ def measure_memory(n: int, stream: bool) -> float:
 
 def memory_in_fresh_process(n: int, stream: bool) -> float:
     code = f"import bench_aggregator as b; print(b.measure_memory({n}, {stream}))"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            cwd=str(Path(__file__).parent))
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=str(Path(__file__).parent)
+    )
     return float(result.stdout.split()[-1])
 
 
@@ -148,17 +149,24 @@ def main() -> None:
     elapsed = {name: float("inf") for name in methods}
     for _ in range(max(1, args.ijbc_repeats)):  # rounds alternate the methods, so a slow spell hits each alike
         for name, method in methods.items():
-            elapsed[name] = min(elapsed[name], best_time(
-                lambda: describe_templates(method, features, norms, template_ids, device="cpu"), 1))
+            elapsed[name] = min(
+                elapsed[name], best_time(lambda: describe_templates(method, features, norms, template_ids, device="cpu"), 1)
+            )
     for name, seconds in elapsed.items():
         print(f"IJB-C-like: {IJBC_TEMPLATES} templates in {seconds:.2f} s ({name}, best of {args.ijbc_repeats})", flush=True)
-    result.update({"ijbc_like_templates": IJBC_TEMPLATES, "ijbc_like_crops": IJBC_CROPS,
-                   "ijbc_like_largest_template": int(sizes.max()), "ijbc_like_s": round(elapsed["coreset"], 2),
-                   "ijbc_like_templates_per_s": round(IJBC_TEMPLATES / elapsed["coreset"], 1),
-                   "ijbc_like_mean_aggregator_s": round(elapsed["mean"], 2),
-                   "ijbc_like_faithful_s": round(elapsed["faithful"], 2),
-                   "time_ratio_over_mean": round(elapsed["coreset"] / elapsed["mean"], 2),
-                   "faithful_time_ratio_over_mean": round(elapsed["faithful"] / elapsed["mean"], 2)})
+    result.update(
+        {
+            "ijbc_like_templates": IJBC_TEMPLATES,
+            "ijbc_like_crops": IJBC_CROPS,
+            "ijbc_like_largest_template": int(sizes.max()),
+            "ijbc_like_s": round(elapsed["coreset"], 2),
+            "ijbc_like_templates_per_s": round(IJBC_TEMPLATES / elapsed["coreset"], 1),
+            "ijbc_like_mean_aggregator_s": round(elapsed["mean"], 2),
+            "ijbc_like_faithful_s": round(elapsed["faithful"], 2),
+            "time_ratio_over_mean": round(elapsed["coreset"] / elapsed["mean"], 2),
+            "faithful_time_ratio_over_mean": round(elapsed["faithful"] / elapsed["mean"], 2),
+        }
+    )
     print(json.dumps(result))
 
 

@@ -39,9 +39,9 @@ from threadpoolctl import threadpool_limits
 
 from dmlfaces.eval.clustering import (
     NOISE,
-    group_tables,
     _matched,
     _shuffled_within,
+    group_tables,
     grouped_kmeans,
     grouped_partition_scores,
     partition_scores,
@@ -83,8 +83,9 @@ def _canonical(table: np.ndarray, fixed: int) -> tuple[int, ...]:
     return min(tuple(table[np.ix_(r, (*range(fixed), *c))].ravel()) for r, c in itertools.product(rows, list(cols)))
 
 
-def per_table_scores(truth: np.ndarray, predicted: np.ndarray, groups: np.ndarray, chance_repeats: int = 10,
-                     seed: int = 0) -> pd.DataFrame:
+def per_table_scores(
+    truth: np.ndarray, predicted: np.ndarray, groups: np.ndarray, chance_repeats: int = 10, seed: int = 0
+) -> pd.DataFrame:
     """The reference: ``grouped_partition_scores`` before vectorising, scikit-learn per distinct table."""
     ids, group = np.unique(groups, return_inverse=True)
     classes, truth_code = np.unique(truth, return_inverse=True)
@@ -133,8 +134,12 @@ def main() -> None:
     parser.add_argument("--n-init", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--factors", type=int, default=12, help="factors each identity's split is scored against")
-    parser.add_argument("--reference-factors", type=int, default=1,
-                        help="of those, how many the reference scores too (it takes minutes per factor at full scale)")
+    parser.add_argument(
+        "--reference-factors",
+        type=int,
+        default=1,
+        help="of those, how many the reference scores too (it takes minutes per factor at full scale)",
+    )
     args = parser.parse_args()
     identities = max(1, round(CELEBA_IDENTITIES * args.scale))
     features, groups, states = planted_embeddings(identities, args.seed)
@@ -158,15 +163,16 @@ def main() -> None:
         ours_tables = [grouped_partition_scores(f, ours, groups, seed=args.seed, chance_nmi=True) for f in factors]
         scores_ours_s = time.perf_counter() - start
         start = time.perf_counter()
-        reference_tables = [per_table_scores(f, ours, groups, seed=args.seed) for f in factors[:args.reference_factors]]
+        reference_tables = [per_table_scores(f, ours, groups, seed=args.seed) for f in factors[: args.reference_factors]]
         scores_reference_s = time.perf_counter() - start
         probe_rows = np.random.default_rng(args.seed).choice(len(groups), min(20_000, len(groups)), replace=False)
         start = time.perf_counter()
         probe_accuracy(features[probe_rows], states[probe_rows], groups[probe_rows], folds=5, seed=args.seed)
         probe_s = time.perf_counter() - start
     columns = ["accuracy", "majority_rate", "nmi", "ari", "chance_accuracy", "chance_nmi"]
-    scores_diff = max(float(np.abs(a[columns].to_numpy() - b[columns].to_numpy()).max())
-                      for a, b in zip(ours_tables, reference_tables))
+    scores_diff = max(
+        float(np.abs(a[columns].to_numpy() - b[columns].to_numpy()).max()) for a, b in zip(ours_tables, reference_tables)
+    )
 
     result = {
         "identities": identities,
@@ -191,11 +197,12 @@ def main() -> None:
         "scores_max_abs_diff": scores_diff,
         "probe_s": round(probe_s, 3),
     }
-    print(f"{identities} identities, {len(groups)} images: batched {ours_s:.2f} s, "
-          f"scikit-learn per identity {reference_s:.2f} s")
-    print(f"scores against {args.factors} factors: vectorised {scores_ours_s:.2f} s; per distinct table, "
-          f"{args.reference_factors} of them: {scores_reference_s:.2f} s (largest difference {scores_diff:.2e}); "
-          f"one probe {probe_s:.2f} s")
+    print(f"{identities} identities, {len(groups)} images: batched {ours_s:.2f} s, scikit-learn per identity {reference_s:.2f} s")
+    print(
+        f"scores against {args.factors} factors: vectorised {scores_ours_s:.2f} s; per distinct table, "
+        f"{args.reference_factors} of them: {scores_reference_s:.2f} s (largest difference {scores_diff:.2e}); "
+        f"one probe {probe_s:.2f} s"
+    )
     print(json.dumps(result))
 
 

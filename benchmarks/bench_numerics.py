@@ -21,16 +21,19 @@ from dmlfaces.numerics import MODE_VARIABLE, PINNED
 
 TRAINING = Path(__file__).with_name("bench_training.py")
 # What the dmlfaces command line does first, then the benchmark as its own script.
-LAUNCH = ("import runpy, sys; from dmlfaces.numerics import pin_numerics; mode = pin_numerics(); "
-          "assert mode == sys.argv[1], mode; sys.argv = sys.argv[2:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+LAUNCH = (
+    "import runpy, sys; from dmlfaces.numerics import pin_numerics; mode = pin_numerics(); "
+    "assert mode == sys.argv[1], mode; sys.argv = sys.argv[2:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+)
 
 
 def run(mode: str, arguments: list[str]) -> dict[str, float | str]:
     """bench_training.py's result in a fresh process under ``mode``."""
     environment = {key: value for key, value in os.environ.items() if key not in PINNED}
     environment[MODE_VARIABLE] = mode
-    result = subprocess.run([sys.executable, "-c", LAUNCH, mode, str(TRAINING), *arguments], env=environment,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", LAUNCH, mode, str(TRAINING), *arguments], env=environment, capture_output=True, text=True
+    )
     if result.returncode != 0:
         raise SystemExit(f"bench_training.py ({mode}) failed with status {result.returncode}:\n{result.stderr[-3000:]}")
     print(f"{mode}: {result.stdout.strip().splitlines()[-2]}", flush=True)

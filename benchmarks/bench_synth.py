@@ -53,8 +53,9 @@ def _floor_tasks(data: Path, floor_dir: Path) -> list[tuple[Path, tuple[int, int
     """(file to write, (width, height), JPEG quality) of each image in the generated data set."""
     with open(data / "ground_truth.csv", encoding="utf-8", newline="") as file:
         rows = list(csv.DictReader(file))
-    return [(floor_dir / f"{i}.jpg", image_size(data / row["path"]), int(row["image_jpeg_quality"]))
-            for i, row in enumerate(rows)]
+    return [
+        (floor_dir / f"{i}.jpg", image_size(data / row["path"]), int(row["image_jpeg_quality"])) for i, row in enumerate(rows)
+    ]
 
 
 def main() -> None:

@@ -37,9 +37,9 @@ import torch
 import torchvision
 from PIL import Image
 
+from dmlfaces.devices import DistributedContext
 from dmlfaces.models.backbones import build_backbone
 from dmlfaces.numerics import PINNED
-from dmlfaces.devices import DistributedContext
 from dmlfaces.train.embedding import EmbeddingConfig, FaceBatches, build_model, load_config, train_embedding
 from dmlfaces.train.loop import LoopConfig, epoch_order, train_loop
 
@@ -85,8 +85,10 @@ def time_training(device: torch.device, steps: int, batch_size: int) -> tuple[fl
         _sync(device)
         ours = steps * batch_size / (time.perf_counter() - start)
 
-    batches = [(source.images[b * batch_size:(b + 1) * batch_size], source.labels[b * batch_size:(b + 1) * batch_size])
-               for b in range(steps)]
+    batches = [
+        (source.images[b * batch_size : (b + 1) * batch_size], source.labels[b * batch_size : (b + 1) * batch_size])
+        for b in range(steps)
+    ]
     reference = bare_images_per_s(dataclasses.replace(config, weight_decay=0.0), batches, classes, device, steps)
     return ours, reference
 
@@ -105,13 +107,13 @@ def synthetic_folder(root: Path, images: int, identities: int) -> Path:
     return root
 
 
-def bare_images_per_s(config: EmbeddingConfig, batches: list[tuple[torch.Tensor, torch.Tensor]], classes: int,
-                      device: torch.device, steps: int) -> float:
+def bare_images_per_s(
+    config: EmbeddingConfig, batches: list[tuple[torch.Tensor, torch.Tensor]], classes: int, device: torch.device, steps: int
+) -> float:
     """The bare forward/backward/step loop on ``config``'s model and SGD settings, cycling through ``batches``
     ((B, 3, 112, 112) images, (B,) labels) already in host memory."""
     model = build_model(config, classes).to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     amp = torch.bfloat16 if device.type == "cuda" and config.amp else None
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
@@ -139,7 +141,7 @@ def time_pipeline(device: torch.device, config: EmbeddingConfig, data: Path, rep
     config = dataclasses.replace(config, epochs=1, device=str(device))
     source = FaceBatches(data, config.seed, cache=False, threads=config.loader_threads, augment=config.augment)
     order = epoch_order(config.seed, 0, len(source))
-    batches = [source.batch(order[b * config.batch_size:(b + 1) * config.batch_size], 0) for b in range(4)]
+    batches = [source.batch(order[b * config.batch_size : (b + 1) * config.batch_size], 0) for b in range(4)]
     stage, bare = 0.0, 0.0
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as out:
@@ -172,8 +174,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--forward-batch", type=int, default=32)
     parser.add_argument("--forward-repeats", type=int, default=3)
-    parser.add_argument("--data", type=Path, help="an identity-per-folder training set for the stage path "
-                        "(default: --steps batches of synthetic JPEGs over 300 identities)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="an identity-per-folder training set for the stage path "
+        "(default: --steps batches of synthetic JPEGs over 300 identities)",
+    )
     parser.add_argument("--params", type=Path, default=PARAMS, help="parameters file (section 'embedding')")
     parser.add_argument("--repeats", type=int, default=2, help="alternating runs of the stage path and its bare loop")
     args = parser.parse_args()
@@ -190,20 +196,25 @@ def main() -> None:
         stage, bare = time_pipeline(device, config, data, args.repeats)
         ir50 = time_forward(build_backbone("r50"), device, args.forward_batch * scale, args.forward_repeats * scale)
         resnet50 = time_forward(torchvision.models.resnet50(), device, args.forward_batch * scale, args.forward_repeats * scale)
-        result.update({
-            f"train_images_per_s{suffix}": round(ours, 1),
-            f"reference_train_images_per_s{suffix}": round(reference, 1),
-            f"train_loop_overhead{suffix}": round(reference / ours, 3),
-            f"pipeline_train_images_per_s{suffix}": round(stage, 1),
-            f"pipeline_bare_images_per_s{suffix}": round(bare, 1),
-            f"pipeline_over_bare{suffix}": round(stage / bare, 3),
-            f"ir50_forward_images_per_s{suffix}": round(ir50, 1),
-            f"torchvision_resnet50_forward_images_per_s{suffix}": round(resnet50, 1),
-            f"ir50_over_resnet50_time_ratio{suffix}": round(resnet50 / ir50, 3),
-        })
-        print(f"{device}: stage path {stage:.0f} img/s, bare loop {bare:.0f} (ratio {stage / bare:.3f}); "
-              f"train {ours:.0f} img/s (bare loop {reference:.0f}); IR-50 forward {ir50:.1f} img/s "
-              f"(torchvision ResNet-50 {resnet50:.1f})", flush=True)
+        result.update(
+            {
+                f"train_images_per_s{suffix}": round(ours, 1),
+                f"reference_train_images_per_s{suffix}": round(reference, 1),
+                f"train_loop_overhead{suffix}": round(reference / ours, 3),
+                f"pipeline_train_images_per_s{suffix}": round(stage, 1),
+                f"pipeline_bare_images_per_s{suffix}": round(bare, 1),
+                f"pipeline_over_bare{suffix}": round(stage / bare, 3),
+                f"ir50_forward_images_per_s{suffix}": round(ir50, 1),
+                f"torchvision_resnet50_forward_images_per_s{suffix}": round(resnet50, 1),
+                f"ir50_over_resnet50_time_ratio{suffix}": round(resnet50 / ir50, 3),
+            }
+        )
+        print(
+            f"{device}: stage path {stage:.0f} img/s, bare loop {bare:.0f} (ratio {stage / bare:.3f}); "
+            f"train {ours:.0f} img/s (bare loop {reference:.0f}); IR-50 forward {ir50:.1f} img/s "
+            f"(torchvision ResNet-50 {resnet50:.1f})",
+            flush=True,
+        )
     scratch.cleanup()
     result["numerics"] = "pinned" if all(os.environ.get(k) == v for k, v in PINNED.items()) else "native"
     result["torch"] = torch.__version__

@@ -59,7 +59,7 @@ def make_data(scale: float, seed: int) -> dict[str, np.ndarray]:
     # Skewed template sizes (a few long videos, many small sets) summing to exactly `crops`.
     raw = rng.lognormal(0.0, 1.1, templates)
     sizes = 1 + np.floor(raw / raw.sum() * (crops - templates)).astype(np.int64)
-    sizes[np.argsort(raw)[::-1][:crops - sizes.sum()]] += 1
+    sizes[np.argsort(raw)[::-1][: crops - sizes.sum()]] += 1
     crop_template = np.repeat(np.arange(templates), sizes)
     media_per_template = 1 + rng.binomial(sizes - 1, 0.3)
     media_offset = np.r_[0, np.cumsum(media_per_template)[:-1]]
@@ -94,9 +94,14 @@ def make_data(scale: float, seed: int) -> dict[str, np.ndarray]:
     flat, labels = flat[order], labels[order]
     pairs = np.stack([template_ids[flat // probes], template_ids[subjects + flat % probes]], axis=1)
     return {
-        "features": features, "template_ids": template_ids[crop_template], "media_ids": media,
-        "detector": rng.uniform(0.6, 1.0, crops).astype(np.float32), "pairs": pairs, "labels": labels,
-        "templates": template_ids, "subjects": template_subject,
+        "features": features,
+        "template_ids": template_ids[crop_template],
+        "media_ids": media,
+        "detector": rng.uniform(0.6, 1.0, crops).astype(np.float32),
+        "pairs": pairs,
+        "labels": labels,
+        "templates": template_ids,
+        "subjects": template_subject,
     }
 
 
@@ -112,8 +117,9 @@ def reference_evaluation(data: dict[str, np.ndarray]) -> tuple[dict[float, float
         media_features = []
         for media in np.unique(member_media):
             (frames,) = np.where(member_media == media)
-            media_features.append(member_features[frames] if len(frames) == 1
-                                  else np.mean(member_features[frames], axis=0, keepdims=True))
+            media_features.append(
+                member_features[frames] if len(frames) == 1 else np.mean(member_features[frames], axis=0, keepdims=True)
+            )
         template_features[row] = np.sum(np.array(media_features), axis=0)
     template_features = normalize(template_features)
 
@@ -122,9 +128,10 @@ def reference_evaluation(data: dict[str, np.ndarray]) -> tuple[dict[float, float
     pairs = data["pairs"]
     scores = np.zeros(len(pairs))
     for start in range(0, len(pairs), 100_000):
-        batch = pairs[start:start + 100_000]
-        scores[start:start + len(batch)] = np.sum(template_features[lookup[batch[:, 0]]]
-                                                  * template_features[lookup[batch[:, 1]]], -1)
+        batch = pairs[start : start + 100_000]
+        scores[start : start + len(batch)] = np.sum(
+            template_features[lookup[batch[:, 0]]] * template_features[lookup[batch[:, 1]]], -1
+        )
     fpr, tpr, _ = roc_curve(data["labels"], scores)
     fpr, tpr = np.flipud(fpr), np.flipud(tpr)
     tars = {}
@@ -156,14 +163,17 @@ def main() -> None:
     args = parser.parse_args()
 
     data = make_data(args.scale, args.seed)
-    print(f"{len(data['features'])} crops, {len(np.unique(data['template_ids']))} templates, {len(data['pairs'])}"
-          f" pairs ({int(data['labels'].sum())} genuine)")
+    print(
+        f"{len(data['features'])} crops, {len(np.unique(data['template_ids']))} templates, {len(data['pairs'])}"
+        f" pairs ({int(data['labels'].sum())} genuine)"
+    )
 
     exact_peak = _reset_peak_rss()
     inputs_rss = _rss_gib("VmRSS")
     start = time.perf_counter()
     templates, descriptors = insightface_template_descriptors(
-        data["features"], data["template_ids"], data["media_ids"], data["detector"], normalise=False)
+        data["features"], data["template_ids"], data["media_ids"], data["detector"], normalise=False
+    )
     report = evaluate_one_to_one({"ours": (templates, descriptors)}, data["pairs"], data["labels"], keep_scores=True)
     ours_s = time.perf_counter() - start
     peak_rss = _rss_gib("VmHWM") if exact_peak else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
@@ -184,8 +194,10 @@ def main() -> None:
     same_scores = tar_at_far_nearest(reference_scores, data["labels"], FARS)
     print(f"reference: {reference_s:.1f} s")
     for far in FARS:
-        print(f"FAR {far:g}: ours nearest {ours.tar_nearest[far]:.6f} exact {ours.tar_exact[far]:.6f},"
-              f" reference {reference[far]:.6f}")
+        print(
+            f"FAR {far:g}: ours nearest {ours.tar_nearest[far]:.6f} exact {ours.tar_exact[far]:.6f},"
+            f" reference {reference[far]:.6f}"
+        )
     result = {
         "scale": args.scale,
         "crops": len(data["features"]),

@@ -38,7 +38,9 @@ def tiny_backbone(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     from dmlfaces.train.embedding import EmbeddingConfig, train_embedding
 
     out = tmp_path_factory.mktemp("embedding")
-    config = EmbeddingConfig(embedding_dim=64, epochs=1, batch_size=8, lr=0.05, checkpoint_every=100, loader_threads=2, device="cpu")
+    config = EmbeddingConfig(
+        embedding_dim=64, epochs=1, batch_size=8, lr=0.05, checkpoint_every=100, loader_threads=2, device="cpu"
+    )
     train_embedding(tiny_data / "train", out, config)
     return out / "backbone.pt"
 
@@ -54,19 +56,36 @@ def _official_coreset_state(dim: int, seed: int = 0) -> dict:
     def rand(*shape: int) -> torch.Tensor:
         return torch.randn(*shape, generator=g) * 0.2
 
-    state = {"model.input_layer.0.weight": rand(64, 3, 3, 3), "head.kernel": rand(dim, 10),
-             "template_model.module.input_layer.0.weight": rand(64, 3, 3, 3)}
+    state = {
+        "model.input_layer.0.weight": rand(64, 3, 3, 3),
+        "head.kernel": rand(dim, 10),
+        "template_model.module.input_layer.0.weight": rand(64, 3, 3, 3),
+    }
     layer = "aggregate_model.decoder_layer1."
     for attention in ("self_attn1", "self_attn2", "multihead_attn1", "multihead_attn2", "multihead_attn3"):
-        state.update({f"{layer}{attention}.in_proj_weight": rand(3 * dim, dim), f"{layer}{attention}.in_proj_bias": rand(3 * dim),
-                      f"{layer}{attention}.out_proj.weight": rand(dim, dim), f"{layer}{attention}.out_proj.bias": rand(dim)})
+        state.update(
+            {
+                f"{layer}{attention}.in_proj_weight": rand(3 * dim, dim),
+                f"{layer}{attention}.in_proj_bias": rand(3 * dim),
+                f"{layer}{attention}.out_proj.weight": rand(dim, dim),
+                f"{layer}{attention}.out_proj.bias": rand(dim),
+            }
+        )
     for norm in ("norm1", "norm2", "norm3", "norm4"):
         state.update({f"{layer}{norm}.weight": 1 + rand(dim), f"{layer}{norm}.bias": rand(dim)})
-    state.update({"aggregate_model.gamma": torch.tensor(0.8), "aggregate_model.tau": torch.tensor(0.0),
-                  "aggregate_model.feature_norm_normalizer": torch.tensor(-2.94), "aggregate_model.ur_center": rand(dim),
-                  "aggregate_model.dist_from_ur_center_norm_size_balance": torch.tensor(-1.39),
-                  "aggregate_model.quality_measure.weight": rand(1, dim), "aggregate_model.quality_measure.bias": rand(1),
-                  "aggregate_model.pos_trans_norm.weight": 1 + rand(dim), "aggregate_model.pos_trans_norm.bias": rand(dim)})
+    state.update(
+        {
+            "aggregate_model.gamma": torch.tensor(0.8),
+            "aggregate_model.tau": torch.tensor(0.0),
+            "aggregate_model.feature_norm_normalizer": torch.tensor(-2.94),
+            "aggregate_model.ur_center": rand(dim),
+            "aggregate_model.dist_from_ur_center_norm_size_balance": torch.tensor(-1.39),
+            "aggregate_model.quality_measure.weight": rand(1, dim),
+            "aggregate_model.quality_measure.bias": rand(1),
+            "aggregate_model.pos_trans_norm.weight": 1 + rand(dim),
+            "aggregate_model.pos_trans_norm.bias": rand(dim),
+        }
+    )
     return state
 
 

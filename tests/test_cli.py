@@ -25,19 +25,17 @@ def test_synth_rejects_an_unknown_preset(capsys: pytest.CaptureFixture[str]) -> 
     assert "invalid choice: 'huge'" in capsys.readouterr().err
 
 
-def test_synth_and_data_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_synth_writes_the_layouts_and_prints_its_counts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "data"
     assert main(["synth", "--out", str(out), "--preset", "tiny", "--seed", "3", "--workers", "1"]) == 0
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert printed["ijb_crops"] == len(list((out / "IJBS" / "loose_crop").iterdir()))
-    report_path = tmp_path / "metrics" / "data.json"
-    assert main(["data-report", "--data", str(out), "--out", str(report_path), "--pca-dim", "8", "--pixel-size", "16"]) == 0
-    report = json.loads(report_path.read_text())
-    assert report["counts"]["ijb_crops"] == printed["ijb_crops"]
-    assert set(report["pixel_baseline"]["tar_at_far"]) == {"0.0001", "0.001", "0.01", "0.1"}
+    # data-report writes chapter 01's data.json: tests/test_pipeline.py compares the two on the tiny pipeline.
 
 
-def test_synth_reuse_keeps_current_data_and_regenerates_other_versions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_synth_reuse_keeps_current_data_and_regenerates_other_versions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "data"
     arguments = ["synth", "--out", str(out), "--preset", "tiny", "--seed", "2", "--workers", "1", "--reuse"]
     main(arguments)
@@ -57,30 +55,78 @@ def test_synth_reuse_keeps_current_data_and_regenerates_other_versions(tmp_path:
     assert json.loads((out / "synthfaces.json").read_text()) == manifest
 
 
-def test_extract_and_attributes_on_a_celeba_layout(tiny_data: Path, tiny_backbone: Path, tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_extract_and_attributes_on_a_celeba_layout(
+    tiny_data: Path, tiny_backbone: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     features = tmp_path / "celeba.npz"
     assert main(["extract", "--backbone", str(tiny_backbone), "--celeba", str(tiny_data / "celeba"), "--out", str(features)]) == 0
     params = tmp_path / "params.yaml"
     params.write_text("attributes:\n  n_init: 2\n  probe_folds: 2\n  min_identities_per_state: 1\n")
     out = tmp_path / "attributes.json"
-    assert main(["attributes", "--celeba", str(tiny_data / "celeba"), "--features", str(features), "--params", str(params),
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "attributes",
+                "--celeba",
+                str(tiny_data / "celeba"),
+                "--features",
+                str(features),
+                "--params",
+                str(params),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     report = json.loads(out.read_text())
-    assert report["params"]["n_init"] == 2 and set(report["attributes"]) >= {"beard", "glasses", "gender"}
-    assert report["attributes"]["beard"]["status"] == "skipped"
+    assert set(report) == {"params", "embeddings"} and list(report["embeddings"]) == ["celeba"]  # chapter 05's schema
+    studied = report["embeddings"]["celeba"]
+    assert studied["features"] == str(features) and studied["dim"] == 64  # tiny_backbone's width
+    assert report["params"]["n_init"] == 2 and set(studied["attributes"]) >= {"beard", "glasses", "gender"}
+    assert studied["attributes"]["beard"]["status"] == "skipped"
     printed = capsys.readouterr().out
     assert "beard: skipped" in printed and "glasses (intra-class, Eyeglasses): clustering accuracy" in printed
     # With SynthFaces' ground truth: what each split follows, and the nuisance-controlled protocol.
-    assert main(["attributes", "--celeba", str(tiny_data / "celeba"), "--features", str(features), "--params", str(params),
-                 "--ground-truth", str(tiny_data / "ground_truth.csv"), "--out", str(out)]) == 0
-    glasses = json.loads(out.read_text())["attributes"]["glasses"]
+    assert (
+        main(
+            [
+                "attributes",
+                "--celeba",
+                str(tiny_data / "celeba"),
+                "--features",
+                str(features),
+                "--params",
+                str(params),
+                "--ground-truth",
+                str(tiny_data / "ground_truth.csv"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    glasses = json.loads(out.read_text())["embeddings"]["celeba"]["attributes"]["glasses"]
     assert glasses["factors"]["problems"] == glasses["identities"]["used"] and "controlled" in glasses
     assert glasses["by_frame"].keys() <= {"thin", "thick"}
     # A ground-truth file of another data set is refused, naming it.
     (tmp_path / "truth.csv").write_text("split,path\n")
-    assert main(["attributes", "--celeba", str(tiny_data / "celeba"), "--features", str(features),
-                 "--ground-truth", str(tmp_path / "truth.csv"), "--out", str(tmp_path / "b.json")]) == 2
+    assert (
+        main(
+            [
+                "attributes",
+                "--celeba",
+                str(tiny_data / "celeba"),
+                "--features",
+                str(features),
+                "--ground-truth",
+                str(tmp_path / "truth.csv"),
+                "--out",
+                str(tmp_path / "b.json"),
+            ]
+        )
+        == 2
+    )
     assert "truth.csv: no column 'person_gender'" in capsys.readouterr().err
     assert not (tmp_path / "b.json").exists()
 
@@ -88,8 +134,22 @@ def test_extract_and_attributes_on_a_celeba_layout(tiny_data: Path, tiny_backbon
 def test_attributes_rejects_unknown_parameters(tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     params = tmp_path / "params.yaml"
     params.write_text("attributes:\n  clusters: 3\n")
-    assert main(["attributes", "--celeba", str(tiny_data / "celeba"), "--features", str(tmp_path / "x.npz"),
-                 "--params", str(params), "--out", str(tmp_path / "a.json")]) == 2
+    assert (
+        main(
+            [
+                "attributes",
+                "--celeba",
+                str(tiny_data / "celeba"),
+                "--features",
+                str(tmp_path / "x.npz"),
+                "--params",
+                str(params),
+                "--out",
+                str(tmp_path / "a.json"),
+            ]
+        )
+        == 2
+    )
     assert "unknown keys ['clusters']" in capsys.readouterr().err
 
 
@@ -102,13 +162,27 @@ def test_user_errors_print_one_line_without_a_traceback(tiny_data: Path, tmp_pat
     mine.mkdir()
     (mine / "thesis.tex").write_text("precious")
     cases = [
-        (["extract", "--backbone", str(tmp_path / "none.pt"), "--ijb", str(tiny_data / "IJBS"), "--out", str(mine)],
-         "is a directory, but this output is a file"),  # refused before any work, the directory kept
+        (
+            ["extract", "--backbone", str(tmp_path / "none.pt"), "--ijb", str(tiny_data / "IJBS"), "--out", str(mine)],
+            "is a directory, but this output is a file",
+        ),  # refused before any work, the directory kept
         (["synth", "--out", str(mine), "--preset", "tiny"], "is not a SynthFaces output"),
-        (["train-embedding", "--data", str(tiny_data / "train"), "--out", str(tmp_path / "e"), "--params", str(tmp_path / "p.yaml")],
-         "no such parameters file"),
-        (["verify", "--ijb", str(tmp_path / "nowhere"), "--features", str(tmp_path / "f.npz"), "--out", str(tmp_path / "v")],
-         "nowhere"),
+        (
+            [
+                "train-embedding",
+                "--data",
+                str(tiny_data / "train"),
+                "--out",
+                str(tmp_path / "e"),
+                "--params",
+                str(tmp_path / "p.yaml"),
+            ],
+            "no such parameters file",
+        ),
+        (
+            ["verify", "--ijb", str(tmp_path / "nowhere"), "--features", str(tmp_path / "f.npz"), "--out", str(tmp_path / "v")],
+            "nowhere",
+        ),
     ]
     for arguments, message in cases:
         result = _entry_point(*arguments)
@@ -150,11 +224,16 @@ def test_extract_with_dlib(tiny_data: Path, tmp_path: Path, capsys: pytest.Captu
     detected = found_by.count("detector")
     # The layout has the landmarks file: every face the detector misses is aligned from it.
     assert detected >= 1 and found_by.count("landmarks") == 60 - detected
-    assert (f"dlib: {detected} of 60 faces found by its detector, {60 - detected} aligned from the landmarks, "
-            "0 described as the whole image") in capsys.readouterr().out
+    assert (
+        f"dlib: {detected} of 60 faces found by its detector, {60 - detected} aligned from the landmarks, "
+        "0 described as the whole image"
+    ) in capsys.readouterr().out
 
     # Without the landmarks: the same detections, the rest described whole.
-    assert main(["extract", "--dlib", "--no-landmarks", "--celeba", str(tiny_data / "celeba"), "--out", str(tmp_path / "w.npz")]) == 0
+    assert (
+        main(["extract", "--dlib", "--no-landmarks", "--celeba", str(tiny_data / "celeba"), "--out", str(tmp_path / "w.npz")])
+        == 0
+    )
     whole = _faces_csv(tmp_path / "w.faces.csv")
     assert [row[1] == "detector" for row in whole[1:]] == [way == "detector" for way in found_by]
     assert {row[1] for row in whole[1:]} == {"detector", "whole_image"}
@@ -163,8 +242,21 @@ def test_extract_with_dlib(tiny_data: Path, tmp_path: Path, capsys: pytest.Captu
     crops = _faces_csv(tmp_path / "ijb.faces.csv")
     assert [row[0] for row in crops[1:]] == read_features(tmp_path / "ijb.npz").names.tolist()
     assert {row[1] for row in crops[1:]} <= {"detector", "whole_image"}
-    assert main(["extract", "--backbone", "b.pt", "--no-landmarks", "--celeba", str(tiny_data / "celeba"),
-                 "--out", str(tmp_path / "b.npz")]) == 2
+    assert (
+        main(
+            [
+                "extract",
+                "--backbone",
+                "b.pt",
+                "--no-landmarks",
+                "--celeba",
+                str(tiny_data / "celeba"),
+                "--out",
+                str(tmp_path / "b.npz"),
+            ]
+        )
+        == 2
+    )
     assert "--no-landmarks applies to --dlib --celeba only" in capsys.readouterr().err
 
 
@@ -191,7 +283,10 @@ def test_extract_with_dlib_refuses_landmarks_it_cannot_calibrate(tmp_path: Path,
     write_celeba(root, names, -np.ones((3, 40), dtype=np.int8), np.array([1, 1, 2]), np.zeros(3, dtype=np.int8), landmarks)
     assert main(["extract", "--dlib", "--celeba", str(root), "--out", str(tmp_path / "f.npz")]) == 2
     error = capsys.readouterr().err
-    assert "list_landmarks_align_celeba.txt: image 000002.jpg: landmarks 4 (left mouth corner) and 5 (right mouth corner) coincide" in error
+    assert (
+        "list_landmarks_align_celeba.txt: image 000002.jpg: landmarks 4 (left mouth corner) and 5 (right mouth corner) coincide"
+        in error
+    )
 
     assert main(["extract", "--dlib", "--no-landmarks", "--celeba", str(root), "--out", str(tmp_path / "f.npz")]) == 0
     assert _faces_csv(tmp_path / "f.faces.csv")[1:] == [[name, "whole_image"] for name in names]
@@ -203,8 +298,22 @@ def test_two_gloo_processes_extract_dlib_descriptors_as_one_does(tiny_data: Path
     # Each process calibrates the landmark alignment on the detections of both, so the files are the same.
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "dmlfaces"]
     for name, launcher in {"ranks": torchrun, "single": [sys.executable, "-m", "dmlfaces"]}.items():
-        result = subprocess.run([*launcher, "extract", "--dlib", "--celeba", str(tiny_data / "celeba"), "--out",
-                                 str(tmp_path / name / "f.npz"), "--device", "cpu"], capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [
+                *launcher,
+                "extract",
+                "--dlib",
+                "--celeba",
+                str(tiny_data / "celeba"),
+                "--out",
+                str(tmp_path / name / "f.npz"),
+                "--device",
+                "cpu",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         assert result.stdout.count("faces found by its detector") == 1  # rank 0 alone reports
     ranks, single = read_features(tmp_path / "ranks" / "f.npz"), read_features(tmp_path / "single" / "f.npz")
@@ -213,15 +322,17 @@ def test_two_gloo_processes_extract_dlib_descriptors_as_one_does(tiny_data: Path
     assert sorted(p.name for p in (tmp_path / "ranks").iterdir()) == ["f.csv", "f.faces.csv", "f.npz"]
 
 
-def test_extract_refuses_or_skips_crops_with_bad_landmarks(tiny_data: Path, tmp_path: Path,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_extract_refuses_or_skips_crops_with_bad_landmarks(
+    tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import shutil
 
     import torch
 
     from dmlfaces.features import read_features
     from dmlfaces.models.backbones import build_backbone
-    from dmlfaces.train.embedding import EmbeddingConfig, save_backbone
+    from dmlfaces.models.checkpoints import save_backbone
+    from dmlfaces.train.embedding import EmbeddingConfig
 
     root = shutil.copytree(tiny_data / "IJBS", tmp_path / "IJBS")
     points = root / "meta" / "ijbs_name_5pts_score.txt"
@@ -249,18 +360,45 @@ def test_extract_refuses_or_skips_crops_with_bad_landmarks(tiny_data: Path, tmp_
     assert crop not in features.names.tolist() and features.skipped.tolist() == [crop]
 
     # Verification says which template lost the crop, on stderr and in its report.
-    with pytest.warns(UserWarning, match=rf"{rows} crops were skipped at extraction, so {rows} templates are described by the rest"):
-        assert main(["verify", "--ijb", str(root), "--features", str(tmp_path / "f.npz"), "--out", str(tmp_path / "v"),
-                     "--resamples", "0", "--device", "cpu"]) == 0
+    with pytest.warns(
+        UserWarning, match=rf"{rows} crops were skipped at extraction, so {rows} templates are described by the rest"
+    ):
+        assert (
+            main(
+                [
+                    "verify",
+                    "--ijb",
+                    str(root),
+                    "--features",
+                    str(tmp_path / "f.npz"),
+                    "--out",
+                    str(tmp_path / "v"),
+                    "--resamples",
+                    "0",
+                    "--device",
+                    "cpu",
+                ]
+            )
+            == 0
+        )
     lost = json.loads((tmp_path / "v" / "verification.json").read_text())["lost_crops"]
     assert len(lost) == rows and all(entry["lost"] == 1 for entry in lost)
 
 
 def test_the_command_line_pins_numerics_before_numpy_or_torch_loads() -> None:
-    loaded = subprocess.run([sys.executable, "-c", "import sys, dmlfaces.cli; print([m for m in ('numpy', 'torch') if m in sys.modules])"],
-                            capture_output=True, text=True, check=True)
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, dmlfaces.cli; print([m for m in ('numpy', 'torch') if m in sys.modules])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert loaded.stdout.strip() == "[]"  # importing the entry point leaves the pin to main()
-    result = subprocess.run([sys.executable, "-m", "dmlfaces", "check-params", "data"], capture_output=True, text=True,
-                            env={**os.environ, "DMLFACES_NUMERICS": "fast"}, cwd=Path(__file__).resolve().parents[1])
+    result = subprocess.run(
+        [sys.executable, "-m", "dmlfaces", "check-params", "data"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DMLFACES_NUMERICS": "fast"},
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert result.returncode == 2 and result.stderr.startswith("dmlfaces: DMLFACES_NUMERICS='fast' is not a numerics mode")
     assert "'pinned'" in result.stderr and "'native'" in result.stderr and len(result.stderr.strip().splitlines()) == 1

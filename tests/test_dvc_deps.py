@@ -174,9 +174,14 @@ class EntryModule:
             for node in ast.walk(function):
                 if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_subparsers":
                     builder = name
-                if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
-                        and isinstance(node.value.func, ast.Attribute) and node.value.func.attr == "add_parser"
-                        and node.value.args and isinstance(node.value.args[0], ast.Constant)):
+                if (
+                    isinstance(node, ast.Assign)
+                    and isinstance(node.value, ast.Call)
+                    and isinstance(node.value.func, ast.Attribute)
+                    and node.value.func.attr == "add_parser"
+                    and node.value.args
+                    and isinstance(node.value.args[0], ast.Constant)
+                ):
                     names = [node.value.args[0].value]
                     for keyword in node.value.keywords:
                         if keyword.arg == "aliases":
@@ -185,8 +190,13 @@ class EntryModule:
                         if isinstance(target, ast.Name):
                             parsers[target.id] = names
             for node in ast.walk(function):
-                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "set_defaults"
-                        and isinstance(node.func.value, ast.Name) and node.func.value.id in parsers):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "set_defaults"
+                    and isinstance(node.func.value, ast.Name)
+                    and node.func.value.id in parsers
+                ):
                     for keyword in node.keywords:
                         if keyword.arg == "run" and isinstance(keyword.value, ast.Name):
                             for command in parsers[node.func.value.id]:
@@ -331,9 +341,11 @@ def notebook_reads(notebook: Path, given: dict[str, object]) -> tuple[list[tuple
                         paths.append((built.path.as_posix(), f"{what} {ast.unparse(node)!r} (cell {number})"))
             if isinstance(statement, ast.Assign):
                 for target in statement.targets:
-                    pairs = (zip(target.elts, statement.value.elts)
-                             if isinstance(target, ast.Tuple) and isinstance(statement.value, ast.Tuple)
-                             else [(target, statement.value)])
+                    pairs = (
+                        zip(target.elts, statement.value.elts)
+                        if isinstance(target, ast.Tuple) and isinstance(statement.value, ast.Tuple)
+                        else [(target, statement.value)]
+                    )
                     for name, value in pairs:
                         if isinstance(name, ast.Name):
                             built = _evaluate(value, env)
@@ -368,7 +380,7 @@ def launched(argv: list[str]) -> list[str]:
     if Path(argv[0]).name != "torchrun" or "-m" not in argv[:-1]:
         return argv
     module = argv.index("-m") + 1
-    return [argv[module], *argv[module + 1:]]
+    return [argv[module], *argv[module + 1 :]]
 
 
 def _under(path: str, root: str) -> bool:
@@ -408,12 +420,15 @@ def resolved_stages() -> list[StageDeps]:
         for stage in repo.index.stages:
             if not isinstance(stage, PipelineStage):
                 continue  # data.dvc and other .dvc files: no command
-            stages.append(StageDeps(
-                stage.addressing, stage.cmd if isinstance(stage.cmd, str) else " && ".join(stage.cmd),
-                [PurePosixPath(dep.def_path).as_posix() for dep in stage.deps if not isinstance(dep, ParamsDependency)],
-                [PurePosixPath(dep.def_path).as_posix() for dep in stage.deps if isinstance(dep, ParamsDependency)],
-                [PurePosixPath(out.def_path).as_posix() for out in stage.outs],
-            ))
+            stages.append(
+                StageDeps(
+                    stage.addressing,
+                    stage.cmd if isinstance(stage.cmd, str) else " && ".join(stage.cmd),
+                    [PurePosixPath(dep.def_path).as_posix() for dep in stage.deps if not isinstance(dep, ParamsDependency)],
+                    [PurePosixPath(dep.def_path).as_posix() for dep in stage.deps if isinstance(dep, ParamsDependency)],
+                    [PurePosixPath(out.def_path).as_posix() for out in stage.outs],
+                )
+            )
         return stages
     finally:
         repo.close()
@@ -450,8 +465,11 @@ def requirements(stage: StageDeps) -> tuple[list[Requirement], list[str]]:
                 imports, paths = notebook_reads(REPO / value, given)
                 for name, cell in imports:
                     closure.add(name, [f"{how} runs {value}", f"{name} (cell {cell})"])
-                needed += [Requirement(path, f"{how} runs {value}, which reads it: {why}") for path, why in paths
-                           if not stage.writes(path)]
+                needed += [
+                    Requirement(path, f"{how} runs {value}, which reads it: {why}")
+                    for path, why in paths
+                    if not stage.writes(path)
+                ]
     for module, chain in closure.chains.items():
         needed.append(Requirement(rel(MODULES[module]), "imported: " + " -> ".join(chain)))
     return needed, unknown
@@ -528,32 +546,48 @@ def test_notebook_paths_are_built_from_parameters(tmp_path: Path) -> None:
     notebook = tmp_path / "nb.ipynb"
     cells = [
         {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": ['data_dir = "data"\n', 'results_dir = "results"']},
-        {"cell_type": "code", "metadata": {}, "source": [
-            "%matplotlib inline\n",
-            "from dmlfaces.features import read_features\n",
-            "data_dir, results_dir = Path(data_dir), Path(results_dir)\n",
-            "figures = results_dir / 'figures' / 'nb'\n",
-            "crops = read_features(results_dir / 'features' / 'ijbs.npz')\n",
-            "h = [(results_dir / 'aggregator' / name / 'history.json') for name in names]\n",
-            "fig.savefig(figures / 'a.png')\n",
-            "summary(data_dir)\n",
-        ]},
+        {
+            "cell_type": "code",
+            "metadata": {},
+            "source": [
+                "%matplotlib inline\n",
+                "from dmlfaces.features import read_features\n",
+                "data_dir, results_dir = Path(data_dir), Path(results_dir)\n",
+                "figures = results_dir / 'figures' / 'nb'\n",
+                "crops = read_features(results_dir / 'features' / 'ijbs.npz')\n",
+                "h = [(results_dir / 'aggregator' / name / 'history.json') for name in names]\n",
+                "fig.savefig(figures / 'a.png')\n",
+                "summary(data_dir)\n",
+            ],
+        },
     ]
     notebook.write_text(json.dumps({"cells": cells}))
     imports, paths = notebook_reads(notebook, {"data_dir": "elsewhere"})
     assert {name for name, _ in imports} == {"dmlfaces.features"}
-    assert {path for path, _ in paths} == {"results/figures/nb", "results/features/ijbs.npz", "results/aggregator",
-                                          "results/figures/nb/a.png"}
+    assert {path for path, _ in paths} == {
+        "results/figures/nb",
+        "results/features/ijbs.npz",
+        "results/aggregator",
+        "results/figures/nb/a.png",
+    }
 
 
 def test_a_stage_missing_inputs_and_modules_is_reported_with_the_import_chain() -> None:
     """A made-up stage that lists none of what `dmlfaces extract` reads or imports: every gap named, with why."""
-    stage = StageDeps("made_up", "dmlfaces extract --backbone results/embedding/backbone.pt --ijb data/IJBS --out x.npz",
-                      deps=["src/dmlfaces/models"], params=[], outs=["x.npz"])
+    stage = StageDeps(
+        "made_up",
+        "dmlfaces extract --backbone results/embedding/backbone.pt --ijb data/IJBS --out x.npz",
+        deps=["src/dmlfaces/models"],
+        params=[],
+        outs=["x.npz"],
+    )
     gaps = {gap.path: gap.why for gap in missing(stage)}
     assert "results/embedding/backbone.pt" in gaps and "--backbone" in gaps["results/embedding/backbone.pt"]
     assert "data/IJBS" in gaps and "x.npz" not in gaps
-    assert "src/dmlfaces/features.py" in gaps and "dmlfaces.cli._extract (the handler of 'extract')" in gaps["src/dmlfaces/features.py"]
+    assert (
+        "src/dmlfaces/features.py" in gaps
+        and "dmlfaces.cli._extract (the handler of 'extract')" in gaps["src/dmlfaces/features.py"]
+    )
     assert "src/dmlfaces/data/ijb.py" in gaps and "src/dmlfaces/data/align.py" in gaps
     assert "src/dmlfaces/data/__init__.py" in gaps and not any(path.startswith("src/dmlfaces/models/") for path in gaps)
     assert "src/dmlfaces/plots.py" not in gaps  # imported by no handler `extract` runs

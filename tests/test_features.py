@@ -14,10 +14,11 @@ import torch
 
 from dmlfaces.cli import main
 from dmlfaces.data.errors import DataFormatError
+from dmlfaces.devices import DistributedContext
 from dmlfaces.features import FeatureSet, extract_features, extract_with_single_pass, read_features, shard_range, write_features
 from dmlfaces.models.backbones import build_backbone
-from dmlfaces.devices import DistributedContext
-from dmlfaces.train.embedding import EmbeddingConfig, save_backbone
+from dmlfaces.models.checkpoints import save_backbone
+from dmlfaces.train.embedding import EmbeddingConfig
 
 
 def _model() -> torch.nn.Module:
@@ -41,11 +42,13 @@ def test_unit_features_norms_and_flip_test() -> None:
 def test_the_single_pass_comes_with_the_flip_test_bit_for_bit() -> None:
     images = np.random.default_rng(1).integers(0, 256, (5, 112, 112, 3), dtype=np.uint8)
     model = _model()
-    features, norms, single, single_norms = extract_with_single_pass(model, lambda i: images[i], 5, batch_size=2,
-                                                                     device="cpu", progress=False)
+    features, norms, single, single_norms = extract_with_single_pass(
+        model, lambda i: images[i], 5, batch_size=2, device="cpu", progress=False
+    )
     flip_features, flip_norms = extract_features(model, lambda i: images[i], 5, batch_size=2, device="cpu", progress=False)
-    one_pass, one_pass_norms = extract_features(model, lambda i: images[i], 5, batch_size=2, flip=False, device="cpu",
-                                                progress=False)
+    one_pass, one_pass_norms = extract_features(
+        model, lambda i: images[i], 5, batch_size=2, flip=False, device="cpu", progress=False
+    )
     assert np.array_equal(features, flip_features) and np.array_equal(norms, flip_norms)
     assert np.array_equal(single, one_pass) and np.array_equal(single_norms, one_pass_norms)
     assert not np.allclose(single, features, atol=1e-3)  # the mirror changes the feature
@@ -72,7 +75,10 @@ def test_single_passes_round_trip_and_are_refused_where_absent(tmp_path: Path) -
         FeatureSet(np.array(names), features, norms.astype(np.float32)).single_pass()
     arrays = dict(np.load(tmp_path / "f.npz"))
     cases = {
-        "half": ({k: v for k, v in arrays.items() if k != "single_norms"}, "key 'single_norms' is missing beside 'single_features'"),
+        "half": (
+            {k: v for k, v in arrays.items() if k != "single_norms"},
+            "key 'single_norms' is missing beside 'single_features'",
+        ),
         "shape": ({**arrays, "single_features": np.eye(3, dtype=np.float32)}, r"key 'single_features': shape \(3, 3\)"),
         "unit": ({**arrays, "single_features": single * 2}, "key 'single_features': row 0 .* has length 2"),
         "both": ({**arrays, "flip_test": np.asarray(False)}, "single-pass arrays beside features that are single passes"),
@@ -96,13 +102,46 @@ def test_file_round_trip(tmp_path: Path) -> None:
 def test_extract_cli_on_ijb_layout(tiny_data: Path, tmp_path: Path) -> None:
     save_backbone(_model(), EmbeddingConfig(backbone="small", embedding_dim=32), tmp_path / "backbone.pt")
     out = tmp_path / "ijbs.npz"
-    assert main(["extract", "--backbone", str(tmp_path / "backbone.pt"), "--ijb", str(tiny_data / "IJBS"),
-                 "--out", str(out), "--device", "cpu", "--batch-size", "64"]) == 0
+    assert (
+        main(
+            [
+                "extract",
+                "--backbone",
+                str(tmp_path / "backbone.pt"),
+                "--ijb",
+                str(tiny_data / "IJBS"),
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+                "--batch-size",
+                "64",
+            ]
+        )
+        == 0
+    )
     loaded = read_features(out)
     assert loaded.names[0] == "1.jpg" and loaded.features.shape[1] == 32 and np.all(loaded.norms > 0)
     assert loaded.flip_test and loaded.single_features.shape == loaded.features.shape  # kept for the faithful variants
-    assert main(["extract", "--backbone", str(tmp_path / "backbone.pt"), "--ijb", str(tiny_data / "IJBS"),
-                 "--out", str(tmp_path / "single.npz"), "--device", "cpu", "--batch-size", "64", "--no-flip"]) == 0
+    assert (
+        main(
+            [
+                "extract",
+                "--backbone",
+                str(tmp_path / "backbone.pt"),
+                "--ijb",
+                str(tiny_data / "IJBS"),
+                "--out",
+                str(tmp_path / "single.npz"),
+                "--device",
+                "cpu",
+                "--batch-size",
+                "64",
+                "--no-flip",
+            ]
+        )
+        == 0
+    )
     single = read_features(tmp_path / "single.npz")
     assert not single.flip_test and single.single_features is None
     np.testing.assert_allclose(single.features, loaded.single_features, atol=1e-5)
@@ -120,16 +159,35 @@ def test_two_gloo_processes_write_the_single_process_file(tiny_data: Path, tmp_p
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "dmlfaces"]
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}  # torchrun's default; the single run must match it
     for name, launcher in {"ranks": torchrun, "single": [sys.executable, "-m", "dmlfaces"]}.items():
-        result = subprocess.run([*launcher, "extract", "--backbone", str(tmp_path / "backbone.pt"), "--ijb",
-                                 str(tiny_data / "IJBS"), "--out", str(tmp_path / name / "f.npz"), "--device", "cpu",
-                                 "--batch-size", "16"], capture_output=True, text=True, env=environment, timeout=300)
+        result = subprocess.run(
+            [
+                *launcher,
+                "extract",
+                "--backbone",
+                str(tmp_path / "backbone.pt"),
+                "--ijb",
+                str(tiny_data / "IJBS"),
+                "--out",
+                str(tmp_path / name / "f.npz"),
+                "--device",
+                "cpu",
+                "--batch-size",
+                "16",
+            ],
+            capture_output=True,
+            text=True,
+            env=environment,
+            timeout=300,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         assert result.stdout.count('"crops"') == 1  # rank 0 alone reports
     ranks, single = read_features(tmp_path / "ranks" / "f.npz"), read_features(tmp_path / "single" / "f.npz")
     # Shares are whole batches, so each rank runs exactly the batches the single process runs: equal bit for bit.
     assert np.array_equal(ranks.names, single.names) and np.array_equal(ranks.features, single.features)
     assert np.array_equal(ranks.norms, single.norms)
-    assert np.array_equal(ranks.single_features, single.single_features) and np.array_equal(ranks.single_norms, single.single_norms)
+    assert np.array_equal(ranks.single_features, single.single_features) and np.array_equal(
+        ranks.single_norms, single.single_norms
+    )
     assert (tmp_path / "ranks" / "f.csv").read_text() == (tmp_path / "single" / "f.csv").read_text()
     assert sorted(p.name for p in (tmp_path / "ranks").iterdir()) == ["f.csv", "f.npz"]  # shards removed
 
@@ -157,13 +215,20 @@ BAD_FILES = {
     "features one row short": (lambda d: {**d, "features": d["features"][:2]}, "key 'features': float32 array of shape (2, 4)"),
     "features 1-d": (lambda d: {**d, "features": d["features"][:, 0]}, "key 'features': float32 array of shape (3,)"),
     "norms (N, 1)": (lambda d: {**d, "norms": d["norms"][:, None]}, "key 'norms': float32 array of shape (3, 1)"),
-    "no crops": (lambda d: {"names": d["names"][:0], "features": d["features"][:0], "norms": d["norms"][:0]},
-                 "key 'names': <U5 array of shape (0,)"),
-    "duplicate name": (lambda d: {**d, "names": np.array(["a.jpg", "b.jpg", "a.jpg"])},
-                       "key 'names': crop 'a.jpg' is listed in rows 0 and 2"),
+    "no crops": (
+        lambda d: {"names": d["names"][:0], "features": d["features"][:0], "norms": d["norms"][:0]},
+        "key 'names': <U5 array of shape (0,)",
+    ),
+    "duplicate name": (
+        lambda d: {**d, "names": np.array(["a.jpg", "b.jpg", "a.jpg"])},
+        "key 'names': crop 'a.jpg' is listed in rows 0 and 2",
+    ),
     "nan feature": (_nan_row, "key 'features': 1 rows have NaN or infinite values, first row 1 (crop 'b.jpg')"),
     "infinite norm": (_inf_norm, "key 'norms': 1 rows have NaN or infinite values, first row 2 (crop 'c.jpg')"),
-    "negative norm": (lambda d: {**d, "norms": np.array([1.0, -2.0, 3.0], np.float32)}, "key 'norms': row 1 (crop 'b.jpg') is negative"),
+    "negative norm": (
+        lambda d: {**d, "norms": np.array([1.0, -2.0, 3.0], np.float32)},
+        "key 'norms': row 1 (crop 'b.jpg') is negative",
+    ),
     "raw rows, not unit": (lambda d: {**d, "features": d["features"] * 2}, "key 'features': row 0 (crop 'a.jpg') has length 2"),
     "zero row with a norm": (lambda d: {**d, "features": d["features"] * [[1], [0], [1]]}, "row 1 (crop 'b.jpg') has length 0"),
 }

@@ -88,8 +88,11 @@ def test_replacing_asks_may_replace_first_and_a_refusal_keeps_the_old_output(tmp
 
 def test_lookalike_directories_of_a_user_are_never_removed(tmp_path: Path) -> None:
     target = tmp_path / "tree"
-    lookalikes = [tmp_path / ".tree.backup.tmp", tmp_path / ".tree.dmlfaces-0123456789ab.tmp",
-                  tmp_path / ".tree.dmlfaces-ffffffffffff.tmp"]
+    lookalikes = [
+        tmp_path / ".tree.backup.tmp",
+        tmp_path / ".tree.dmlfaces-0123456789ab.tmp",
+        tmp_path / ".tree.dmlfaces-ffffffffffff.tmp",
+    ]
     for directory in lookalikes:
         directory.mkdir()
         (directory / "mine.txt").write_text("keep")
@@ -108,7 +111,8 @@ def test_a_killed_run_is_cleaned_up_by_the_next_only_when_its_process_is_gone(tm
         (tmp_path / f".tree.dmlfaces-{token}.tmp").mkdir()
         (tmp_path / f".tree.dmlfaces-{token}.tmp" / "half").write_text("")
         (tmp_path / f".tree.dmlfaces-{token}.owner").write_text(
-            json.dumps({"pid": pid, "directory": f".tree.dmlfaces-{token}.tmp"}))
+            json.dumps({"pid": pid, "directory": f".tree.dmlfaces-{token}.tmp"})
+        )
     _write_tree(target, {"x": "1"})
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == [f".tree.dmlfaces-{live}.owner", f".tree.dmlfaces-{live}.tmp", "tree"]  # another run's, in progress
@@ -117,7 +121,8 @@ def test_a_killed_run_is_cleaned_up_by_the_next_only_when_its_process_is_gone(tm
 @pytest.mark.parametrize("exchange", [True, False], ids=["atomic-exchange", "three-renames"])
 @pytest.mark.parametrize("interrupt_at", range(4))
 def test_an_interrupt_anywhere_in_the_replace_step_leaves_the_old_or_the_new_output(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exchange: bool, interrupt_at: int) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exchange: bool, interrupt_at: int
+) -> None:
     """Interrupt the n-th file system step of the replacement (a rename, the exchange, or the removal of the
     old output); the final name then holds one complete output, or the next run restores the old one."""
     target = tmp_path / "tree"
@@ -131,6 +136,7 @@ def test_an_interrupt_anywhere_in_the_replace_step_leaves_the_old_or_the_new_out
             if steps["n"] == interrupt_at + 1:
                 raise KeyboardInterrupt
             return real(*args, **kwargs)
+
         return wrapped
 
     if not exchange:

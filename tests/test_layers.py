@@ -18,8 +18,8 @@ LAYERS = {
     "data": ("data",),
     "models": ("models",),
     "compute": ("train", "eval", "features"),
-    "verification": ("verify", "reproduction", "stage_params", "provenance"),
-    "book": ("findings", "plots", "summary_plots", "notebook"),
+    "verification": ("verify", "stress", "metrics", "reproduction", "stage_params", "provenance"),
+    "book": ("findings", "figures", "notebook"),
     "cli": ("cli", "__main__"),
 }
 LEVEL = {name: level for level, names in enumerate(LAYERS.values()) for name in names}
@@ -45,8 +45,10 @@ def upward_imports(package: Path) -> list[str]:
         for module, line in imported_modules(path):
             target = module.split(".")[1]
             if LEVEL[target] > LEVEL[own]:
-                problems.append(f"{path.relative_to(package.parent)}:{line}: {own} ({LAYER_NAMES[LEVEL[own]]}) imports "
-                                f"{module} ({LAYER_NAMES[LEVEL[target]]})")
+                problems.append(
+                    f"{path.relative_to(package.parent)}:{line}: {own} ({LAYER_NAMES[LEVEL[own]]}) imports "
+                    f"{module} ({LAYER_NAMES[LEVEL[target]]})"
+                )
     return problems
 
 
@@ -64,7 +66,8 @@ def test_an_upward_import_is_named_with_its_file_and_line(tmp_path: Path) -> Non
     (package / "models").mkdir(parents=True)
     (package / "models" / "templates.py").write_text("import math\n\n\ndef f():\n    from dmlfaces.train.distributed import x\n")
     assert upward_imports(package) == [
-        "dmlfaces/models/templates.py:5: models (models) imports dmlfaces.train.distributed (compute)"]
+        "dmlfaces/models/templates.py:5: models (models) imports dmlfaces.train.distributed (compute)"
+    ]
 
 
 if __name__ == "__main__":

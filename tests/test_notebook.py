@@ -33,7 +33,8 @@ def test_a_completed_run_is_renamed_into_place_with_typed_parameters(tmp_path: P
 
 
 def test_a_failing_cell_leaves_the_previous_output_and_names_the_partial_notebook(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     source = _notebook(tmp_path / "in.ipynb", "raise ValueError('bad data in cell two')")
     out = tmp_path / "02_x.ipynb"
     out.write_text("previous run")
@@ -45,10 +46,24 @@ def test_a_failing_cell_leaves_the_previous_output_and_names_the_partial_noteboo
 
 
 def test_a_missing_notebook_is_reported_without_pointing_at_a_stale_partial_run(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "03_x.ipynb"
     part_path(out).write_text("left by an earlier failed run")
     with pytest.raises(SystemExit) as failure:
         main(["notebook", str(tmp_path / "absent.ipynb"), str(out)])
     assert "absent.ipynb failed" in str(failure.value) and str(part_path(out)) not in str(failure.value)
     assert not out.exists() and not part_path(out).exists()
+
+
+def test_a_chapter_moves_to_the_repository_holding_dvc_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dmlfaces.notebook import at_repository_root
+
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    assert at_repository_root() == tmp_path.resolve() and Path.cwd() == tmp_path.resolve()
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "dvc.yaml").unlink()
+    with pytest.raises(FileNotFoundError, match="holds dvc.yaml"):
+        at_repository_root(tmp_path / "outside")

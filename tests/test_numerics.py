@@ -21,8 +21,19 @@ from dmlfaces.numerics import MODE_VARIABLE, PINNED, THREADS
 
 REPO = Path(__file__).resolve().parents[1]
 X86 = pytest.mark.skipif(platform.machine() not in {"x86_64", "AMD64"}, reason="the pinned instruction sets are x86's")
-TINY = {"backbone": "small", "embedding_dim": 32, "loss": "adaface", "epochs": 1, "batch_size": 8, "lr": 0.05,
-        "checkpoint_every": 100, "seed": 0, "cache_images": True, "loader_threads": 2, "device": "cpu"}
+TINY = {
+    "backbone": "small",
+    "embedding_dim": 32,
+    "loss": "adaface",
+    "epochs": 1,
+    "batch_size": 8,
+    "lr": 0.05,
+    "checkpoint_every": 100,
+    "seed": 0,
+    "cache_images": True,
+    "loader_threads": 2,
+    "device": "cpu",
+}
 # What another host would bring: other threads, other kernels, its own settings of the pinned variables.
 HOST_LIKE = {
     "user's OMP_NUM_THREADS=1": ({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}, []),
@@ -55,18 +66,32 @@ print(json.dumps({"mode": mode, "threads": torch.get_num_threads(), "aten": torc
 
 def _probe(mode: str, **extra: str) -> tuple[dict, str]:
     verbose = {"ONEDNN_VERBOSE": "1", "MKL_VERBOSE": "1"}  # each library says what it dispatched to
-    result = subprocess.run([sys.executable, "-c", PROBE], env=_environment(mode, **verbose, **extra), capture_output=True,
-                            text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE], env=_environment(mode, **verbose, **extra), capture_output=True, text=True, check=True
+    )
     return json.loads(result.stdout.strip().splitlines()[-1]), result.stdout
 
 
 @X86
 def test_every_pinned_setting_takes_effect_over_the_users_own() -> None:
-    users = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "ATEN_CPU_CAPABILITY": "default",
-             "ONEDNN_MAX_CPU_ISA": "SSE41", "MKL_CBWR": "AUTO", "MKL_DYNAMIC": "TRUE", "OPENBLAS_CORETYPE": "Sandybridge"}
+    users = {
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "ATEN_CPU_CAPABILITY": "default",
+        "ONEDNN_MAX_CPU_ISA": "SSE41",
+        "MKL_CBWR": "AUTO",
+        "MKL_DYNAMIC": "TRUE",
+        "OPENBLAS_CORETYPE": "Sandybridge",
+    }
     effective, log = _probe("pinned", **users)
-    assert effective == {"mode": "pinned", "threads": THREADS, "aten": "AVX2", "deterministic": True,
-                         "openblas": [["Haswell", THREADS]]}
+    assert effective == {
+        "mode": "pinned",
+        "threads": THREADS,
+        "aten": "AVX2",
+        "deterministic": True,
+        "openblas": [["Haswell", THREADS]],
+    }
     assert "isa:Intel AVX2\n" in log  # oneDNN
     mkl = [line for line in log.splitlines() if line.startswith("MKL_VERBOSE SGEMM")]
     assert mkl and all("CNR:COMPATIBLE Dyn:0" in line and f"NThr:{THREADS}" in line for line in mkl)
@@ -75,7 +100,12 @@ def test_every_pinned_setting_takes_effect_over_the_users_own() -> None:
 @X86
 def test_native_mode_leaves_the_users_settings() -> None:
     effective, log = _probe("native", OMP_NUM_THREADS="1", ATEN_CPU_CAPABILITY="default", OPENBLAS_NUM_THREADS="1")
-    assert (effective["mode"], effective["threads"], effective["aten"], effective["deterministic"]) == ("native", 1, "DEFAULT", False)
+    assert (effective["mode"], effective["threads"], effective["aten"], effective["deterministic"]) == (
+        "native",
+        1,
+        "DEFAULT",
+        False,
+    )
     assert "CNR:OFF" in log
 
 
@@ -91,8 +121,19 @@ def _train(tmp_path: Path, data: Path, name: str, mode: str, extra: dict[str, st
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"embedding": TINY}))
     out = tmp_path / name
-    command = [*launcher, sys.executable, "-m", "dmlfaces", "train-embedding", "--data", str(data / "train"),
-               "--out", str(out), "--params", str(params)]
+    command = [
+        *launcher,
+        sys.executable,
+        "-m",
+        "dmlfaces",
+        "train-embedding",
+        "--data",
+        str(data / "train"),
+        "--out",
+        str(out),
+        "--params",
+        str(params),
+    ]
     result = subprocess.run(command, env=_environment(mode, **extra), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return out
@@ -122,6 +163,7 @@ def test_native_training_depends_on_the_thread_count(tiny_data: Path, tmp_path: 
 
 # --- tools/compare_metrics.py ------------------------------------------------------------------------------------
 
+
 def _tool():
     spec = importlib.util.spec_from_file_location("compare_metrics", REPO / "tools" / "compare_metrics.py")
     module = importlib.util.module_from_spec(spec)
@@ -149,8 +191,9 @@ def test_identical_metrics_pass(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert status == 0 and "verification.json: identical" in out
 
 
-def test_numbers_within_the_tolerance_pass_and_say_they_are_not_byte_for_byte(tmp_path: Path,
-                                                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_numbers_within_the_tolerance_pass_and_say_they_are_not_byte_for_byte(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _write(tmp_path / "reference", "verification.json", json.dumps(VERIFICATION))
     close = json.loads(json.dumps(VERIFICATION))
     close["methods"]["coreset"]["tar"][1] = 0.62 + 1e-9
@@ -173,21 +216,30 @@ def test_a_difference_beyond_the_tolerance_names_each_key(tmp_path: Path, capsys
 
 
 def test_cross_host_tolerances_by_kind_name_what_moved_too_far(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    reference = {"methods": {"coreset": {"0.001": {"tar_exact": 0.40, "ci_low": 0.35}}}, "genuine_pairs": 10270,
-                 "final_training_loss": {"coreset": 23.0}}
+    reference = {
+        "methods": {"coreset": {"0.001": {"tar_exact": 0.40, "ci_low": 0.35}}},
+        "genuine_pairs": 10270,
+        "final_training_loss": {"coreset": 23.0},
+    }
     _write(tmp_path / "reference", "verification.json", json.dumps(reference))
     _write(tmp_path / "reference", "aggregator.json", json.dumps({"gamma": {"coreset": 1.72}, "picked_quality": 0.41}))
     # Another CPU model: TAR 1.5 points off, the loss 5e-4 relative, gamma anywhere: all within the stated tolerances.
-    moved = {"methods": {"coreset": {"0.001": {"tar_exact": 0.415, "ci_low": 0.34}}}, "genuine_pairs": 10270,
-             "final_training_loss": {"coreset": 23.0115}}
+    moved = {
+        "methods": {"coreset": {"0.001": {"tar_exact": 0.415, "ci_low": 0.34}}},
+        "genuine_pairs": 10270,
+        "final_training_loss": {"coreset": 23.0115},
+    }
     _write(tmp_path / "run", "verification.json", json.dumps(moved))
     _write(tmp_path / "run", "aggregator.json", json.dumps({"gamma": {"coreset": -0.27}, "picked_quality": 0.405}))
     status, out = _compare(capsys, "--metrics", tmp_path / "run", "--reference", tmp_path / "reference", "--cross-host")
     assert status == 0 and "cross-host tolerances" in out and "the same metrics" in out
     assert _compare(capsys, "--metrics", tmp_path / "run", "--reference", tmp_path / "reference")[0] == 1  # not byte for byte
     # Beyond them: TAR 2.5 points off, the loss 9e-3 relative, one genuine pair more.
-    beyond = {"methods": {"coreset": {"0.001": {"tar_exact": 0.425, "ci_low": 0.35}}}, "genuine_pairs": 10271,
-              "final_training_loss": {"coreset": 23.2}}
+    beyond = {
+        "methods": {"coreset": {"0.001": {"tar_exact": 0.425, "ci_low": 0.35}}},
+        "genuine_pairs": 10271,
+        "final_training_loss": {"coreset": 23.2},
+    }
     _write(tmp_path / "run", "verification.json", json.dumps(beyond))
     status, out = _compare(capsys, "--metrics", tmp_path / "run", "--reference", tmp_path / "reference", "--cross-host")
     assert status == 1 and "DIFFERS beyond the tolerance in 3 values" in out
@@ -221,8 +273,9 @@ def test_the_committed_metrics_get_the_rule_of_their_kind() -> None:
     assert counts and all(rule.why for rule in counts)
 
 
-def test_the_reference_is_a_git_revisions_committed_metrics(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_reference_is_a_git_revisions_committed_metrics(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     tool = _tool()
     monkeypatch.setattr(tool, "REPO", tmp_path)
     git = ["git", "-C", str(tmp_path), "-c", "user.name=test", "-c", "user.email=test@example.org"]
@@ -240,12 +293,15 @@ def test_the_reference_is_a_git_revisions_committed_metrics(tmp_path: Path, caps
 
 
 def test_the_environment_alone_is_pinned_for_a_process_without_torch_work() -> None:
-    probe = ("import json, os, sys\nfrom dmlfaces.numerics import PINNED, pin_numerics\n"
-             "mode = pin_numerics(configure_torch=False)\n"
-             "print(json.dumps({'mode': mode, 'torch': 'torch' in sys.modules,"
-             " 'pinned': all(os.environ[k] == v for k, v in PINNED.items())}))")
-    result = subprocess.run([sys.executable, "-c", probe], env=_environment("pinned", OMP_NUM_THREADS="1"), capture_output=True,
-                            text=True, check=True)
+    probe = (
+        "import json, os, sys\nfrom dmlfaces.numerics import PINNED, pin_numerics\n"
+        "mode = pin_numerics(configure_torch=False)\n"
+        "print(json.dumps({'mode': mode, 'torch': 'torch' in sys.modules,"
+        " 'pinned': all(os.environ[k] == v for k, v in PINNED.items())}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], env=_environment("pinned", OMP_NUM_THREADS="1"), capture_output=True, text=True, check=True
+    )
     assert json.loads(result.stdout) == {"mode": "pinned", "torch": False, "pinned": True}
 
 
@@ -255,10 +311,17 @@ def test_check_params_runs_without_loading_torch(sections: list[str], tmp_path: 
     params = tmp_path / "params.yaml"
     shipped = yaml.safe_load((REPO / "params.yaml").read_text())
     params.write_text(yaml.safe_dump({**shipped, "data": {"dir": "data", "preset": "tiny", "seed": 0}}))
-    probe = ("import runpy, sys\nsys.argv = ['dmlfaces', 'check-params', *sys.argv[2:], '--params', sys.argv[1]]\n"
-             "try:\n    runpy.run_module('dmlfaces', run_name='__main__')\nexcept SystemExit as stop:\n"
-             "    assert not stop.code, stop.code\nprint('torch' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", probe, str(params), *sections], env=_environment("pinned"),
-                            capture_output=True, text=True, timeout=120)
+    probe = (
+        "import runpy, sys\nsys.argv = ['dmlfaces', 'check-params', *sys.argv[2:], '--params', sys.argv[1]]\n"
+        "try:\n    runpy.run_module('dmlfaces', run_name='__main__')\nexcept SystemExit as stop:\n"
+        "    assert not stop.code, stop.code\nprint('torch' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, str(params), *sections],
+        env=_environment("pinned"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "False"

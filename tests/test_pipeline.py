@@ -17,12 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 import torch
 import yaml
 from PIL import Image
 
-from dmlfaces import findings
+from dmlfaces import findings, metrics
 from dmlfaces.data.faces import QUALITY_WEIGHTS
 from dmlfaces.models.coreset_changes import CHANGES, change_variants
 from dmlfaces.notebook import part_path
@@ -34,14 +35,14 @@ TINY_FAITHFUL = ("faithful", "faithful_with_pick_logits")
 
 
 def _project_files() -> list[str]:
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                            capture_output=True, text=True, check=True).stdout.splitlines()
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     return [f for f in listed if (REPO / f).is_file()]
 
 
 def _env(**extra: str) -> dict[str, str]:
-    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1",
-                **extra)
+    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1", **extra)
 
 
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -66,8 +67,13 @@ def project(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     params["aggregator_views"]["views"] = 1
     params["aggregator"].update(heads=4, epochs=1, batch_size=4, templates_per_identity=2, max_set_size=6, device="cpu")
     faithful = {name: settings for name, settings in change_variants().items() if name in TINY_FAITHFUL}
-    params["aggregator_variants"] = {"coreset": {}, "coreset_seed1": {"seed": 1}, "gamma0": {"gamma": 0.0, "learn_gamma": False},
-                                     "attention_pooling": {"method": "attention_pooling"}, **faithful}
+    params["aggregator_variants"] = {
+        "coreset": {},
+        "coreset_seed1": {"seed": 1},
+        "gamma0": {"gamma": 0.0, "learn_gamma": False},
+        "attention_pooling": {"method": "attention_pooling"},
+        **faithful,
+    }
     params["verification_report"].update(resamples=20, burst_copies=5)
     params["attributes"].update(n_init=2, probe_folds=2, min_identities_per_state=1)
     params["attributes_report"]["map_identities"] = 10
@@ -103,8 +109,15 @@ def test_dvc_repro_runs_every_chapter_and_builds_the_book(project: Path) -> None
     faces = (project / "results" / "features" / "celeba_dlib.faces.csv").read_text().splitlines()
     assert faces[0] == "name,found_by" and len(faces) == images + 1
     references = (project / "_build" / "html" / "book" / "references.html").read_text().lower()
-    for title in ("FaceCoresetNet", "Cluster and Aggregate", "AdaFace", "ArcFace", "Janus", "Deep Learning Face Attributes",
-                  "Feature Representation in Deep Metric Embeddings"):
+    for title in (
+        "FaceCoresetNet",
+        "Cluster and Aggregate",
+        "AdaFace",
+        "ArcFace",
+        "Janus",
+        "Deep Learning Face Attributes",
+        "Feature Representation in Deep Metric Embeddings",
+    ):
         assert title.lower() in references, title
     for figure in ("gallery", "attribute_toggles", "quality_spectrum", "quality_distribution", "clip_burst"):
         assert (project / "results" / "figures" / "01_data" / f"{figure}.png").is_file()
@@ -132,11 +145,13 @@ def test_dvc_repro_runs_every_chapter_and_builds_the_book(project: Path) -> None
     assert verification["methods"]["coreset"]["0.1"]["ci_low"] is not None
     assert verification["seed_variants"] == ["coreset", "coreset_seed1"]
     # Every trained variant against every baseline, at every FAR, with the paired interval.
-    assert set(verification["differences"]) == {f"{m} - {b}" for m in trained
-                                                 for b in ("mean", "norm_weighted", "media_template", "media_template_N1D1")} | {
-        "faithful_with_pick_logits - faithful", "coreset - faithful"}  # each change measured against the faithful variant
+    assert set(verification["differences"]) == {
+        f"{m} - {b}" for m in trained for b in ("mean", "norm_weighted", "media_template", "media_template_N1D1")
+    } | {"faithful_with_pick_logits - faithful", "coreset - faithful"}  # each change measured against the faithful variant
     row = verification["differences"]["coreset - mean"]["0.1"]
-    assert row["ci_low"] <= row["ci_high"] and set(verification["differences"]["coreset - mean"]) == set(verification["methods"]["coreset"])
+    assert row["ci_low"] <= row["ci_high"] and set(verification["differences"]["coreset - mean"]) == set(
+        verification["methods"]["coreset"]
+    )
     chapter = (project / "_build" / "html" / "book" / "04_verification.html").read_text()
     assert len(re.findall(r'<img [^>]*src="', chapter)) >= 1 and "96.03" in chapter
     studied = json.loads((project / "results" / "metrics" / "attributes.json").read_text())["embeddings"]
@@ -159,8 +174,9 @@ def test_dvc_repro_runs_every_chapter_and_builds_the_book(project: Path) -> None
 
 def _start(args: list[str], cwd: Path, **env: str) -> subprocess.Popen[str]:
     """``args`` in a process group of its own (the kill must reach the stage's children), output to a pipe."""
-    return subprocess.Popen(args, cwd=cwd, env=_env(**env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    return subprocess.Popen(
+        args, cwd=cwd, env=_env(**env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
 
 
 def _kill_when(process: subprocess.Popen[str], ready: Callable[[], bool], timeout: float = 300.0) -> None:
@@ -204,8 +220,9 @@ def test_a_stage_killed_mid_run_leaves_no_half_output_and_the_rerun_gives_the_sa
     # A training stage from scratch (its finished checkpoints would make the resume a no-op), SIGKILLed by its
     # own fault switch after optimizer step 2.
     shutil.rmtree(project / "results" / "aggregator" / "coreset" / "checkpoints")
-    training = _start(["dvc", "repro", "--force", "--single-item", "train_aggregator@coreset"], project,
-                      DMLFACES_FAULT_KILL_AT_STEP="2")
+    training = _start(
+        ["dvc", "repro", "--force", "--single-item", "train_aggregator@coreset"], project, DMLFACES_FAULT_KILL_AT_STEP="2"
+    )
     training.wait()
     assert training.returncode != 0 and not (project / "results" / "aggregator" / "coreset" / "aggregator.pt").exists()
     _outputs_are_whole(project, "train_aggregator@coreset")
@@ -235,3 +252,46 @@ def test_the_book_pages_state_the_findings_and_the_pipeline_from_their_files(pro
         assert stage in reproducibility
         assert all(out["md5"] in reproducibility for out in lock[stage]["outs"])
     assert "recorded after this page is written" in reproducibility  # its own stage and the book's
+
+
+def test_a_chapter_opened_from_notebooks_runs_on_the_pipeline_outputs_with_its_default_parameters(project: Path) -> None:
+    """A chapter as `make lab` runs it (tests/test_lab.py: JupyterLab starts a notebook's kernel in the notebook's
+    folder): kernel in notebooks/, no papermill, so the parameters cell keeps its defaults (the values of
+    params.yaml); every cell runs on the outputs `dvc repro` left. The results summary writes no file."""
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(project / "notebooks" / "06_results_summary.ipynb", as_version=4)
+    assert any("parameters" in cell.metadata.get("tags", []) for cell in notebook.cells)  # run as written, nothing injected
+    # nbclient raises CellExecutionError, with the failing cell and its traceback, on the first cell that fails.
+    NotebookClient(
+        notebook,
+        kernel_name=notebook.metadata.kernelspec.name,
+        timeout=600,
+        resources={"metadata": {"path": str(project / "notebooks")}},
+    ).execute()
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert all(cell.execution_count for cell in code)
+    assert not [output for cell in code for output in cell.outputs if output.output_type == "error"]
+    shown = json.dumps([output.get("data", {}) for cell in code for output in cell.outputs])
+    assert all(variant in shown for variant in ("coreset", "gamma0", "attention_pooling"))  # the tiny run's variants
+
+
+def test_the_cli_writes_the_chapters_metrics_documents(project: Path, tmp_path: Path) -> None:
+    """One builder per metrics file: `dmlfaces data-report` on the pipeline's data and params gives chapter 01's
+    data.json byte for byte."""
+    _run(["dmlfaces", "data-report", "--out", str(tmp_path / "data.json")], project)
+    assert (tmp_path / "data.json").read_bytes() == (project / "results" / "metrics" / "data.json").read_bytes()
+
+
+def test_dvc_shows_the_headline_metrics_and_plots_the_curves(project: Path) -> None:
+    """`dvc metrics show` gives the small headline files (a readable table), `dvc plots show` loads the curves."""
+    shown = json.loads(_run(["dvc", "metrics", "show", "--json"], project).stdout)
+    files = next(iter(shown.values()))["data"]
+    assert sorted(files) == sorted(f"results/headline/{name}.json" for name in metrics.METRICS_FILES)
+    verification = files["results/headline/verification.json"]["data"]
+    assert set(verification) == {"tar_at_0.0001", "tar_at_0.001"} and "coreset" in verification["tar_at_0.001"]
+    columns = sum(len(pd.json_normalize(entry["data"]).columns) for entry in files.values())
+    assert columns <= 120, columns
+    plots = json.loads(_run(["dvc", "plots", "show", "--json"], project).stdout)
+    assert {"roc", "det", "embedding training loss", "aggregator training loss"} <= set(plots), sorted(plots)
+    assert not plots.get("errors"), plots.get("errors")

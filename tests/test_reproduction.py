@@ -19,8 +19,10 @@ def _difference(low: float, high: float) -> dict:
 
 
 def _verification(coreset: float, low: float, extra: bool = False) -> dict:
-    report = {"methods": {"coreset": {"0.001": _row(coreset), "0.1": _row(0.9)}, "mean": {"0.001": _row(0.3), "0.1": _row(0.8)}},
-              "differences": {"coreset - mean": {"0.001": _difference(low, 0.2), "0.1": _difference(0.01, 0.2)}}}
+    report = {
+        "methods": {"coreset": {"0.001": _row(coreset), "0.1": _row(0.9)}, "mean": {"0.001": _row(0.3), "0.1": _row(0.8)}},
+        "differences": {"coreset - mean": {"0.001": _difference(low, 0.2), "0.1": _difference(0.01, 0.2)}},
+    }
     if extra:  # a variant only this run has: left out of the comparison
         report["methods"]["faithful"] = {"0.001": _row(0.1)}
         report["differences"]["faithful - mean"] = {"0.001": _difference(-0.3, -0.1)}
@@ -54,10 +56,12 @@ def test_the_agreement_is_worded_from_the_comparison(tmp_path: Path) -> None:
         (tmp_path / run / "verification.json").write_text(json.dumps({"tar": tar, "pairs": 7}))
         (tmp_path / run / "data.json").write_text(json.dumps({"n": 3}))
     table = run_comparison(tmp_path / "a", tmp_path / "b")
-    assert agreement_sentence(table) == ("data is byte-identical; 1 of the 3 compared numbers both runs hold is beyond its "
-                                         "cross-host tolerance: verification (1).")
+    assert agreement_sentence(table) == (
+        "data is byte-identical; 1 of the 3 compared numbers both runs hold is beyond its cross-host tolerance: verification (1)."
+    )
     assert agreement_sentence(run_comparison(tmp_path / "a", tmp_path / "a")).endswith(
-        "every one of the 3 compared numbers both runs hold is within its cross-host tolerance.")
+        "every one of the 3 compared numbers both runs hold is within its cross-host tolerance."
+    )
     for run, gamma in (("a", 1.07), ("b", float("nan"))):  # a kind not compared across hosts, NaN on one side
         (tmp_path / run / "aggregator.json").write_text(json.dumps({"gamma": {"coreset": gamma}}))
     table = run_comparison(tmp_path / "a", tmp_path / "b")

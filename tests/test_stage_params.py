@@ -30,32 +30,35 @@ def test_the_repository_params_pass_and_every_section_has_a_schema():
     check_params(ROOT / "params.yaml", list(params))
 
 
-@pytest.mark.parametrize(("section", "changes", "message"), [
-    ("embedding", {"epochs": 2.5}, r"embedding.epochs = 2.5; it must be int"),
-    ("embedding", {"amp": "yes"}, r"embedding.amp = 'yes'; it must be bool"),
-    ("embedding", {"loss": "softmax"}, r"embedding.loss = 'softmax'; choose one of \['adaface'"),
-    ("embedding", {"epoch": 3}, r"unknown keys \['epoch'\] in section 'embedding'; allowed: \["),
-    ("aggregator", {"k": 0}, r"aggregator.k = 0; it must be a positive integer"),
-    ("aggregator", {"real_clip_rate": 1.5}, r"aggregator.real_clip_rate = 1.5; it must lie in \[0, 1\]"),
-    ("data", {"preset": "huge"}, r"data.preset = 'huge'; choose one of \['default', 'tiny'\]"),
-    ("verification_report", {"low_quality_fraction": 1.0}, r"low_quality_fraction = 1.0; it must lie in \(0, 1\)"),
-    ("attributes", {"identity_embedding": "median"}, r"attributes.identity_embedding = 'median'; choose one of \['mean'"),
-    ("attributes", {"probe_folds": 1}, r"attributes.probe_folds = 1; it must lie in \[2, inf\)"),
-    ("embedding", {"scale": 0}, r"embedding.scale = 0; it must lie in \(0, inf\)"),
-    ("embedding", {"momentum": 2}, r"embedding.momentum = 2; it must lie in \[0, 1\)"),
-    ("embedding", {"lr": -0.1}, r"embedding.lr = -0.1; it must lie in \(0, inf\)"),
-    ("embedding", {"margin": 2.0}, r"embedding.margin = 2.0; it must lie in \[0, 1.5708\)"),
-    ("embedding", {"weight_decay": -1e-4}, r"embedding.weight_decay = -0.0001; it must lie in \[0, inf\)"),
-    ("embedding", {"device": "gpu"}, r"embedding.device = 'gpu'; choose auto, cpu, cuda, cuda:N"),
-    ("embedding", {"loader_threads": 0}, r"embedding.loader_threads = 0; it must be a positive integer"),
-    ("embedding", {"scale": float("nan")}, r"embedding.scale = nan; it must be a finite number"),
-    ("aggregator", {"tau": 0.0}, r"aggregator.tau = 0.0; it must lie in \(0, inf\)"),
-    ("aggregator", {"gamma": -1.0}, r"aggregator.gamma = -1.0; it must lie in \[0, inf\)"),
-    ("aggregator", {"h": 0}, r"aggregator.h = 0; it must lie in \(0, inf\)"),
-    ("aggregator", {"device": "cuda:x"}, r"aggregator.device = 'cuda:x'; choose auto"),
-    ("data", {"seed": -1}, r"data.seed = -1; it must lie in \[0, inf\)"),
-    ("attributes_report", {"map_identities": -3}, r"attributes_report.map_identities = -3; it must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    ("section", "changes", "message"),
+    [
+        ("embedding", {"epochs": 2.5}, r"embedding.epochs = 2.5; it must be int"),
+        ("embedding", {"amp": "yes"}, r"embedding.amp = 'yes'; it must be bool"),
+        ("embedding", {"loss": "softmax"}, r"embedding.loss = 'softmax'; choose one of \['adaface'"),
+        ("embedding", {"epoch": 3}, r"unknown keys \['epoch'\] in section 'embedding'; allowed: \["),
+        ("aggregator", {"k": 0}, r"aggregator.k = 0; it must be a positive integer"),
+        ("aggregator", {"real_clip_rate": 1.5}, r"aggregator.real_clip_rate = 1.5; it must lie in \[0, 1\]"),
+        ("data", {"preset": "huge"}, r"data.preset = 'huge'; choose one of \['default', 'tiny'\]"),
+        ("verification_report", {"low_quality_fraction": 1.0}, r"low_quality_fraction = 1.0; it must lie in \(0, 1\)"),
+        ("attributes", {"identity_embedding": "median"}, r"attributes.identity_embedding = 'median'; choose one of \['mean'"),
+        ("attributes", {"probe_folds": 1}, r"attributes.probe_folds = 1; it must lie in \[2, inf\)"),
+        ("embedding", {"scale": 0}, r"embedding.scale = 0; it must lie in \(0, inf\)"),
+        ("embedding", {"momentum": 2}, r"embedding.momentum = 2; it must lie in \[0, 1\)"),
+        ("embedding", {"lr": -0.1}, r"embedding.lr = -0.1; it must lie in \(0, inf\)"),
+        ("embedding", {"margin": 2.0}, r"embedding.margin = 2.0; it must lie in \[0, 1.5708\)"),
+        ("embedding", {"weight_decay": -1e-4}, r"embedding.weight_decay = -0.0001; it must lie in \[0, inf\)"),
+        ("embedding", {"device": "gpu"}, r"embedding.device = 'gpu'; choose auto, cpu, cuda, cuda:N"),
+        ("embedding", {"loader_threads": 0}, r"embedding.loader_threads = 0; it must be a positive integer"),
+        ("embedding", {"scale": float("nan")}, r"embedding.scale = nan; it must be a finite number"),
+        ("aggregator", {"tau": 0.0}, r"aggregator.tau = 0.0; it must lie in \(0, inf\)"),
+        ("aggregator", {"gamma": -1.0}, r"aggregator.gamma = -1.0; it must lie in \[0, inf\)"),
+        ("aggregator", {"h": 0}, r"aggregator.h = 0; it must lie in \(0, inf\)"),
+        ("aggregator", {"device": "cuda:x"}, r"aggregator.device = 'cuda:x'; choose auto"),
+        ("data", {"seed": -1}, r"data.seed = -1; it must lie in \[0, inf\)"),
+        ("attributes_report", {"map_identities": -3}, r"attributes_report.map_identities = -3; it must be a positive integer"),
+    ],
+)
 def test_a_bad_value_is_named_with_what_is_allowed(tmp_path, section, changes, message):
     path = _with(tmp_path, section, **changes)
     with pytest.raises(ValueError, match=message) as error:
@@ -81,15 +84,20 @@ def test_a_number_yaml_reads_as_a_string_is_explained(tmp_path):
     path = tmp_path / "params.yaml"
     section = (ROOT / "params.yaml").read_text().split("\nembedding:\n", 1)
     path.write_text(section[0] + "\nembedding:\n" + re.sub(r"\n  lr: [^\n]*", "\n  lr: 1e-3", section[1], count=1))
-    with pytest.raises(ParameterError, match=r"embedding.lr = '1e-3'; it must be float or int \(YAML reads 1e-3 as a string.*1.0e-3"):
+    with pytest.raises(
+        ParameterError, match=r"embedding.lr = '1e-3'; it must be float or int \(YAML reads 1e-3 as a string.*1.0e-3"
+    ):
         check_params(path, ["embedding"])
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("- data\n- embedding\n", r"must be a mapping of sections"),
-    ("data: tiny\n", r"section 'data' must be a mapping of keys to values, not 'tiny'"),
-    ("data:\n  preset: tiny\n", None),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("- data\n- embedding\n", r"must be a mapping of sections"),
+        ("data: tiny\n", r"section 'data' must be a mapping of keys to values, not 'tiny'"),
+        ("data:\n  preset: tiny\n", None),
+    ],
+)
 def test_a_file_or_section_of_the_wrong_shape_is_named(tmp_path, text, message):
     path = tmp_path / "params.yaml"
     path.write_text(text)
@@ -107,9 +115,12 @@ def test_a_missing_parameters_file_is_named(tmp_path):
 
 def test_the_command_stops_with_the_message_and_a_failure_status(tmp_path):
     path = _with(tmp_path, "aggregator", method="median")
-    result = subprocess.run([sys.executable, "-m", "dmlfaces", "check-params", "aggregator", "--params", str(path)],
-                            capture_output=True, text=True)
-    assert result.returncode == 2 and "aggregator.method = 'median'; choose one of ['coreset', 'attention_pooling']" in result.stderr
+    result = subprocess.run(
+        [sys.executable, "-m", "dmlfaces", "check-params", "aggregator", "--params", str(path)], capture_output=True, text=True
+    )
+    assert (
+        result.returncode == 2 and "aggregator.method = 'median'; choose one of ['coreset', 'attention_pooling']" in result.stderr
+    )
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
@@ -125,3 +136,15 @@ def test_every_stage_checks_the_sections_it_reads_before_its_work():
         first = stage["cmd"].split("&&")[0].split()
         assert first[:2] == ["dmlfaces", "check-params"], f"stage {name} does not start with dmlfaces check-params"
         assert read <= set(first[2:]), f"stage {name} reads {sorted(read)} but checks {first[2:]}"
+
+
+def test_every_dataclass_default_is_the_value_params_yaml_runs_with():
+    """One source of each default: a dataclass built without arguments is params.yaml's section, key for key."""
+    import dataclasses
+
+    from dmlfaces.stage_params import section_schema
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for section in SECTIONS:
+        defaults = dataclasses.asdict(section_schema(section)())
+        assert defaults == params[section], section

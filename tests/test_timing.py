@@ -67,8 +67,18 @@ def test_nothing_is_recorded_outside_dvc_or_by_later_torchrun_ranks(tmp_path: Pa
 
 def test_extract_records_its_images_and_their_rate(tiny_data: Path, tiny_backbone: Path, tmp_path: Path) -> None:
     environment = {**os.environ, timing.STAGE_VARIABLE: "extract_celeba", timing.ROOT_VARIABLE: str(tmp_path)}
-    command = [sys.executable, "-m", "dmlfaces", "extract", "--backbone", str(tiny_backbone), "--celeba",
-               str(tiny_data / "celeba"), "--out", str(tmp_path / "celeba.npz")]
+    command = [
+        sys.executable,
+        "-m",
+        "dmlfaces",
+        "extract",
+        "--backbone",
+        str(tiny_backbone),
+        "--celeba",
+        str(tiny_data / "celeba"),
+        "--out",
+        str(tmp_path / "celeba.npz"),
+    ]
     result = subprocess.run(command, env=environment, capture_output=True, text=True, check=True)
     printed = json.loads(result.stdout.strip().splitlines()[-1])
     assert printed["crops"] == printed["images"] == 60 and printed["images_per_s"] > 0
@@ -80,7 +90,8 @@ def test_extract_records_its_images_and_their_rate(tiny_data: Path, tiny_backbon
 
 @pytest.mark.parametrize("text", ['{"commands": 3}', '{"stage": "train_'])
 def test_a_malformed_record_is_started_afresh_with_a_warning_and_refused_by_the_reader(
-        text: str, stage: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text: str, stage: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     stage.parent.mkdir(parents=True)
     stage.write_text(text)
     with pytest.raises(UserError, match=r"train_aggregator@k5.json is not a stage timing record.*dvc repro -f"):
@@ -93,11 +104,23 @@ def test_a_malformed_record_is_started_afresh_with_a_warning_and_refused_by_the_
 def test_the_stage_table_follows_the_pipeline_order_and_marks_the_running_stage() -> None:
     host = {"cpu": "AMD EPYC", "cpus": 2, "numerics": "pinned"}
     records = {
-        "book_pages": {"stage": "book_pages", "started": "t", "host": host, "seconds": 3.0,
-                       "commands": [{"argv": ["check-params"], "seconds": 3.0, "exit": 0}]},
-        "extract_ijbs": {"stage": "extract_ijbs", "started": "t", "host": host, "seconds": 9.0,
-                         "commands": [{"argv": ["check-params"], "seconds": 1.0, "exit": 0},
-                                      {"argv": ["extract"], "seconds": 8.0, "exit": 0, "images": 80, "images_per_s": 10.0}]},
+        "book_pages": {
+            "stage": "book_pages",
+            "started": "t",
+            "host": host,
+            "seconds": 3.0,
+            "commands": [{"argv": ["check-params"], "seconds": 3.0, "exit": 0}],
+        },
+        "extract_ijbs": {
+            "stage": "extract_ijbs",
+            "started": "t",
+            "host": host,
+            "seconds": 9.0,
+            "commands": [
+                {"argv": ["check-params"], "seconds": 1.0, "exit": 0},
+                {"argv": ["extract"], "seconds": 8.0, "exit": 0, "images": 80, "images_per_s": 10.0},
+            ],
+        },
     }
     table = timing.stage_table(records, ["data_report", "extract_ijbs", "book_pages"], running="book_pages")
     assert list(table["stage"]) == ["extract_ijbs", "book_pages (so far)"] and list(table["commands"]) == [2, 1]

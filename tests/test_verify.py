@@ -24,7 +24,9 @@ def _verify(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_verify_extracts_aggregates_and_scores_every_method(tiny_data: Path, tiny_backbone: Path, tmp_path: Path) -> None:
-    result = _verify("--ijb", str(tiny_data / "IJBS"), "--backbone", str(tiny_backbone), "--out", str(tmp_path), "--resamples", "20")
+    result = _verify(
+        "--ijb", str(tiny_data / "IJBS"), "--backbone", str(tiny_backbone), "--out", str(tmp_path), "--resamples", "20"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "verification.json").read_text())
     assert set(report["methods"]) == {"mean", "norm_weighted", "media_template", "media_template_N1D1"}
@@ -36,8 +38,16 @@ def test_verify_extracts_aggregates_and_scores_every_method(tiny_data: Path, tin
     written = read_features(tmp_path / "features.npz")
     assert written.flip_test and written.single_features.shape == written.features.shape
     # The features written on the way are reusable, and give the same numbers.
-    again = _verify("--ijb", str(tiny_data / "IJBS"), "--features", str(tmp_path / "features.npz"), "--out", str(tmp_path / "b"),
-                    "--resamples", "20")
+    again = _verify(
+        "--ijb",
+        str(tiny_data / "IJBS"),
+        "--features",
+        str(tmp_path / "features.npz"),
+        "--out",
+        str(tmp_path / "b"),
+        "--resamples",
+        "20",
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads((tmp_path / "b" / "verification.json").read_text())["methods"] == report["methods"]
 
@@ -66,11 +76,16 @@ def test_methods_evaluated_without_the_flip_test_read_the_single_passes(tiny_dat
     broken = single.features.copy()
     broken[2] = np.nan
     with pytest.raises(DataFormatError, match="single-pass crop features are NaN/inf and 0 are zero: .3.jpg. \\(template 3\\)"):
-        describe_protocol({"published": as_published}, protocol, FeatureSet(flip.names, flip.features, flip.norms,
-                                                                             single_features=broken, single_norms=single.norms))
+        describe_protocol(
+            {"published": as_published},
+            protocol,
+            FeatureSet(flip.names, flip.features, flip.norms, single_features=broken, single_norms=single.norms),
+        )
     rows = match_crops(protocol, crops)[0]
     with pytest.raises(ValueError, match="methods published are evaluated on single-pass crop features: pass single_pass"):
-        describe_rows({"published": as_published}, flip.features[rows], flip.norms[rows], protocol.template_ids, protocol.media_ids)
+        describe_rows(
+            {"published": as_published}, flip.features[rows], flip.norms[rows], protocol.template_ids, protocol.media_ids
+        )
 
 
 def test_bad_features_are_named(tiny_data: Path) -> None:
@@ -107,15 +122,20 @@ def test_missing_crops_are_refused_unless_recorded_as_skipped(tiny_data: Path, t
     write_features(tmp_path / "f.npz", crops.names[1:], crops.features[1:], crops.norms[1:])
     short = read_features(tmp_path / "f.npz")
     gone = protocol.crop_names == crops.names[0]  # the rows of every template listing that crop
-    with pytest.raises(DataFormatError, match=rf"f\.npz: key 'names': {gone.sum()} of {protocol.num_crops} crops .* are missing"
-                       rf" and not recorded as skipped: '{protocol.crop_names[0]}'"):
+    with pytest.raises(
+        DataFormatError,
+        match=rf"f\.npz: key 'names': {gone.sum()} of {protocol.num_crops} crops .* are missing"
+        rf" and not recorded as skipped: '{protocol.crop_names[0]}'",
+    ):
         describe_protocol(aggregators(8), protocol, short)
     write_features(tmp_path / "g.npz", crops.names[1:], crops.features[1:], crops.norms[1:], skipped=crops.names[:1])
     skipped = read_features(tmp_path / "g.npz")
     template = int(protocol.template_ids[0])
     total = int(np.count_nonzero(protocol.template_ids == template))
-    lost = [{"template": int(t), "lost": 1, "crops": int(np.count_nonzero(protocol.template_ids == t))}
-            for t in np.unique(protocol.template_ids[gone])]
+    lost = [
+        {"template": int(t), "lost": 1, "crops": int(np.count_nonzero(protocol.template_ids == t))}
+        for t in np.unique(protocol.template_ids[gone])
+    ]
     with pytest.warns(UserWarning, match=rf"g\.npz: {gone.sum()} crops were skipped .* template {template} lost 1 of {total}"):
         report, _ = verify_protocol(aggregators(8), protocol, skipped, resamples=0)
     assert report.to_dict()["lost_crops"] == lost
@@ -130,15 +150,21 @@ def test_a_template_left_without_crops_is_named(tiny_data: Path, tmp_path: Path)
     rows_gone = np.isin(protocol.crop_names, crops.names[gone])
     emptied = [t for t in protocol.unique_templates if rows_gone[protocol.template_ids == t].all()]  # it and its subsets
     write_features(tmp_path / "f.npz", crops.names[~gone], crops.features[~gone], crops.norms[~gone], skipped=crops.names[gone])
-    with pytest.raises(DataFormatError, match=rf"f\.npz: every crop of {len(emptied)} templates was skipped: templates"
-                       rf" {', '.join(map(str, emptied))};"):
+    with pytest.raises(
+        DataFormatError,
+        match=rf"f\.npz: every crop of {len(emptied)} templates was skipped: templates"
+        rf" {', '.join(map(str, emptied))};",
+    ):
         describe_protocol(aggregators(8), protocol, read_features(tmp_path / "f.npz"))
     # The same template with zero features for all its crops, read from a file.
     features, norms = crops.features.copy(), crops.norms.copy()
     features[gone], norms[gone] = 0, 0
     write_features(tmp_path / "z.npz", crops.names, features, norms)
-    with pytest.raises(DataFormatError, match=rf"z\.npz: 0 crop features are NaN/inf and {rows_gone.sum()} are zero:"
-                       rf" .*; every crop of templates {', '.join(map(str, emptied))} has a zero or non-finite feature"):
+    with pytest.raises(
+        DataFormatError,
+        match=rf"z\.npz: 0 crop features are NaN/inf and {rows_gone.sum()} are zero:"
+        rf" .*; every crop of templates {', '.join(map(str, emptied))} has a zero or non-finite feature",
+    ):
         describe_protocol(aggregators(8), protocol, read_features(tmp_path / "z.npz"))
 
 
@@ -179,8 +205,10 @@ def _official_pickle(path: Path, protocol, crops: FeatureSet) -> Path:
     """``crops`` in the official FaceCoresetNet feature pickle: one row per line of name_5pts_score.txt."""
     rows = pd.Index(crops.names).get_indexer(protocol.crop_names)
     with open(path, "wb") as handle:
-        pickle.dump({"img_feats": crops.features[rows], "norms": crops.norms[rows, None],
-                     "faceness_scores": protocol.detector_scores}, handle)
+        pickle.dump(
+            {"img_feats": crops.features[rows], "norms": crops.norms[rows, None], "faceness_scores": protocol.detector_scores},
+            handle,
+        )
     return path
 
 
@@ -199,8 +227,18 @@ def test_official_feature_pickle_and_checkpoint_are_evaluated(tiny_data: Path, t
     pickled = _official_pickle(tmp_path / "IJBS_ir101_webface4m.pickle", protocol, crops)
     common = ["--ijb", str(tiny_data / "IJBS"), "--resamples", "10"]
     main(["verify", *common, "--features", str(tmp_path / "f.npz"), "--out", str(tmp_path / "npz")])
-    main(["verify", *common, "--features", str(pickled), "--coreset-checkpoint", str(tmp_path / "fcn.ckpt"),
-          "--out", str(tmp_path / "pickle")])
+    main(
+        [
+            "verify",
+            *common,
+            "--features",
+            str(pickled),
+            "--coreset-checkpoint",
+            str(tmp_path / "fcn.ckpt"),
+            "--out",
+            str(tmp_path / "pickle"),
+        ]
+    )
     from_npz = json.loads((tmp_path / "npz" / "verification.json").read_text())["methods"]
     from_pickle = json.loads((tmp_path / "pickle" / "verification.json").read_text())["methods"]
     assert set(from_pickle) == set(from_npz) | {"facecoresetnet_official"}
@@ -243,7 +281,10 @@ def test_change_comparisons_measure_each_change_against_the_faithful_variant() -
     from dmlfaces.verify import baseline_comparisons, change_comparisons
 
     names = ["mean", "coreset", "faithful", "faithful_with_pick_logits", "faithful_with_schedule", "k5"]
-    assert change_comparisons(names) == [("faithful_with_pick_logits", "faithful"), ("faithful_with_schedule", "faithful"),
-                                         ("coreset", "faithful")]
+    assert change_comparisons(names) == [
+        ("faithful_with_pick_logits", "faithful"),
+        ("faithful_with_schedule", "faithful"),
+        ("coreset", "faithful"),
+    ]
     assert change_comparisons(["mean", "coreset", "faithful_with_schedule"]) == []
     assert ("faithful", "mean") in baseline_comparisons(names)

@@ -15,8 +15,12 @@ the most JavaScript of all). Every file of _toc.yml must have its page.
 A page fails on: a JavaScript exception or console error; a request answered >= 400 or not answered at
 all (a missing image, script or style sheet, an external host); an <img> with naturalWidth 0 after load
 (a broken image); a notebook page showing fewer loaded figures in its cell outputs than its notebook
-(copied by Sphinx to _sources/) has image outputs, or a notebook page with no figure at all.
-The last line printed is JSON: {"pages": N, "screenshots": N, "failures": N}; the exit status is 1 on
+(copied by Sphinx to _sources/) has image outputs, or a notebook page with no figure at all; content wider than
+the article's column at 1280 px (a table, a code block's lines, an image, an output), whether it runs off the
+column or scrolls sideways in its wrapper: the reader has to scroll it either way.
+
+The screenshots are laid out as a reader sees the page at 1280 px: the viewport is made as tall as the page
+(up to Chromium's 16384 px) and shot as it stands. The last line printed is JSON: {"pages": N, "screenshots": N, "failures": N}; the exit status is 1 on
 any failure.
 """
 
@@ -28,6 +32,7 @@ import fcntl
 import functools
 import http.server
 import json
+import math
 import os
 import select
 import shutil
@@ -62,6 +67,92 @@ IMAGES_JS = """(async () => {
 })()"""
 
 
+# Content wider than the article's column (its content box): an element whose own box is wider (a table running
+# off the page, or scrolling sideways inside a wrapper: the reader scrolls it either way), or a box that scrolls
+# or clips sideways because its content is wider than it (a code block's long lines). Only the outermost wide
+# element is named (not a table's rows), and a scrolling box only when nothing inside it is named. Left out:
+# hidden and zero-size elements (a closed <details>: a hide-input cell), inline text (a wide line is its block's),
+# and what is clipped on purpose (clip, clip-path: screen-reader text, MathJax's assistive MathML): it widens its
+# box's scrollWidth, but nobody sees it.
+OVERFLOW_JS = """(() => {
+  const column = document.querySelector(".bd-article") || document.querySelector("[role=main]") || document.body;
+  const style = getComputedStyle(column);
+  const room = column.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  const hidden = (el, s) => !el.checkVisibility() || s.clip !== "auto" || s.clipPath !== "none";
+  const seen = (s, box) => s.visibility === "visible" && box.width > 0 && box.height > 0;
+  const media = "img, svg, canvas, video, iframe, object, embed";  // one box even when inline
+  const scrolls = (s) => s.overflowX !== "visible";
+  const clips = (s) => s.overflowX === "hidden" || s.overflowX === "clip";  // no scrollbar: what is outside is lost
+  const describe = (el) => {
+    const classes = [...el.classList].slice(0, 3).map((c) => "." + c).join("");
+    const text = (el.innerText || el.getAttribute("alt") || el.getAttribute("src") || "").replace(/\\s+/g, " ").trim();
+    return {element: el.localName + (el.id ? "#" + el.id : "") + classes,
+            text: text.length > 40 ? text.slice(0, 40) + "..." : text,
+            kind: el.matches("table") || el.querySelector("table") ? "table"
+                : el.matches("pre, code") || el.querySelector("pre") ? "text"
+                : el.matches(media) ? "media" : "other"};
+  };
+  // Whether something visible inside a scrolling box lies beyond its left or right edge.
+  const spills = (parent, left, right) => [...parent.childNodes].some((node) => {
+    if (node.nodeType === Node.TEXT_NODE) {
+      if (!node.data.trim() || !node.parentElement.checkVisibility({visibilityProperty: true})) return false;
+      const range = document.createRange();
+      range.selectNodeContents(node);
+      const box = range.getBoundingClientRect();
+      return box.width > 0 && (box.right > right + 1 || box.left < left - 1);
+    }
+    if (node.nodeType !== Node.ELEMENT_NODE) return false;
+    const s = getComputedStyle(node);
+    if (hidden(node, s)) return false;
+    const box = node.getBoundingClientRect();
+    return seen(s, box) && (box.right > right + 1 || box.left < left - 1) || !scrolls(s) && spills(node, left, right);
+  });
+  const found = [];
+  // Reports the wide content under parent; scroller: the nearest box inside the column it scrolls in.
+  const walk = (parent, scroller) => {
+    let named = false;
+    for (const el of parent.children) {
+      const s = getComputedStyle(el);
+      if (hidden(el, s)) continue;
+      const box = el.getBoundingClientRect();
+      if (seen(s, box) && (s.display !== "inline" || el.matches(media)) && box.width > room + 1) {
+        found.push({...describe(el), width: Math.round(box.width), in: scroller && describe(scroller).element,
+                    clips: scroller !== null && clips(getComputedStyle(scroller))});
+        named = true;
+      } else if (!scrolls(s)) {
+        named = walk(el, scroller) || named;
+      } else if (walk(el, el)) {
+        named = true;
+      } else if (seen(s, box) && el.scrollWidth > el.clientWidth + 1) {
+        const left = box.left + el.clientLeft;
+        if (spills(el, left, left + el.clientWidth)) {
+          found.push({...describe(el), width: el.scrollWidth, shows: el.clientWidth, clips: clips(s)});
+          named = true;
+        }
+      }
+    }
+    return named;
+  };
+  walk(column, null);
+  return {room: Math.round(room), found};
+})()"""
+# What to do about content wider than its column, by the kind OVERFLOW_JS gives it.
+FIXES = {
+    "table": "round or narrow the table (fewer digits, shorter or fewer columns, or transpose it)",
+    "text": "wrap or shorten its lines",
+    "media": "scale it to the column (max-width: 100%)",
+    "other": "narrow it or let its content wrap",
+}
+
+# After a resize: the frames that run the page's resize handlers, then the CSS transitions they set off (the theme's
+# table of contents animates its vh-based max-height), at most 2 s of them.
+SETTLED_JS = """new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(() => {
+  const transitions = document.getAnimations().filter((a) => a instanceof CSSTransition);
+  Promise.race([Promise.allSettled(transitions.map((a) => a.finished)), new Promise((t) => setTimeout(t, 2000))])
+    .then(() => requestAnimationFrame(() => done(true)));
+})))"""
+
+
 class BrowserError(RuntimeError):
     pass
 
@@ -80,20 +171,38 @@ class Chromium:
         # The child's ends move above fd 9 so that the shell below never closes what it has just placed on 3 or 4.
         to_browser_r, self._to_browser = map(_above_9, os.pipe())
         self._from_browser, from_browser_w = map(_above_9, os.pipe())
-        flags = ["--headless", "--remote-debugging-pipe", f"--user-data-dir={self.profile}", "--disable-gpu",
-                 "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio", "--no-first-run",
-                 "--no-default-browser-check", "--disable-extensions", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-default-apps",
-                 # Nothing leaves the machine: only the book's server resolves.
-                 "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-                 f"--window-size={VIEWPORT['width']},{VIEWPORT['height']}", "about:blank"]
+        flags = [
+            "--headless",
+            "--remote-debugging-pipe",
+            f"--user-data-dir={self.profile}",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--hide-scrollbars",
+            "--mute-audio",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--disable-extensions",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-default-apps",
+            # Nothing leaves the machine: only the book's server resolves.
+            "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+            f"--window-size={VIEWPORT['width']},{VIEWPORT['height']}",
+            "about:blank",
+        ]
         if os.geteuid() == 0:
             flags.append("--no-sandbox")  # Chromium refuses to start its sandbox as root
         # bash (dash takes single-digit fds only) puts the pipe ends on the fds --remote-debugging-pipe uses.
         shell = f'exec "$0" "$@" 3<&{to_browser_r} 4>&{from_browser_w} {to_browser_r}<&- {from_browser_w}>&-'
         self.log = tempfile.TemporaryFile()
-        self.process = subprocess.Popen(["/bin/bash", "-c", shell, executable, *flags], stdin=subprocess.DEVNULL,
-                                        stdout=self.log, stderr=self.log, pass_fds=(to_browser_r, from_browser_w))
+        self.process = subprocess.Popen(
+            ["/bin/bash", "-c", shell, executable, *flags],
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=self.log,
+            pass_fds=(to_browser_r, from_browser_w),
+        )
         os.close(to_browser_r)
         os.close(from_browser_w)
         self._buffer = b""
@@ -128,8 +237,9 @@ class Chromium:
         while (left := end - time.monotonic()) > 0:
             self._read(left)
 
-    def send(self, method: str, params: dict[str, Any] | None = None, session: str | None = None,
-             timeout: float = PAGE_TIMEOUT_S) -> dict[str, Any]:
+    def send(
+        self, method: str, params: dict[str, Any] | None = None, session: str | None = None, timeout: float = PAGE_TIMEOUT_S
+    ) -> dict[str, Any]:
         self._next_id += 1
         message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
         if session:
@@ -180,7 +290,7 @@ class Page:
         return self.browser.send(method, params, session=self.session)
 
     def _events(self) -> list[dict[str, Any]]:
-        return [e for e in self.browser.events[self.first_event:] if e.get("sessionId") == self.session]
+        return [e for e in self.browser.events[self.first_event :] if e.get("sessionId") == self.session]
 
     def load(self, url: str) -> None:
         self.first_event = len(self.browser.events)
@@ -194,8 +304,9 @@ class Page:
             events = self._events()
             loaded = any(e["method"] == "Page.loadEventFired" for e in events)
             in_flight = {e["params"]["requestId"] for e in events if e["method"] == "Network.requestWillBeSent"}
-            in_flight -= {e["params"]["requestId"] for e in events
-                          if e["method"] in ("Network.loadingFinished", "Network.loadingFailed")}
+            in_flight -= {
+                e["params"]["requestId"] for e in events if e["method"] in ("Network.loadingFinished", "Network.loadingFailed")
+            }
             if loaded and not in_flight and self._ready():
                 idle_since = idle_since or time.monotonic()
                 if time.monotonic() - idle_since >= IDLE_S:
@@ -231,26 +342,47 @@ class Page:
             elif method == "Runtime.consoleAPICalled" and params["type"] in ("error", "assert"):
                 text = " ".join(str(a.get("value", a.get("description", ""))) for a in params["args"])
                 found.append(f"console error: {text}")
-            elif method == "Log.entryAdded" and params["entry"]["level"] == "error" \
-                    and params["entry"]["source"] != "network":  # failed requests are reported below, with their URL
+            elif (
+                method == "Log.entryAdded" and params["entry"]["level"] == "error" and params["entry"]["source"] != "network"
+            ):  # failed requests are reported below, with their URL
                 found.append(f"console error ({params['entry']['source']}): {params['entry']['text']}")
-            elif method == "Network.responseReceived" and params["response"]["status"] >= 400 \
-                    and urlsplit(params["response"]["url"]).path != "/favicon.ico":  # the browser's own guess
+            elif (
+                method == "Network.responseReceived"
+                and params["response"]["status"] >= 400
+                and urlsplit(params["response"]["url"]).path != "/favicon.ico"
+            ):  # the browser's own guess
                 found.append(f"HTTP {params['response']['status']} for {params['response']['url']}")
-            elif method == "Network.loadingFailed" and not params.get("canceled") \
-                    and params.get("errorText") != "net::ERR_HTTP_RESPONSE_CODE_FAILURE":  # the >= 400 above
+            elif (
+                method == "Network.loadingFailed"
+                and not params.get("canceled")
+                and params.get("errorText") != "net::ERR_HTTP_RESPONSE_CODE_FAILURE"
+            ):  # the >= 400 above
                 found.append(f"request failed ({params['errorText']}): {urls.get(params['requestId'], '?')}")
         return list(dict.fromkeys(found))
 
     def screenshot(self, path: Path) -> str:
-        """A full-page PNG at ``path``; returns a note when the page was taller than Chromium can shoot."""
-        size = self.call("Page.getLayoutMetrics")["cssContentSize"]
-        height = min(int(size["height"]) + 1, MAX_SCREENSHOT_HEIGHT)
-        clip = {"x": 0, "y": 0, "width": max(int(size["width"]), VIEWPORT["width"]), "height": height, "scale": 1}
-        shot = self.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip})
+        """A full-page PNG at ``path``, as a reader sees the page at 1280 px; returns a note when the page was taller
+        than Chromium can shoot. Leaves the viewport as tall as the page."""
+        # Not captureBeyondViewport: Chromium passes the page through a 1x1 px viewport on the way, the theme's
+        # media queries switch to its narrow layout (the sidebars slide out as off-canvas drawers) and the capture
+        # catches the CSS transitions sliding back: sidebars gone, the article shifted left past the image's edge.
+        # A viewport as tall as the page keeps its 1280 px layout, and the capture takes the viewport as it stands.
+        height = 0
+        for _ in range(3):  # a taller viewport can make the page taller (vh units: search.html): measure again
+            content = self.call("Page.getLayoutMetrics")["cssContentSize"]["height"]
+            wanted = min(math.ceil(content), MAX_SCREENSHOT_HEIGHT)
+            if wanted == height:
+                break
+            height = wanted
+            self.call(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": VIEWPORT["width"], "height": height, "deviceScaleFactor": 1, "mobile": False},
+            )
+            self.evaluate(SETTLED_JS)
+        shot = self.call("Page.captureScreenshot", {"format": "png"})
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(shot["data"]))
-        return f" (cut at {MAX_SCREENSHOT_HEIGHT} of {int(size['height'])} px)" if height < size["height"] else ""
+        return f" (cut at {MAX_SCREENSHOT_HEIGHT} of {math.ceil(content)} px)" if height < content else ""
 
     def close(self) -> None:
         self.browser.send("Target.disposeBrowserContext", {"browserContextId": self.context})
@@ -258,12 +390,16 @@ class Page:
 
 def book_pages(book: Path) -> list[str]:
     """Every page of the book: its .html files outside the asset folders Sphinx names with a leading _."""
-    return sorted(p.relative_to(book).as_posix() for p in book.rglob("*.html")
-                  if not any(part.startswith("_") for part in p.relative_to(book).parts[:-1]))
+    return sorted(
+        p.relative_to(book).as_posix()
+        for p in book.rglob("*.html")
+        if not any(part.startswith("_") for part in p.relative_to(book).parts[:-1])
+    )
 
 
 def toc_files(toc: Path) -> list[str]:
     """The files _toc.yml lists (root, chapters, sections), without their suffixes."""
+
     def walk(node: Any) -> list[str]:
         if isinstance(node, list):
             return [f for item in node for f in walk(item)]
@@ -271,6 +407,7 @@ def toc_files(toc: Path) -> list[str]:
             return []
         own = [str(node[key]) for key in ("root", "file") if key in node]
         return own + [f for key in ("parts", "chapters", "sections") for f in walk(node.get(key, []))]
+
     return [str(Path(f).with_suffix("")) for f in walk(yaml.safe_load(toc.read_text()))]
 
 
@@ -290,6 +427,28 @@ def notebook_figures(book: Path, page: str) -> int | None:
     return count
 
 
+def overflows(page: Page) -> list[str]:
+    """The page's content wider than its article's column, each named with its width and its fix."""
+    measured = page.evaluate(OVERFLOW_JS)
+    found = []
+    for item in measured["found"]:
+        what = item["element"] + (f' "{item["text"]}"' if item["text"] else "")
+        if "shows" in item:
+            how = f"holds content {item['width']} px wide in {item['shows']} px, so " + (
+                "part of it is cut off" if item["clips"] else "it scrolls sideways"
+            )
+        else:
+            how = f"is {item['width']} px wide, so " + (
+                "it runs off the column"
+                if not item["in"]
+                else f"{item['in']} cuts it off"
+                if item["clips"]
+                else f"it scrolls sideways in {item['in']}"
+            )
+        found.append(f"wider than its column ({measured['room']} px): {what} {how}: {FIXES[item['kind']]}")
+    return found
+
+
 def check_page(page: Page, url: str, figures: int | None) -> tuple[list[str], str]:
     """Loads one page; returns its problems and a summary of its images."""
     page.load(url)
@@ -297,8 +456,12 @@ def check_page(page: Page, url: str, figures: int | None) -> tuple[list[str], st
     found = [f"broken image {img['src']} (naturalWidth 0)" for img in images if img["width"] == 0]
     shown = sum(1 for img in images if img["output"] and img["width"] > 0)
     if figures is not None and shown < max(figures, 1):
-        found.append(f"missing figures: its notebook has {figures} image outputs, the page shows {shown}"
-                     if figures else "missing figures: a notebook page with no figure in its outputs")
+        found.append(
+            f"missing figures: its notebook has {figures} image outputs, the page shows {shown}"
+            if figures
+            else "missing figures: a notebook page with no figure in its outputs"
+        )
+    found += overflows(page)
     found += page.problems()
     summary = f"{len(images)} images" + (f", {shown}/{figures} notebook figures" if figures is not None else "")
     return found, summary
@@ -306,6 +469,7 @@ def check_page(page: Page, url: str, figures: int | None) -> tuple[list[str], st
 
 def serve(book: Path) -> http.server.ThreadingHTTPServer:
     """An http.server for ``book`` on a free port of 127.0.0.1, in a daemon thread."""
+
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:  # the browser reports what failed
             pass
@@ -318,12 +482,20 @@ def serve(book: Path) -> http.server.ThreadingHTTPServer:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--book", type=Path, default=Path("_build/html"), help="the built book (default: _build/html)")
-    parser.add_argument("--screenshots", type=Path, default=Path("_build/screenshots"),
-                        help="one full-page PNG per page lands here, in the book's layout (default: _build/screenshots)")
-    parser.add_argument("--toc", default="_toc.yml",
-                        help="every file it lists must have its page (default: _toc.yml; --toc '' skips this)")
-    parser.add_argument("--chromium", default=os.environ.get("CHROMIUM") or shutil.which("chromium"),
-                        help="the browser (default: $CHROMIUM, else chromium on PATH)")
+    parser.add_argument(
+        "--screenshots",
+        type=Path,
+        default=Path("_build/screenshots"),
+        help="one full-page PNG per page lands here, in the book's layout (default: _build/screenshots)",
+    )
+    parser.add_argument(
+        "--toc", default="_toc.yml", help="every file it lists must have its page (default: _toc.yml; --toc '' skips this)"
+    )
+    parser.add_argument(
+        "--chromium",
+        default=os.environ.get("CHROMIUM") or shutil.which("chromium"),
+        help="the browser (default: $CHROMIUM, else chromium on PATH)",
+    )
     args = parser.parse_args(argv)
 
     book = args.book.resolve()
@@ -345,8 +517,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in pages:
             page = Page(browser)
             try:
-                found, summary = check_page(page, f"http://127.0.0.1:{server.server_port}/{name}",
-                                            notebook_figures(book, name))
+                found, summary = check_page(page, f"http://127.0.0.1:{server.server_port}/{name}", notebook_figures(book, name))
                 shot = args.screenshots / Path(name).with_suffix(".png")
                 summary += page.screenshot(shot)
                 screenshots += 1

@@ -31,11 +31,15 @@ def reference_files(reference: str) -> dict[str, bytes]:
     git = ["git", "-C", str(REPO)]
     listing = subprocess.run([*git, "ls-tree", "--name-only", f"{reference}:{TREE_PATH}"], capture_output=True, text=True)
     if listing.returncode != 0:
-        raise SystemExit(f"compare_metrics: --reference {reference!r} is neither a directory nor a git revision holding "
-                         f"{TREE_PATH}/ ({listing.stderr.strip()}); give a commit (HEAD, a tag) or a folder of metrics files")
+        raise SystemExit(
+            f"compare_metrics: --reference {reference!r} is neither a directory nor a git revision holding "
+            f"{TREE_PATH}/ ({listing.stderr.strip()}); give a commit (HEAD, a tag) or a folder of metrics files"
+        )
     names = [name for name in listing.stdout.splitlines() if name.endswith(".json")]
-    return {name: subprocess.run([*git, "show", f"{reference}:{TREE_PATH}/{name}"], capture_output=True, check=True).stdout
-            for name in names}
+    return {
+        name: subprocess.run([*git, "show", f"{reference}:{TREE_PATH}/{name}"], capture_output=True, check=True).stdout
+        for name in names
+    }
 
 
 def compare(metrics: Path, reference: dict[str, bytes], tolerance: float | None) -> tuple[list[str], bool]:
@@ -71,19 +75,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics", type=Path, default=REPO / TREE_PATH, help="this run's metrics files")
     parser.add_argument("--reference", default="HEAD", help="a git revision (its committed metrics) or a directory")
     tolerance = parser.add_mutually_exclusive_group()
-    tolerance.add_argument("--tolerance", type=float, default=TOLERANCE,
-                           help="largest difference of two numbers, relative to their size (absolute below 1)")
-    tolerance.add_argument("--cross-host", action="store_true",
-                           help="a run on another CPU model: each kind of number within its stated tolerance")
+    tolerance.add_argument(
+        "--tolerance",
+        type=float,
+        default=TOLERANCE,
+        help="largest difference of two numbers, relative to their size (absolute below 1)",
+    )
+    tolerance.add_argument(
+        "--cross-host", action="store_true", help="a run on another CPU model: each kind of number within its stated tolerance"
+    )
     args = parser.parse_args(argv)
     if not args.metrics.is_dir():
-        raise SystemExit(f"compare_metrics: {args.metrics} is not a directory; give the folder of this run's metrics "
-                         "files (--metrics), after `make reproduce` results/metrics")
+        raise SystemExit(
+            f"compare_metrics: {args.metrics} is not a directory; give the folder of this run's metrics "
+            "files (--metrics), after `make reproduce` results/metrics"
+        )
     lines, passed = compare(args.metrics, reference_files(args.reference), None if args.cross_host else args.tolerance)
     print("\n".join(lines))
     verdict = "the same metrics" if passed else "DIFFERENT metrics"
-    stated = (f"the cross-host tolerances of {len(CROSS_HOST)} kinds (dmlfaces.reproduction.CROSS_HOST)" if args.cross_host
-              else f"tolerance {args.tolerance:g} relative")
+    stated = (
+        f"the cross-host tolerances of {len(CROSS_HOST)} kinds (dmlfaces.reproduction.CROSS_HOST)"
+        if args.cross_host
+        else f"tolerance {args.tolerance:g} relative"
+    )
     print(f"{args.metrics} against {args.reference} ({stated}): {verdict}")
     return 0 if passed else 1
 

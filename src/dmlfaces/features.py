@@ -32,8 +32,8 @@ from tqdm import tqdm
 
 from dmlfaces.data.errors import DataFormatError
 from dmlfaces.data.transforms import to_input_tensor
-from dmlfaces.io import MARKER, atomic_path, atomic_write_text
 from dmlfaces.devices import DistributedContext, resolve_device
+from dmlfaces.io import MARKER, atomic_path, atomic_write_text
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,11 +64,13 @@ class FeatureSet:
         if not self.flip_test:
             return self.features, self.norms
         if self.single_features is None or self.single_norms is None:
-            raise DataFormatError(self.path if self.path is not None else "features (in memory)",
-                                  "holds flip-test features only, but a method is evaluated without the flip test "
-                                  "(aggregator flip_test: false, e.g. the faithful FaceCoresetNet variant)",
-                                  expected="keys 'single_features' and 'single_norms' beside 'features'",
-                                  fix="extract the features again with 'dmlfaces extract' (it keeps the single passes)")
+            raise DataFormatError(
+                self.path if self.path is not None else "features (in memory)",
+                "holds flip-test features only, but a method is evaluated without the flip test "
+                "(aggregator flip_test: false, e.g. the faithful FaceCoresetNet variant)",
+                expected="keys 'single_features' and 'single_norms' beside 'features'",
+                fix="extract the features again with 'dmlfaces extract' (it keeps the single passes)",
+            )
         return self.single_features, self.single_norms
 
 
@@ -116,9 +118,17 @@ def extract_with_single_pass(
 
 
 @torch.no_grad()
-def _extract(backbone: nn.Module, load: Callable[[int], np.ndarray], count: int, batch_size: int, flip: bool,
-             device: str, threads: int, progress: bool, keep_single: bool
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+def _extract(
+    backbone: nn.Module,
+    load: Callable[[int], np.ndarray],
+    count: int,
+    batch_size: int,
+    flip: bool,
+    device: str,
+    threads: int,
+    progress: bool,
+    keep_single: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """``extract_with_single_pass``; with ``keep_single`` False the single passes of a flip test are not kept
     (None), so a caller that drops them holds no second (count, D) array."""
     target = resolve_device(device)
@@ -162,8 +172,10 @@ def shard_range(count: int, batch_size: int, context: DistributedContext) -> ran
     """
     batches = -(-count // batch_size)
     if batches < context.world_size:
-        raise ValueError(f"{count} crops make {batches} batches of {batch_size}, fewer than the {context.world_size} "
-                         "processes: use fewer processes or a smaller --batch-size")
+        raise ValueError(
+            f"{count} crops make {batches} batches of {batch_size}, fewer than the {context.world_size} "
+            "processes: use fewer processes or a smaller --batch-size"
+        )
     per_rank, extra = divmod(batches, context.world_size)
     first = context.rank * per_rank + min(context.rank, extra)
     last = first + per_rank + (context.rank < extra)
@@ -177,9 +189,16 @@ def _save_npz(path: Path, **arrays: np.ndarray) -> None:
             np.savez(handle, **arrays)
 
 
-def write_features(path: str | os.PathLike[str], names: Sequence[str], features: np.ndarray, norms: np.ndarray,
-                   skipped: Sequence[str] = (), *, flip_test: bool = True,
-                   single: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+def write_features(
+    path: str | os.PathLike[str],
+    names: Sequence[str],
+    features: np.ndarray,
+    norms: np.ndarray,
+    skipped: Sequence[str] = (),
+    *,
+    flip_test: bool = True,
+    single: tuple[np.ndarray, np.ndarray] | None = None,
+) -> None:
     """Write ``path`` (.npz) and its ``.csv`` index atomically; ``skipped`` names crops left out on purpose.
 
     Args:
@@ -189,9 +208,13 @@ def write_features(path: str | os.PathLike[str], names: Sequence[str], features:
     path = Path(path)
     if single is not None and not flip_test:
         raise ValueError(f"{path}: single-pass arrays given for features that are single passes already (flip_test False)")
-    arrays = {"names": np.asarray(names, dtype=str), "features": features.astype(np.float32),
-              "norms": norms.astype(np.float32), "skipped": np.asarray(list(skipped), dtype=str),
-              "flip_test": np.asarray(flip_test)}
+    arrays = {
+        "names": np.asarray(names, dtype=str),
+        "features": features.astype(np.float32),
+        "norms": norms.astype(np.float32),
+        "skipped": np.asarray(list(skipped), dtype=str),
+        "flip_test": np.asarray(flip_test),
+    }
     if single is not None:
         arrays["single_features"], arrays["single_norms"] = (array.astype(np.float32) for array in single)
     _save_npz(path, **arrays)
@@ -214,9 +237,17 @@ def _read_shard(path: Path) -> dict[str, np.ndarray]:
         return {key: data[key] for key in data.files}
 
 
-def write_features_sharded(path: str | os.PathLike[str], names: Sequence[str], features: np.ndarray, norms: np.ndarray,
-                           context: DistributedContext, skipped: Sequence[str] = (), *, flip_test: bool = True,
-                           single: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+def write_features_sharded(
+    path: str | os.PathLike[str],
+    names: Sequence[str],
+    features: np.ndarray,
+    norms: np.ndarray,
+    context: DistributedContext,
+    skipped: Sequence[str] = (),
+    *,
+    flip_test: bool = True,
+    single: tuple[np.ndarray, np.ndarray] | None = None,
+) -> None:
     """``write_features`` of all ranks' rows; ``features`` (S, D), ``norms`` (S,) and ``single`` are this rank's
     ``shard_range``.
 
@@ -237,8 +268,15 @@ def write_features_sharded(path: str | os.PathLike[str], names: Sequence[str], f
         shards = [_shard_path(path, rank) for rank in range(context.world_size)]
         parts = [_read_shard(shard) for shard in shards]
         merged = {key: np.concatenate([part[key] for part in parts]) for key in rows}
-        write_features(path, names, merged["features"], merged["norms"], skipped, flip_test=flip_test,
-                       single=(merged["single_features"], merged["single_norms"]) if single is not None else None)
+        write_features(
+            path,
+            names,
+            merged["features"],
+            merged["norms"],
+            skipped,
+            flip_test=flip_test,
+            single=(merged["single_features"], merged["single_norms"]) if single is not None else None,
+        )
         for shard in shards:
             shard.unlink()
 
@@ -262,13 +300,21 @@ def read_features(path: str | os.PathLike[str]) -> FeatureSet:
     with data:
         missing = [key for key in ("names", "features", "norms") if key not in data.files]
         if missing:
-            raise DataFormatError(path, f"key {missing[0]!r} is missing (the file holds {sorted(data.files)})",
-                                  expected="arrays 'names' (N,), 'features' (N, D) and 'norms' (N,)", fix=fix)
+            raise DataFormatError(
+                path,
+                f"key {missing[0]!r} is missing (the file holds {sorted(data.files)})",
+                expected="arrays 'names' (N,), 'features' (N, D) and 'norms' (N,)",
+                fix=fix,
+            )
         single_keys = [key for key in ("single_features", "single_norms") if key in data.files]
         if len(single_keys) == 1:
             other = ({"single_features", "single_norms"} - set(single_keys)).pop()
-            raise DataFormatError(path, f"key {other!r} is missing beside {single_keys[0]!r}",
-                                  expected="both single-pass arrays or neither", fix=fix)
+            raise DataFormatError(
+                path,
+                f"key {other!r} is missing beside {single_keys[0]!r}",
+                expected="both single-pass arrays or neither",
+                fix=fix,
+            )
         try:
             names, features, norms = data["names"], data["features"], data["norms"]
             skipped = data["skipped"] if "skipped" in data.files else np.array([], dtype=str)
@@ -277,18 +323,30 @@ def read_features(path: str | os.PathLike[str]) -> FeatureSet:
         except (OSError, ValueError, EOFError) as exc:  # a corrupt member, or an object array
             raise DataFormatError(path, f"an array cannot be read ({exc})", fix=fix) from None
     if flip_test.shape != () or flip_test.dtype != bool:
-        raise DataFormatError(path, f"key 'flip_test': {flip_test.dtype} array of shape {flip_test.shape}",
-                              expected="one bool", fix=fix)
+        raise DataFormatError(
+            path, f"key 'flip_test': {flip_test.dtype} array of shape {flip_test.shape}", expected="one bool", fix=fix
+        )
     if single is not None and not flip_test:
-        raise DataFormatError(path, "holds single-pass arrays beside features that are single passes already "
-                              "(flip_test false)", expected="'single_features' and 'single_norms' only with the flip test",
-                              fix=fix)
+        raise DataFormatError(
+            path,
+            "holds single-pass arrays beside features that are single passes already (flip_test false)",
+            expected="'single_features' and 'single_norms' only with the flip test",
+            fix=fix,
+        )
     return _checked_feature_set(path, names, features, norms, skipped, fix, flip_test=bool(flip_test), single=single)
 
 
-def _checked_feature_set(path: Path, names: np.ndarray, features: np.ndarray, norms: np.ndarray, skipped: np.ndarray,
-                         fix: str, keys: dict[str, str] | None = None, flip_test: bool = True,
-                         single: tuple[np.ndarray, np.ndarray] | None = None) -> FeatureSet:
+def _checked_feature_set(
+    path: Path,
+    names: np.ndarray,
+    features: np.ndarray,
+    norms: np.ndarray,
+    skipped: np.ndarray,
+    fix: str,
+    keys: dict[str, str] | None = None,
+    flip_test: bool = True,
+    single: tuple[np.ndarray, np.ndarray] | None = None,
+) -> FeatureSet:
     """The arrays of a features file as a ``FeatureSet``, after every check ``read_features`` promises; errors
     name ``path`` and the key (``keys`` renames them as the file spells them)."""
 
@@ -302,20 +360,32 @@ def _checked_feature_set(path: Path, names: np.ndarray, features: np.ndarray, no
     unique, counts = np.unique(names, return_counts=True)
     if (counts > 1).any():
         twice = np.flatnonzero(names == unique[np.argmax(counts > 1)])
-        refuse("names", f"crop {str(names[twice[0]])!r} is listed in rows {twice[0]} and {twice[1]}",
-               "each crop once")
+        refuse("names", f"crop {str(names[twice[0]])!r} is listed in rows {twice[0]} and {twice[1]}", "each crop once")
     _check_rows(refuse, names, "features", features, "norms", norms)
     if single is not None:
         _check_rows(refuse, names, "single_features", single[0], "single_norms", single[1])
         if single[0].shape != features.shape:
             refuse("single_features", f"shape {single[0].shape}", f"the shape of 'features', {features.shape}")
-    return FeatureSet(names=names, features=features, norms=norms, skipped=skipped, path=path, flip_test=flip_test,
-                      single_features=None if single is None else single[0],
-                      single_norms=None if single is None else single[1])
+    return FeatureSet(
+        names=names,
+        features=features,
+        norms=norms,
+        skipped=skipped,
+        path=path,
+        flip_test=flip_test,
+        single_features=None if single is None else single[0],
+        single_norms=None if single is None else single[1],
+    )
 
 
-def _check_rows(refuse: Callable[[str, str, str], NoReturn], names: np.ndarray, features_key: str,
-                features: np.ndarray, norms_key: str, norms: np.ndarray) -> None:
+def _check_rows(
+    refuse: Callable[[str, str, str], NoReturn],
+    names: np.ndarray,
+    features_key: str,
+    features: np.ndarray,
+    norms_key: str,
+    norms: np.ndarray,
+) -> None:
     """Refuse (through ``refuse(key, problem, expected)``) features that are not (N, D) finite unit rows (zero
     rows only where the norm is 0) or norms that are not (N,) finite and >= 0, N being ``len(names)``."""
     count = len(names)
@@ -327,8 +397,11 @@ def _check_rows(refuse: Callable[[str, str, str], NoReturn], names: np.ndarray, 
         finite = np.isfinite(values).reshape(count, -1).all(axis=1)
         if not finite.all():
             row = int(np.argmin(finite))
-            refuse(key, f"{np.count_nonzero(~finite)} rows have NaN or infinite values, first row {row}"
-                   f" (crop {str(names[row])!r})", "finite values")
+            refuse(
+                key,
+                f"{np.count_nonzero(~finite)} rows have NaN or infinite values, first row {row} (crop {str(names[row])!r})",
+                "finite values",
+            )
     if (norms < 0).any():
         row = int(np.argmax(norms < 0))
         refuse(norms_key, f"row {row} (crop {str(names[row])!r}) is negative", "norms >= 0")
@@ -338,14 +411,19 @@ def _check_rows(refuse: Callable[[str, str, str], NoReturn], names: np.ndarray, 
     off = np.where(norms > 0, np.abs(lengths - 1) > 1e-3, lengths != 0)
     if off.any():
         row = int(np.argmax(off))
-        refuse(features_key, f"row {row} (crop {str(names[row])!r}) has length {lengths[row]:.6g} with norm"
-               f" {norms[row]:.6g}", "unit rows (zero rows only where the norm is 0)")
+        refuse(
+            features_key,
+            f"row {row} (crop {str(names[row])!r}) has length {lengths[row]:.6g} with norm {norms[row]:.6g}",
+            "unit rows (zero rows only where the norm is 0)",
+        )
 
 
 # The globals a pickle of NumPy arrays names (NumPy 1 and 2 spell the module differently); nothing else is loaded.
-_ARRAY_GLOBALS = ({(module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray")
-                   for name in ("_reconstruct", "scalar")} | {("numpy", "ndarray"), ("numpy", "dtype")}
-                  | {(module, "_frombuffer") for module in ("numpy.core.numeric", "numpy._core.numeric")})  # pickle protocol 5
+_ARRAY_GLOBALS = (
+    {(module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray") for name in ("_reconstruct", "scalar")}
+    | {("numpy", "ndarray"), ("numpy", "dtype")}
+    | {(module, "_frombuffer") for module in ("numpy.core.numeric", "numpy._core.numeric")}
+)  # pickle protocol 5
 OFFICIAL_PICKLE_KEYS = ("img_feats", "norms", "faceness_scores")
 
 
@@ -372,8 +450,10 @@ def read_official_feature_pickle(path: str | os.PathLike[str], crop_names: np.nd
         DataFormatError: naming the file and what was expected.
     """
     path = Path(path)
-    expected = (f"a pickled dict with {', '.join(OFFICIAL_PICKLE_KEYS)}: img_feats ({len(crop_names)}, D) unit rows and "
-                f"norms ({len(crop_names)}, 1), one row per line of the protocol's name_5pts_score.txt")
+    expected = (
+        f"a pickled dict with {', '.join(OFFICIAL_PICKLE_KEYS)}: img_feats ({len(crop_names)}, D) unit rows and "
+        f"norms ({len(crop_names)}, 1), one row per line of the protocol's name_5pts_score.txt"
+    )
     fix = "give the official IJBB/IJBC feature pickle of the protocol passed as --ijb, or extract with 'dmlfaces extract'"
     try:
         with open(path, "rb") as handle:
@@ -391,18 +471,27 @@ def read_official_feature_pickle(path: str | os.PathLike[str], crop_names: np.nd
     if norms.ndim == 2 and norms.shape[1] == 1:
         norms = norms[:, 0]
     if len(features) != len(crop_names) or len(norms) != len(crop_names):
-        raise DataFormatError(path, f"img_feats has {len(features)} rows and norms {len(norms)}, but the protocol lists "
-                              f"{len(crop_names)} crops", expected=expected, fix=fix)
+        raise DataFormatError(
+            path,
+            f"img_feats has {len(features)} rows and norms {len(norms)}, but the protocol lists {len(crop_names)} crops",
+            expected=expected,
+            fix=fix,
+        )
     crop_names = np.asarray(crop_names, dtype=str)
     _, first, crop_of_row = np.unique(crop_names, return_index=True, return_inverse=True)
     if len(first) < len(crop_names):  # real IJB lists every crop once; SynthFaces' templates share crops
         differs = np.flatnonzero((features != features[first[crop_of_row]]).any(axis=1))
         if len(differs):
             row = int(differs[0])
-            raise DataFormatError(path, f"img_feats row {row} (crop {str(crop_names[row])!r}) differs from row "
-                                  f"{first[crop_of_row[row]]}, the crop's first", expected="the same features in every row of one crop",
-                                  fix=fix)
+            raise DataFormatError(
+                path,
+                f"img_feats row {row} (crop {str(crop_names[row])!r}) differs from row "
+                f"{first[crop_of_row[row]]}, the crop's first",
+                expected="the same features in every row of one crop",
+                fix=fix,
+            )
         rows = np.sort(first)  # each crop once, at its first row, in file order
         crop_names, features, norms = crop_names[rows], features[rows], norms[rows]
-    return _checked_feature_set(path, crop_names, features, norms, np.array([], dtype=str), fix, keys={"features": "img_feats"},
-                                flip_test=False)
+    return _checked_feature_set(
+        path, crop_names, features, norms, np.array([], dtype=str), fix, keys={"features": "img_feats"}, flip_test=False
+    )

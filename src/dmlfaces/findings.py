@@ -13,7 +13,6 @@ training seed of it gives the same one.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,17 +20,12 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from dmlfaces.eval.roc import REPORTED_FARS, far_key
 from dmlfaces.models.coreset_changes import CHANGES, FAITHFUL_VARIANT, change_variant, change_variants
 from dmlfaces.params import read_params
 from dmlfaces.train.aggregator_config import load_config
 
-METRICS_FILES = ("data", "embedding", "aggregator", "verification", "attributes")
 HEADLINE_FAR = "0.0001"  # the operating point FaceCoresetNet and AdaFace report first (key as written: f"{far:g}")
-
-
-def read_metrics(results_dir: str | Path) -> dict[str, dict]:
-    """The five metrics files of ``results_dir/metrics``, by name (``data``, ``embedding``, ...)."""
-    return {name: json.loads((Path(results_dir) / "metrics" / f"{name}.json").read_text()) for name in METRICS_FILES}
 
 
 @dataclass(frozen=True)
@@ -52,12 +46,15 @@ class Tar:
         return f"{100 * self.value:.1f}%{interval}"
 
 
-def tar_at(report: Mapping, method: str, far: str) -> Tar:
-    """TAR of ``method`` at ``far`` (a key such as ``"0.0001"``), exact-threshold rule, with its interval.
+def tar_at(report: Mapping, method: str, far: str, rule: str = "exact") -> Tar:
+    """TAR of ``method`` at ``far`` (a key such as ``"0.0001"``) by the ``rule`` "exact" (the largest TAR whose
+    FAR does not exceed the target) or "nearest" (the public evaluators'), with its interval.
 
     ``report`` is a 1:1 report as ``OneToOneReport.to_dict`` writes it (``verification.json``).
     """
     row = report["methods"][method][far]
+    if rule == "nearest":
+        return Tar(row["tar_nearest"], row["ci_low"], row["ci_high"])
     return Tar(row["tar_exact"], row["ci_low_exact"], row["ci_high_exact"])
 
 
@@ -71,7 +68,7 @@ class Difference:
 
     @property
     def verdict(self) -> str:
-        """"beats", "loses to" or "ties": whether the interval lies above 0, below it, or holds it."""
+        """ "beats", "loses to" or "ties": whether the interval lies above 0, below it, or holds it."""
         return "beats" if self.low > 0 else "loses to" if self.high < 0 else "ties"
 
     def __str__(self) -> str:
@@ -104,16 +101,23 @@ def seed_verdict(report: Mapping, seeds: Sequence[str], baseline: str, far: str)
 def seed_spread(report: Mapping, seeds: Sequence[str], far: str) -> dict[str, float]:
     """TAR at ``far`` of each seed variant, with their min, max and range (max - min)."""
     values = {name: tar_at(report, name, far).value for name in seeds}
-    return {**values, "min": min(values.values()), "max": max(values.values()),
-            "range": max(values.values()) - min(values.values())}
+    return {
+        **values,
+        "min": min(values.values()),
+        "max": max(values.values()),
+        "range": max(values.values()) - min(values.values()),
+    }
 
 
 def seed_variants(params_path: str | Path, method: str = "coreset") -> list[str]:
     """``method`` and every ``aggregator_variants`` entry that changes only its training seed, in params order."""
     variants = {name: dict(change or {}) for name, change in (read_params(params_path).get("aggregator_variants") or {}).items()}
     base = {key: value for key, value in variants.get(method, {}).items() if key != "seed"}
-    return [method] + [name for name, change in variants.items()
-                       if name != method and "seed" in change and {k: v for k, v in change.items() if k != "seed"} == base]
+    return [method] + [
+        name
+        for name, change in variants.items()
+        if name != method and "seed" in change and {k: v for k, v in change.items() if k != "seed"} == base
+    ]
 
 
 def far_text(far: str) -> str:
@@ -125,7 +129,8 @@ def far_text(far: str) -> str:
 def lowest_reported_fars(verification: Mapping, count: int = 2) -> tuple[str, ...]:
     """The ``count`` lowest FARs of the chapters' tables (1e-4 to 1e-1) that the protocol can measure."""
     measurable = sorted(verification["measurable_fars"], key=float)
-    return tuple(far for far in measurable if far in ("0.0001", "0.001", "0.01", "0.1"))[:count]
+    reported = {far_key(far) for far in REPORTED_FARS}
+    return tuple(far for far in measurable if far in reported)[:count]
 
 
 def headline_far(verification: Mapping) -> str:
@@ -141,25 +146,104 @@ def comparisons(report: Mapping, seeds: Sequence[str], baselines: Sequence[str],
     rows = {}
     for name in baselines:
         difference = difference_at(report, method, name, far)
-        rows[name] = {"TAR": str(tar_at(report, name, far)), method: str(tar_at(report, method, far)),
-                      "difference": str(difference), "verdict": seed_verdict(report, seeds, name, far),
-                      "phrase": comparison_phrase(difference)}
+        rows[name] = {
+            "TAR": str(tar_at(report, name, far)),
+            method: str(tar_at(report, method, far)),
+            "difference": str(difference),
+            "verdict": seed_verdict(report, seeds, name, far),
+            "phrase": comparison_phrase(difference),
+        }
     return pd.DataFrame(rows).T.rename_axis("baseline")
 
 
 def difference_table(report: Mapping, methods: Sequence[str], baselines: Sequence[str], fars: Sequence[str]) -> pd.DataFrame:
     """Paired difference with interval and verdict, rows (method, baseline), columns FARs, as text."""
-    return pd.DataFrame({
-        f"FAR={far_text(far)}": {(method, baseline): f"{difference_at(report, method, baseline, far)} "
-                                 f"{difference_at(report, method, baseline, far).verdict}"
-                                 for method in methods for baseline in baselines}
-        for far in fars}).rename_axis(["method", "baseline"])
+    return pd.DataFrame(
+        {
+            f"FAR={far_text(far)}": {
+                (method, baseline): f"{difference_at(report, method, baseline, far)} "
+                f"{difference_at(report, method, baseline, far).verdict}"
+                for method in methods
+                for baseline in baselines
+            }
+            for far in fars
+        }
+    ).rename_axis(["method", "baseline"])
 
 
-def tar_table(report: Mapping, fars: Sequence[str], methods: Sequence[str] | None = None) -> pd.DataFrame:
-    """TAR with interval of every method (rows) at every FAR (columns), as text."""
+def tar_table(report: Mapping, fars: Sequence[str], methods: Sequence[str] | None = None, rule: str = "exact") -> pd.DataFrame:
+    """TAR with interval of every method (rows) at every FAR (columns), as text, by ``rule`` (see ``tar_at``)."""
     methods = list(report["methods"]) if methods is None else methods
-    return pd.DataFrame({f"FAR={far_text(far)}": {name: str(tar_at(report, name, far)) for name in methods} for far in fars})
+    return pd.DataFrame(
+        {f"FAR={far_text(far)}": {name: str(tar_at(report, name, far, rule)) for name in methods} for far in fars}
+    )
+
+
+def trained_methods(report: Mapping, baselines: Sequence[str]) -> list[str]:
+    """The methods of a 1:1 report that are not ``baselines`` (the trained aggregators), in report order."""
+    return [name for name in report["methods"] if name not in baselines]
+
+
+def verdict_table(report: Mapping, seeds: Sequence[str], baselines: Sequence[str], fars: Sequence[str]) -> pd.DataFrame:
+    """The coreset's verdict against each baseline (rows) at each FAR (columns) where every seed agrees
+    (``seed_verdict``)."""
+    return pd.DataFrame(
+        {f"FAR={far_text(far)}": {baseline: seed_verdict(report, seeds, baseline, far) for baseline in baselines} for far in fars}
+    ).rename_axis("coreset, every seed, against")
+
+
+def verification_texts(verification: Mapping) -> dict[str, str]:
+    """Chapter 04's sentences' figures from ``verification.json``: the pairs, the lowest measurable FAR and the
+    impostors it allows, the subjects, the methods, the best method at 1e-3 and each method's TAR there, the
+    coreset's interval width and its seeds' spread at the headline FAR, and the burst size."""
+    fars = verification["measurable_fars"]
+    lowest = min(fars, key=float)
+    headline = headline_far(verification)
+    seeds = verification["seed_variants"]
+    spread = seed_spread(verification, seeds, headline)
+    coreset = tar_at(verification, "coreset", headline)
+    best = max(verification["methods"], key=lambda name: tar_at(verification, name, "0.001").value)
+    return {
+        "pairs": f"{verification['genuine_pairs']} genuine and {verification['impostor_pairs']} impostor",
+        "lowest_far": f"{float(lowest):g}",
+        "lowest_far_impostors": round(float(lowest) * verification["impostor_pairs"]),
+        "genuine_subjects": verification["subjects"],
+        "methods": len(verification["methods"]),
+        "best_1e3": best,
+        **{f"tar_1e3_{name}": f"{100 * tar_at(verification, name, '0.001').value:.1f}%" for name in verification["methods"]},
+        "headline_far": far_text(headline),
+        "coreset_width": f"{100 * (coreset.high - coreset.low):.1f}",
+        "seed_count": len(seeds),
+        "seed_tars": ", ".join(f"{100 * spread[name]:.1f}%" for name in seeds),
+        "seed_range": f"{100 * spread['range']:.1f}",
+        "burst_copies": verification["burst_shift"]["coreset"]["copies"],
+    }
+
+
+def identification_table(one_to_n: Mapping[str, Mapping]) -> pd.DataFrame:
+    """1:N results of ``verification.json``: a row per (method, gallery, probe list), rank-1, rank-5 and TPIR at
+    each FPIR as columns."""
+    rows = {
+        (name, gallery, probe): {
+            "rank-1": result["rank_1"],
+            "rank-5": result["rank_5"],
+            **{f"TPIR@FPIR={fpir}": value for fpir, value in result["tpir_at_fpir"].items()},
+        }
+        for name, galleries in one_to_n.items()
+        for gallery, probes in galleries.items()
+        for probe, result in probes.items()
+    }
+    return pd.DataFrame(rows).T
+
+
+def burst_table(verification: Mapping) -> pd.DataFrame:
+    """How far the bursts of chapter 04's stress move each method's descriptor: mean and median ``1 - cos``."""
+    return pd.DataFrame(
+        {
+            name: {"mean shift": shift["mean"], "median shift": shift["median"]}
+            for name, shift in verification["burst_shift"].items()
+        }
+    ).T
 
 
 def _gamma_text(gamma: float, learned: bool) -> str:
@@ -167,8 +251,9 @@ def _gamma_text(gamma: float, learned: bool) -> str:
     return f"{gamma:.3f}, learned" if learned else f"{gamma:g}, fixed"
 
 
-def ablation_table(aggregator: Mapping, verification: Mapping, params_path: str | Path,
-                   fars: Sequence[str] = (HEADLINE_FAR, "0.001")) -> pd.DataFrame:
+def ablation_table(
+    aggregator: Mapping, verification: Mapping, params_path: str | Path, fars: Sequence[str] = (HEADLINE_FAR, "0.001")
+) -> pd.DataFrame:
     """One row per trained aggregator variant of ``aggregator.json``, its TARs and burst shift from ``verification.json``.
 
     Columns: what the variant changes in ``params.yaml``'s ``aggregator`` section, its K and quality exponent
@@ -201,8 +286,12 @@ def coreset_changes_table(verification: Mapping, fars: Sequence[str] = (HEADLINE
     it holds 0); a last row for every change at once (the coreset)."""
     rows = {}
     for change in CHANGES:
-        rows[change.point] = {"official code": change.official_does, "ours": change.ours_does, "why": change.why,
-                              "variant": change_variant(change)}
+        rows[change.point] = {
+            "official code": change.official_does,
+            "ours": change.ours_does,
+            "why": change.why,
+            "variant": change_variant(change),
+        }
     rows["Every change (our coreset)"] = {"official code": "", "ours": "", "why": "", "variant": "coreset"}
     for row in rows.values():
         variant = row.pop("variant")
@@ -222,8 +311,12 @@ def coreset_changes_table(verification: Mapping, fars: Sequence[str] = (HEADLINE
 # Furlong et al., "Feature Recognition in Metric Learning Face Embeddings" (arXiv 2102.03176): clustering accuracy in
 # percent, v2 (2023) and v1 (2021; glasses there are thick-framed), measured on the authors' network and real faces.
 PUBLISHED_ATTRIBUTE_ACCURACY: dict[str, tuple[float | None, float | None]] = {
-    "beard": (90.0, 95.8), "glasses": (76.0, 97.2), "expression": (None, None),
-    "gender": (99.3, 99.3), "skin_tone": (99.3, 99.3), "age": (94.1, 94.1),
+    "beard": (90.0, 95.8),
+    "glasses": (76.0, 97.2),
+    "expression": (None, None),
+    "gender": (99.3, 99.3),
+    "skin_tone": (99.3, 99.3),
+    "age": (94.1, 94.1),
 }
 NUISANCE_HELD = "per identity, nuisance held"  # the subset of the controlled within-identity protocol
 EMBEDDING_NAMES = {"trained": "trained embedding", "dlib": "dlib ResNet"}
@@ -238,11 +331,19 @@ def _attribute_row(name: str, protocol: str, subset: str, scores: Mapping) -> di
     floor = max(scores["majority_rate"], scores.get("chance_accuracy", 0.0))
     gap = scores.get("floor_gap")
     above = gap["low"] > 0 if gap else scores["accuracy"] > floor
-    return {"attribute": name, "protocol": protocol, "subset": subset, "accuracy": scores["accuracy"],
-            "majority rate": scores["majority_rate"], "chance": scores.get("chance_accuracy"), "NMI": scores["nmi"],
-            "ARI": scores["ari"], "probe": scores["probe_accuracy"],
-            "above floor interval": f"[{100 * gap['low']:+.1f}, {100 * gap['high']:+.1f}]" if gap else None,
-            "above floor": above}
+    return {
+        "attribute": name,
+        "protocol": protocol,
+        "subset": subset,
+        "accuracy": scores["accuracy"],
+        "majority rate": scores["majority_rate"],
+        "chance": scores.get("chance_accuracy"),
+        "NMI": scores["nmi"],
+        "ARI": scores["ari"],
+        "probe": scores["probe_accuracy"],
+        "above floor interval": f"[{100 * gap['low']:+.1f}, {100 * gap['high']:+.1f}]" if gap else None,
+        "above floor": above,
+    }
 
 
 def attribute_table(attributes: Mapping[str, Mapping]) -> pd.DataFrame:
@@ -258,14 +359,16 @@ def attribute_table(attributes: Mapping[str, Mapping]) -> pd.DataFrame:
     rows = []
     for name, result in sorted(attributes.items(), key=lambda item: item[1]["protocol"] != "intra"):
         if result["status"] != "ok":
-            rows.append({"attribute": name, "protocol": result["protocol"], "subset": f"skipped: {result['reason']}",
-                         "above floor": None})
+            rows.append(
+                {"attribute": name, "protocol": result["protocol"], "subset": f"skipped: {result['reason']}", "above floor": None}
+            )
         elif result["protocol"] == "intra":
             rows.append(_attribute_row(name, "intra", "per identity", {**result, "accuracy": result["accuracy"]["mean"]}))
             controlled = result.get("controlled", {})
             if controlled.get("status") == "ok":
-                rows.append(_attribute_row(name, "intra", NUISANCE_HELD,
-                                           {**controlled, "accuracy": controlled["accuracy"]["mean"]}))
+                rows.append(
+                    _attribute_row(name, "intra", NUISANCE_HELD, {**controlled, "accuracy": controlled["accuracy"]["mean"]})
+                )
         else:
             rows.append(_attribute_row(name, "extra", "all identities", result["uncontrolled"]))
             rows.append(_attribute_row(name, "extra", "controlled", result["controlled"]))
@@ -294,8 +397,10 @@ def recovered(table: pd.DataFrame, subset: str) -> str:
 def attribute_tables(embeddings: Mapping[str, Mapping]) -> pd.DataFrame:
     """:func:`attribute_table` of each embedding of ``attributes.json``'s ``embeddings``, an ``embedding`` column first."""
     tables = [attribute_table(report["attributes"]) for report in embeddings.values()]
-    return pd.concat([table.assign(embedding=name)[["embedding", *table.columns]]
-                      for name, table in zip(embeddings, tables)], ignore_index=True)
+    return pd.concat(
+        [table.assign(embedding=name)[["embedding", *table.columns]] for name, table in zip(embeddings, tables)],
+        ignore_index=True,
+    )
 
 
 # The ground-truth factor each attribute is, where its name differs: CelebA's Smiling is one of three expressions.
@@ -304,9 +409,12 @@ ATTRIBUTE_FACTORS = {"expression": "smiling"}
 
 def nuisance_text(held: Mapping[str, object]) -> str:
     """The controlled within-identity protocol's thresholds (``AttributeStudyParams.nuisance_held``) in words."""
-    parts = [f"|yaw| at most {held['max_yaw_deg']:g} degrees", f"|pitch| at most {held['max_pitch_deg']:g}",
-             f"light strength at most {held['max_light_strength']:g} (0 flat, 1 strong side light)",
-             f"blur at most {held['max_blur']:g} pixels"]
+    parts = [
+        f"|yaw| at most {held['max_yaw_deg']:g} degrees",
+        f"|pitch| at most {held['max_pitch_deg']:g}",
+        f"light strength at most {held['max_light_strength']:g} (0 flat, 1 strong side light)",
+        f"blur at most {held['max_blur']:g} pixels",
+    ]
     parts += ["no occluder"] * bool(held["no_occlusion"]) + ["full resolution"] * bool(held["full_resolution"])
     return ", ".join(parts)
 
@@ -332,17 +440,27 @@ def followed_table(embeddings: Mapping[str, Mapping]) -> pd.DataFrame:
         for name, result in report["attributes"].items():
             if result.get("status") != "ok":
                 continue
-            subsets = ({"per identity": result, NUISANCE_HELD: result.get("controlled", {})} if result["protocol"] == "intra"
-                       else {"all identities": result["uncontrolled"], "controlled": result["controlled"]})
+            subsets = (
+                {"per identity": result, NUISANCE_HELD: result.get("controlled", {})}
+                if result["protocol"] == "intra"
+                else {"all identities": result["uncontrolled"], "controlled": result["controlled"]}
+            )
             for subset, scores in subsets.items():
                 factors = scores.get("factors") if scores.get("status", "ok") == "ok" else None
                 if not factors:
                     continue
                 top = factors["most_followed"]
-                rows.append({"embedding": embedding, "attribute": name, "subset": subset, "most followed": top,
-                             "strength": _strength(factors, top),
-                             "by luck": factors["null_top_share"].get(top) if "null_top_share" in factors else None,
-                             "own": _strength(factors, ATTRIBUTE_FACTORS.get(name, name))})
+                rows.append(
+                    {
+                        "embedding": embedding,
+                        "attribute": name,
+                        "subset": subset,
+                        "most followed": top,
+                        "strength": _strength(factors, top),
+                        "by luck": factors["null_top_share"].get(top) if "null_top_share" in factors else None,
+                        "own": _strength(factors, ATTRIBUTE_FACTORS.get(name, name)),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -355,6 +473,7 @@ def followed_sentence(table: pd.DataFrame, embedding: str, attribute: str, subse
     top, own_factor = row["most followed"], ATTRIBUTE_FACTORS.get(attribute, attribute)
     within = subset.startswith("per identity")
     own_name = own_factor.replace("_", " ")
+
     def own_text(value: float) -> str:
         if within:
             return f"{own_name} tops {100 * value:+.0f} points of the identities against random splits"
@@ -367,19 +486,26 @@ def followed_sentence(table: pd.DataFrame, embedding: str, attribute: str, subse
     what = f"{own_name} itself" if top == own_factor else top.replace("_", " ")
     own = f"; {own_text(row['own'])}" if pd.notna(row["own"]) and top != own_factor else ""
     if within:
-        return f"{what} (the top factor of {row['strength'] + row['by luck']:.0%} of the identities against " \
-               f"{row['by luck']:.0%} for random splits{own})"
+        return (
+            f"{what} (the top factor of {row['strength'] + row['by luck']:.0%} of the identities against "
+            f"{row['by luck']:.0%} for random splits{own})"
+        )
     return f"{what} (NMI {row['strength']:.2f} beyond chance{own})"
 
 
-def followed_sentences(table: pd.DataFrame, embeddings: Sequence[str], intra: Sequence[str],
-                       extra: Sequence[str]) -> dict[str, str]:
+def followed_sentences(
+    table: pd.DataFrame, embeddings: Sequence[str], intra: Sequence[str], extra: Sequence[str]
+) -> dict[str, str]:
     """``{"follows_<embedding>_<attribute>_<all|held>": sentence}`` for every attribute studied, skipped ones
     included ("no split to describe"), so a page can name each one whatever the data."""
     subsets = {"intra": ("per identity", NUISANCE_HELD), "extra": ("all identities", "controlled")}
-    return {f"follows_{embedding}_{name}_{key}": followed_sentence(table, embedding, name, subset)
-            for embedding in embeddings for protocol, names in (("intra", intra), ("extra", extra)) for name in names
-            for key, subset in zip(("all", "held"), subsets[protocol])}
+    return {
+        f"follows_{embedding}_{name}_{key}": followed_sentence(table, embedding, name, subset)
+        for embedding in embeddings
+        for protocol, names in (("intra", intra), ("extra", extra))
+        for name in names
+        for key, subset in zip(("all", "held"), subsets[protocol])
+    }
 
 
 def paper_comparison(embeddings: Mapping[str, Mapping]) -> pd.DataFrame:
@@ -419,8 +545,11 @@ def factor_matrix(embeddings: Mapping[str, Mapping], protocol: str) -> pd.DataFr
         for name, result in report["attributes"].items():
             if result.get("status") != "ok" or result["protocol"] != protocol:
                 continue
-            subsets = ({"all": result, "nuisance held": result.get("controlled", {})} if protocol == "intra"
-                       else {"all": result["uncontrolled"], "controlled": result["controlled"]})
+            subsets = (
+                {"all": result, "nuisance held": result.get("controlled", {})}
+                if protocol == "intra"
+                else {"all": result["uncontrolled"], "controlled": result["controlled"]}
+            )
             for subset, scores in subsets.items():
                 factors = scores.get("factors") if scores.get("status", "ok") == "ok" else None
                 if not factors:
@@ -449,9 +578,12 @@ def glasses_by_frame(embeddings: Mapping[str, Mapping]) -> pd.DataFrame:
 
 def accuracy_histograms(embeddings: Mapping[str, Mapping]) -> dict[str, dict]:
     """``{"attribute (embedding)": histogram}`` of every within-identity attribute scored, for ``plots.accuracy_histograms``."""
-    return {f"{name} ({EMBEDDING_NAMES.get(embedding, embedding)})": result["accuracy"]["histogram"]
-            for embedding, report in embeddings.items() for name, result in report["attributes"].items()
-            if result["protocol"] == "intra" and result["status"] == "ok"}
+    return {
+        f"{name} ({EMBEDDING_NAMES.get(embedding, embedding)})": result["accuracy"]["histogram"]
+        for embedding, report in embeddings.items()
+        for name, result in report["attributes"].items()
+        if result["protocol"] == "intra" and result["status"] == "ok"
+    }
 
 
 def difference_reasons(embeddings: Mapping[str, Mapping]) -> pd.DataFrame:
@@ -471,9 +603,78 @@ def difference_reasons(embeddings: Mapping[str, Mapping]) -> pd.DataFrame:
             for _, scores in mine.iterrows():
                 floor = max(scores["majority rate"], scores["chance"] if pd.notna(scores["chance"]) else 0.0)
                 verdict = "above" if scores["above floor"] else "not above"
-                parts.append(f"{scores['subset']}: {100 * scores['accuracy']:.1f} %, {verdict} its floor of {100 * floor:.1f} %, "
-                             f"its splits following {followed_sentence(followed, embedding, name, scores['subset'])}")
+                parts.append(
+                    f"{scores['subset']}: {100 * scores['accuracy']:.1f} %, {verdict} its floor of {100 * floor:.1f} %, "
+                    f"its splits following {followed_sentence(followed, embedding, name, scores['subset'])}"
+                )
             paper = f"the paper: {v2:.1f} %" if v2 is not None else "no published figure"
-            rows.append({"attribute": name, "embedding": EMBEDDING_NAMES.get(embedding, embedding),
-                         "why ours differs": f"{paper}; " + "; ".join(parts)})
+            rows.append(
+                {
+                    "attribute": name,
+                    "embedding": EMBEDDING_NAMES.get(embedding, embedding),
+                    "why ours differs": f"{paper}; " + "; ".join(parts),
+                }
+            )
     return pd.DataFrame(rows)
+
+
+def detection_share(rate: float) -> str:
+    """Words for the fraction of images in which the detector found a face: "none", "only a few" (below 10 %),
+    "fewer than half", "half or more" or "all"."""
+    if rate <= 0:
+        return "none"
+    if rate >= 1:
+        return "all"
+    return "only a few" if rate < 0.1 else "fewer than half" if rate < 0.5 else "half or more"
+
+
+def realism_texts(realism: Mapping) -> dict[str, str]:
+    """Chapter 01's sentences' figures from dlib's view of SynthFaces (``eval.realism.dlib_realism``)."""
+    detected = realism["detector_only"]
+    return {
+        "dlib_share": detection_share(realism["detection_rate"]),
+        "dlib_images": f"{realism['images']:,}",
+        "dlib_detected": f"{realism['detected']:,}",
+        "dlib_detection_rate": f"{100 * realism['detection_rate']:.1f}%",
+        "dlib_landmark_aligned": f"{realism['landmark_aligned']:,}",
+        "dlib_whole_image": f"{realism['whole_image']:,}",
+        "dlib_genuine_pairs": f"{realism['genuine_pairs']:,}",
+        "dlib_impostor_pairs": f"{realism['impostor_pairs']:,}",
+        "dlib_tar_1e3": f"{100 * realism['tar_at_far']['0.001']:.1f}%",
+        "dlib_tar_1e2": f"{100 * realism['tar_at_far']['0.01']:.1f}%",
+        "dlib_detected_pairs": f"{detected.get('genuine_pairs', 0):,} genuine and {detected.get('impostor_pairs', 0):,} impostor",
+        "dlib_lfw": f"{100 * realism['published_lfw_accuracy']:.2f}%",
+    }
+
+
+def realism_tables(realism: Mapping) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """How dlib found the faces (images per route) and its TAR at FAR on every image and on detector-found ones."""
+    routes = pd.DataFrame(
+        {"images": [realism["detected"], realism["landmark_aligned"], realism["whole_image"]]},
+        index=["found by dlib's detector", "aligned from the landmarks", "described as the whole image"],
+    ).rename_axis("face")
+    tars = pd.DataFrame(
+        {
+            "dlib TAR, every image": realism["tar_at_far"],
+            "dlib TAR, detector-found faces only": realism["detector_only"].get("tar_at_far", {}),
+        }
+    ).rename_axis("FAR")
+    return routes, tars
+
+
+def rendered_attribute_table(attributes: pd.DataFrame, names: Sequence[str], rendered: Sequence[str]) -> pd.DataFrame:
+    """The CelebA attributes ``names`` that SynthFaces renders, with the share of images (rows of the {-1, 1}
+    ``attributes``) that have each."""
+    shown = [name for name in names if name in rendered]
+    return pd.DataFrame({"fraction of images with it": [(attributes[name] == 1).mean() for name in shown]}, index=shown)
+
+
+def recovered_texts(table: pd.DataFrame) -> dict[str, str]:
+    """``<embedding>_<subset key>`` -> ``recovered`` clause for each embedding of an ``attribute_tables`` table and
+    each of its subsets (intra: per identity; intra_held: nuisance held; extra: all identities; extra_held: controlled)."""
+    subsets = {"intra": "per identity", "intra_held": NUISANCE_HELD, "extra": "all identities", "extra_held": "controlled"}
+    return {
+        f"{embedding}_{key}": recovered(table[table["embedding"] == embedding], subset)
+        for embedding in table["embedding"].unique()
+        for key, subset in subsets.items()
+    }

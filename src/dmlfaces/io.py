@@ -43,8 +43,10 @@ def check_file_output(path: str | os.PathLike[str]) -> None:
     """Raise ``OutputPathError`` if the file output ``path`` is an existing directory (it is never replaced)."""
     final = Path(path)
     if final.is_dir():
-        raise OutputPathError(f"{final} is a directory, but this output is a file; "
-                              f"give a file path (e.g. {final / final.name}) or move the directory away")
+        raise OutputPathError(
+            f"{final} is a directory, but this output is a file; "
+            f"give a file path (e.g. {final / final.name}) or move the directory away"
+        )
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from dmlfaces.io import MARKER
@@ -27,8 +27,9 @@ def part_path(out: str | os.PathLike[str]) -> Path:
     return out.with_name(f".{out.stem}.{MARKER}part{out.suffix}")
 
 
-def execute_notebook(notebook: str | os.PathLike[str], out: str | os.PathLike[str],
-                     parameters: Sequence[tuple[str, str]] = ()) -> Path:
+def execute_notebook(
+    notebook: str | os.PathLike[str], out: str | os.PathLike[str], parameters: Sequence[tuple[str, str]] = ()
+) -> Path:
     """Execute ``notebook`` with papermill's ``-p NAME VALUE`` parameters (typed as papermill types them).
 
     The kernel runs in the current directory (the repository root, for a pipeline stage), which the
@@ -41,8 +42,38 @@ def execute_notebook(notebook: str | os.PathLike[str], out: str | os.PathLike[st
     for name, value in parameters:
         command += ["-p", name, value]
     if subprocess.run(command).returncode != 0:
-        where = (f"the executed cells and the traceback are in {part} (a hidden file; open it with Jupyter)"
-                 if part.exists() else "papermill's message above says why")
+        where = (
+            f"the executed cells and the traceback are in {part} (a hidden file; open it with Jupyter)"
+            if part.exists()
+            else "papermill's message above says why"
+        )
         raise NotebookFailed(f"{notebook} failed; {out} is left as it was; {where}")
     os.replace(part, out)
     return out
+
+
+def at_repository_root(start: str | os.PathLike[str] | None = None) -> Path:
+    """Move this process to the repository holding ``dvc.yaml`` (the nearest one at or above ``start``, the
+    current directory by default) and return it.
+
+    A chapter's relative paths (params.yaml, data/, results/) are the repository's: papermill runs it there, but
+    JupyterLab starts a notebook's kernel in the notebook's own folder (notebooks/), so each chapter calls this
+    first. Raises FileNotFoundError when no folder on the way up holds ``dvc.yaml``.
+    """
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "dvc.yaml").is_file():
+            os.chdir(folder)
+            return folder
+    raise FileNotFoundError(
+        f"{here}: neither this folder nor one above it holds dvc.yaml; open the chapter inside "
+        "a dmlfaces repository (its notebooks/ folder)"
+    )
+
+
+def glue_texts(texts: Mapping[str, object]) -> None:
+    """Glue each value under its key for the chapter's prose (``{glue:text}`key```), without displaying it."""
+    from myst_nb import glue
+
+    for key, value in texts.items():
+        glue(key, value, display=False)

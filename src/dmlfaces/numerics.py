@@ -50,8 +50,10 @@ def pin_numerics(configure_torch: bool = True) -> str:
     """
     mode = os.environ.get(MODE_VARIABLE, "pinned")
     if mode not in MODES:
-        raise UserError(f"{MODE_VARIABLE}={mode!r} is not a numerics mode: unset it or use 'pinned' (the same results on "
-                        "every x86 host) or 'native' (the host's own threads and instruction sets: faster, host-dependent)")
+        raise UserError(
+            f"{MODE_VARIABLE}={mode!r} is not a numerics mode: unset it or use 'pinned' (the same results on "
+            "every x86 host) or 'native' (the host's own threads and instruction sets: faster, host-dependent)"
+        )
     if mode == "native":
         return mode
     if "torch" in sys.modules or "numpy" in sys.modules:

@@ -37,8 +37,16 @@ def check_positive_ints(config: object, section: str, keys: Sequence[str]) -> No
             raise ParameterError(f"{section}.{key} = {value!r}; it must be a positive integer")
 
 
-def check_range(section: str, key: str, value: float | None, low: float | None = None, high: float | None = None,
-                *, low_open: bool = False, high_open: bool = False) -> None:
+def check_range(
+    section: str,
+    key: str,
+    value: float | None,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
     """Raise ParameterError unless ``low <= value <= high`` (``<`` at an open end); None passes (an unset option)."""
     if value is None:
         return
@@ -73,13 +81,15 @@ def read_params(params_path: str | Path) -> dict:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
         problem = getattr(error, "problem", None) or str(error)
-        raise ParameterError(f"{where}: YAML syntax error: {problem}; fix the line (indentation, a missing ':' "
-                             "or an unclosed quote or bracket)") from None
+        raise ParameterError(
+            f"{where}: YAML syntax error: {problem}; fix the line (indentation, a missing ':' or an unclosed quote or bracket)"
+        ) from None
     if document is None:
         return {}
     if not isinstance(document, dict):
-        raise ParameterError(f"{path}: the file must be a mapping of sections (section: {{key: value}}), "
-                             f"not a {type(document).__name__}")
+        raise ParameterError(
+            f"{path}: the file must be a mapping of sections (section: {{key: value}}), not a {type(document).__name__}"
+        )
     return document
 
 
@@ -100,8 +110,7 @@ def build_config(config_class: type[Config], params_path: str | Path, section: s
     """``values`` (one section's mapping) as ``config_class``; every fault a ParameterError naming ``params_path``."""
     values = {} if values is None else values
     if not isinstance(values, dict):
-        raise ParameterError(f"{params_path}: section {section!r} must be a mapping of keys to values, "
-                             f"not {values!r}")
+        raise ParameterError(f"{params_path}: section {section!r} must be a mapping of keys to values, not {values!r}")
     known = {f.name for f in dataclasses.fields(config_class)}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -127,8 +136,10 @@ def check_types(config_class: type, section: str, values: Mapping[str, object]) 
             hint = ""
             if isinstance(value, str) and float in expected and _is_number(value):
                 # YAML 1.1, which PyYAML reads, takes 1e-3 for a string: a float needs a dot (1.0e-3).
-                hint = (f" (YAML reads {value} as a string: a float in exponent form needs a dot and a signed "
-                        f"exponent, e.g. 1.0e-3, or write it out, e.g. 0.001)")
+                hint = (
+                    f" (YAML reads {value} as a string: a float in exponent form needs a dot and a signed "
+                    f"exponent, e.g. 1.0e-3, or write it out, e.g. 0.001)"
+                )
             raise ParameterError(f"{section}.{key} = {value!r}; it must be {names}{hint}")
         if isinstance(value, float) and not math.isfinite(value):
             raise ParameterError(f"{section}.{key} = {value!r}; it must be a finite number")

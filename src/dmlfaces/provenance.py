@@ -57,12 +57,17 @@ def read_pipeline(root: str | Path = ".") -> list[StageRecord]:
             for dep in stage.deps:
                 if isinstance(dep, ParamsDependency):
                     params.update(dep.read_params(flatten=False))
-            records.append(StageRecord(
-                name=_address(stage, repo.root_dir), command=stage.cmd or "",
-                deps=tuple(dep.def_path for dep in stage.deps if not isinstance(dep, ParamsDependency)),
-                params=params, outs={out.def_path: out.hash_info.value for out in stage.outs},
-                metrics=frozenset(out.def_path for out in stage.outs if out.metric),
-                needs=tuple(_address(before, repo.root_dir) for before in graph.successors(stage))))
+            records.append(
+                StageRecord(
+                    name=_address(stage, repo.root_dir),
+                    command=stage.cmd or "",
+                    deps=tuple(dep.def_path for dep in stage.deps if not isinstance(dep, ParamsDependency)),
+                    params=params,
+                    outs={out.def_path: out.hash_info.value for out in stage.outs},
+                    metrics=frozenset(out.def_path for out in stage.outs if out.metric),
+                    needs=tuple(_address(before, repo.root_dir) for before in graph.successors(stage)),
+                )
+            )
         return records
 
 
@@ -87,7 +92,7 @@ _ListingDumper.add_representer(list, _ListingDumper.represent_list)
 
 
 def _hashes(stage: StageRecord, paths: Sequence[str], pending: bool) -> list[str]:
-    """"path  md5" of some of ``stage``'s outputs, as recorded."""
+    """ "path  md5" of some of ``stage``'s outputs, as recorded."""
     return [f"{path}  {NOT_YET if pending else stage.outs[path] or '(none recorded)'}" for path in paths]
 
 
@@ -100,9 +105,13 @@ def stage_listing(stages: Sequence[StageRecord], pending: Collection[str] = ()) 
     listing = {}
     for stage in stages:
         outputs = [path for path in stage.outs if path not in stage.metrics]
-        entry = {"command": stage.command, "dependencies": list(stage.deps), "parameters": stage.params,
-                 "outputs": _hashes(stage, outputs, stage.name in pending),
-                 "metrics": _hashes(stage, sorted(stage.metrics), stage.name in pending)}
+        entry = {
+            "command": stage.command,
+            "dependencies": list(stage.deps),
+            "parameters": stage.params,
+            "outputs": _hashes(stage, outputs, stage.name in pending),
+            "metrics": _hashes(stage, sorted(stage.metrics), stage.name in pending),
+        }
         listing[stage.name] = {key: value for key, value in entry.items() if value}
     return yaml.dump(listing, Dumper=_ListingDumper, default_flow_style=None, sort_keys=False, width=76)
 

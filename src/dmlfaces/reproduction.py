@@ -53,18 +53,26 @@ class Tolerance:
 # faithful variants were left out of that comparison (their evaluation changed since b67def8), and a third CPU
 # model will be the tolerances' first test.
 CROSS_HOST = (
-    Tolerance("learned quality exponent gamma", r"^aggregator:gamma\.",
-              why="not reproducible across CPU models: the same training ends at 1.07 on one and 1.72 on the other "
-                  "(k5: 0.19 and -0.27), with losses and TARs that agree"),
-    Tolerance("histogram counts of per-identity accuracies", r"\.histogram\.counts\[",
-              why="a picture of the accuracies, which are compared as rates"),
+    Tolerance(
+        "learned quality exponent gamma",
+        r"^aggregator:gamma\.",
+        why="not reproducible across CPU models: the same training ends at 1.07 on one and 1.72 on the other "
+        "(k5: 0.19 and -0.27), with losses and TARs that agree",
+    ),
+    Tolerance(
+        "histogram counts of per-identity accuracies",
+        r"\.histogram\.counts\[",
+        why="a picture of the accuracies, which are compared as rates",
+    ),
     Tolerance("training losses", r"final_training_loss", relative=6e-3),
     Tolerance("counts, sizes, seeds and settings (integers)", None, "integer", absolute=0),
-    Tolerance("burst shifts (1 - cos of a descriptor with and without a burst)", r"^verification:burst_shift\.", "rate",
-              relative=0.06),
+    Tolerance(
+        "burst shifts (1 - cos of a descriptor with and without a burst)", r"^verification:burst_shift\.", "rate", relative=0.06
+    ),
     Tolerance("1:N rates (TPIR at FPIR, rank-k accuracy)", r"^verification:one_to_n\.", "rate", absolute=0.04),
-    Tolerance("1:1 rates (TAR at FAR, its intervals and paired differences, the stresses)", r"^verification:", "rate",
-              absolute=0.02),
+    Tolerance(
+        "1:1 rates (TAR at FAR, its intervals and paired differences, the stresses)", r"^verification:", "rate", absolute=0.02
+    ),
     Tolerance("other rates (accuracies, NMI, ARI, Spearman, qualities)", None, "rate", absolute=0.006),
     Tolerance("other real numbers", None, relative=6e-3),
 )
@@ -122,8 +130,9 @@ def _number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def differences(ours: object, theirs: object, close: Callable[[str, float, float], bool],
-                key: str = "") -> Iterator[tuple[str, str]]:
+def differences(
+    ours: object, theirs: object, close: Callable[[str, float, float], bool], key: str = ""
+) -> Iterator[tuple[str, str]]:
     """(key path, what differs) of every value of ``ours`` that is not ``theirs``; two numbers are the same where
     ``close(key path, ours, theirs)`` (``relative_close``, ``cross_host_close``)."""
     where = key or "(the whole file)"
@@ -178,15 +187,18 @@ def run_comparison(metrics_dir: str | Path, reference_dir: str | Path) -> pd.Dat
         common = sorted(set(ours) & set(theirs))
         gaps = [abs(ours[key] - theirs[key]) for key in common if not (math.isnan(ours[key]) and math.isnan(theirs[key]))]
         rules = {key: cross_host_rule(path.stem, key, theirs[key]) for key in common}
-        rows[path.stem] = {"byte-identical": ours_path.read_bytes() == path.read_bytes(), "numbers compared": len(common),
-                           "differ": sum(not _close(ours[key], theirs[key], TOLERANCE) for key in common),
-                           "not compared across hosts": sum(not is_compared(rule) for rule in rules.values()),
-                           "beyond the cross-host tolerance": sum(not _within(rule, ours[key], theirs[key])
-                                                                  for key, rule in rules.items()),
-                           "largest difference": max(gaps, default=0.0)}
+        rows[path.stem] = {
+            "byte-identical": ours_path.read_bytes() == path.read_bytes(),
+            "numbers compared": len(common),
+            "differ": sum(not _close(ours[key], theirs[key], TOLERANCE) for key in common),
+            "not compared across hosts": sum(not is_compared(rule) for rule in rules.values()),
+            "beyond the cross-host tolerance": sum(not _within(rule, ours[key], theirs[key]) for key, rule in rules.items()),
+            "largest difference": max(gaps, default=0.0),
+        }
     if not rows:
-        raise ValueError(f"no metrics file is in both {metrics_dir} and {reference_dir}: give the folders of two runs' "
-                         "results/metrics")
+        raise ValueError(
+            f"no metrics file is in both {metrics_dir} and {reference_dir}: give the folders of two runs' results/metrics"
+        )
     return pd.DataFrame(rows).T.rename_axis("metrics file")
 
 
@@ -201,13 +213,19 @@ def agreement_sentence(comparison: pd.DataFrame) -> str:
     skipped = int(comparison["not compared across hosts"].sum())
     checked, beyond = held - skipped, int(comparison["beyond the cross-host tolerance"].sum())
     identical = [str(name) for name, row in comparison.iterrows() if row["byte-identical"]]
-    same = (f"{', '.join(identical)} {'is' if len(identical) == 1 else 'are'} byte-identical; " if identical
-            else "No metrics file is byte-identical; ")
+    same = (
+        f"{', '.join(identical)} {'is' if len(identical) == 1 else 'are'} byte-identical; "
+        if identical
+        else "No metrics file is byte-identical; "
+    )
     left = f" ({skipped} more {'is' if skipped == 1 else 'are'} of kinds not compared across hosts)" if skipped else ""
     if beyond == 0:
         return same + f"every one of the {checked} compared numbers both runs hold is within its cross-host tolerance{left}."
-    files = ", ".join(f"{name} ({int(row['beyond the cross-host tolerance'])})" for name, row in comparison.iterrows()
-                      if row["beyond the cross-host tolerance"])
+    files = ", ".join(
+        f"{name} ({int(row['beyond the cross-host tolerance'])})"
+        for name, row in comparison.iterrows()
+        if row["beyond the cross-host tolerance"]
+    )
     verb = "is beyond its" if beyond == 1 else "are beyond their"
     return same + f"{beyond} of the {checked} compared numbers both runs hold {verb} cross-host tolerance: {files}{left}."
 
@@ -219,9 +237,13 @@ def _verdict(row: Mapping) -> str:
 def tar_and_verdict_changes(verification: Mapping, reference: Mapping) -> dict[str, object]:
     """Between two ``verification.json``: the largest |TAR difference| (exact rule) over the methods and FARs both
     hold, and every paired comparison (method - baseline at a FAR) whose verdict differs."""
-    gaps = [(abs(row["tar_exact"] - reference["methods"][method][far]["tar_exact"]), method, far)
-            for method, rows in verification["methods"].items() if method in reference["methods"]
-            for far, row in rows.items() if far in reference["methods"][method]]
+    gaps = [
+        (abs(row["tar_exact"] - reference["methods"][method][far]["tar_exact"]), method, far)
+        for method, rows in verification["methods"].items()
+        if method in reference["methods"]
+        for far, row in rows.items()
+        if far in reference["methods"][method]
+    ]
     changed, compared = [], 0
     for pair, rows in verification.get("differences", {}).items():
         for far, row in rows.items():

@@ -79,8 +79,9 @@ class VerificationReportParams:
 
     def __post_init__(self) -> None:
         check_positive_ints(self, "verification_report", ("resamples", "burst_copies"))
-        check_range("verification_report", "low_quality_fraction", self.low_quality_fraction, 0.0, 1.0,
-                    low_open=True, high_open=True)
+        check_range(
+            "verification_report", "low_quality_fraction", self.low_quality_fraction, 0.0, 1.0, low_open=True, high_open=True
+        )
 
 
 @dataclass
@@ -130,3 +131,15 @@ def section_schema(section: str) -> type:
     """The dataclass of a ``params.yaml`` section of SECTIONS, imported on first use."""
     module, _, name = SECTIONS[section].partition(":")
     return getattr(importlib.import_module(module), name)
+
+
+def load_sections(params_path: str | Path, *sections: str) -> tuple:
+    """``sections`` of ``params_path``, each validated into its dataclass (SECTIONS), in the order asked.
+
+    A chapter reads its parameters this way, so that it runs on the values the pipeline ran with, checked as
+    ``check-params`` checks them: ``data, report = load_sections("params.yaml", "data", "data_report")``.
+    """
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        raise ParameterError(f"no parameter schema for sections {unknown}; known: {sorted(SECTIONS)}")
+    return tuple(load_section(section_schema(section), params_path, section) for section in sections)

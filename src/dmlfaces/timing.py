@@ -77,8 +77,16 @@ def record(clock: Clock, argv: Sequence[str], exit_status: int, environ: Mapping
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()  # usable, not installed
     host = {"cpu": cpu_model(), "cpus": cpus, "numerics": clock.numerics}
     commands = [*previous["commands"], command] if previous else [command]
-    write_json(path, {"stage": stage, "started": previous["started"] if previous else clock.started_at, "host": host,
-                      "commands": commands, "seconds": round(sum(c["seconds"] for c in commands), 3)})
+    write_json(
+        path,
+        {
+            "stage": stage,
+            "started": previous["started"] if previous else clock.started_at,
+            "host": host,
+            "commands": commands,
+            "seconds": round(sum(c["seconds"] for c in commands), 3),
+        },
+    )
     return path
 
 
@@ -99,8 +107,10 @@ def read_record(path: Path) -> dict:
     except ValueError:  # not JSON, or not UTF-8
         entry = None
     if not isinstance(entry, dict) or not keys <= set(entry) or not isinstance(entry["commands"], list):
-        raise UserError(f"{path} is not a stage timing record (a JSON object with the keys {sorted(keys)}); delete it "
-                        "and rerun its stage (dvc repro -f STAGE) to record it again")
+        raise UserError(
+            f"{path} is not a stage timing record (a JSON object with the keys {sorted(keys)}); delete it "
+            "and rerun its stage (dvc repro -f STAGE) to record it again"
+        )
     return entry
 
 
@@ -123,8 +133,14 @@ def stage_table(records: Mapping[str, dict], order: Sequence[str], running: str 
             continue
         entry, host = records[name], records[name]["host"]
         rates = [c["images_per_s"] for c in entry["commands"] if "images_per_s" in c]
-        rows.append({"stage": f"{name} (so far)" if name == running else name, "seconds": entry["seconds"],
-                     "commands": len(entry["commands"]), "images_per_s": rates[-1] if rates else float("nan"),
-                     "host": f"{host['cpu']}, {host['cpus']} CPUs, {host['numerics']} numerics",
-                     "started": entry["started"]})
+        rows.append(
+            {
+                "stage": f"{name} (so far)" if name == running else name,
+                "seconds": entry["seconds"],
+                "commands": len(entry["commands"]),
+                "images_per_s": rates[-1] if rates else float("nan"),
+                "host": f"{host['cpu']}, {host['cpus']} CPUs, {host['numerics']} numerics",
+                "started": entry["started"],
+            }
+        )
     return pd.DataFrame(rows, columns=["stage", "seconds", "commands", "images_per_s", "host", "started"])

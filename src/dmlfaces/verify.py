@@ -33,7 +33,9 @@ BASELINES = ("mean", "norm_weighted", "media_template")
 # "media_template" is the same recipe at N0 D0 F2.
 FIELD_DEFAULT = "media_template_N1D1"
 REPORTED_BASELINES = (*BASELINES, FIELD_DEFAULT)  # what every trained method is compared with
-OFFICIAL_CHECKPOINT = "facecoresetnet_official"  # the aggregator of the official FaceCoresetNet .ckpt (verify --coreset-checkpoint)
+OFFICIAL_CHECKPOINT = (
+    "facecoresetnet_official"  # the aggregator of the official FaceCoresetNet .ckpt (verify --coreset-checkpoint)
+)
 _NAMED = 5  # how many crops or templates an error message names
 
 
@@ -78,34 +80,49 @@ def match_crops(protocol: IJBProtocol, crops: FeatureSet) -> tuple[np.ndarray, d
     fix = f"extract the features from {protocol.root} ('dmlfaces extract --ijb {protocol.root}')"
     foreign = ~np.isin(crops.names, protocol.crop_names)  # the protocol names a crop once per template listing it
     if foreign.any():
-        raise DataFormatError(where, f"key 'names': {np.count_nonzero(foreign)} of {len(crops.names)} crops are not crops of"
-                              f" {protocol.root}: {_first(crops.names[foreign])}", fix=fix)
+        raise DataFormatError(
+            where,
+            f"key 'names': {np.count_nonzero(foreign)} of {len(crops.names)} crops are not crops of"
+            f" {protocol.root}: {_first(crops.names[foreign])}",
+            fix=fix,
+        )
     rows = pd.Index(crops.names).get_indexer(protocol.crop_names).astype(np.int64)
     absent = rows < 0
     unrecorded = absent & ~np.isin(protocol.crop_names, crops.skipped)
     if unrecorded.any():
-        raise DataFormatError(where, f"key 'names': {np.count_nonzero(unrecorded)} of {protocol.num_crops} crops of"
-                              f" {protocol.root} are missing and not recorded as skipped: {_first(protocol.crop_names[unrecorded])}"
-                              f" (templates {_first(np.unique(protocol.template_ids[unrecorded]))})", fix=fix)
+        raise DataFormatError(
+            where,
+            f"key 'names': {np.count_nonzero(unrecorded)} of {protocol.num_crops} crops of"
+            f" {protocol.root} are missing and not recorded as skipped: {_first(protocol.crop_names[unrecorded])}"
+            f" (templates {_first(np.unique(protocol.template_ids[unrecorded]))})",
+            fix=fix,
+        )
     if not absent.any():
         return rows, {}
     templates, totals = np.unique(protocol.template_ids, return_counts=True)
     lost_counts = np.bincount(np.searchsorted(templates, protocol.template_ids[absent]), minlength=len(templates))
     emptied = templates[lost_counts == totals]
     if len(emptied):
-        raise DataFormatError(where, f"every crop of {len(emptied)} templates was skipped: templates {_first(emptied)};"
-                              " their pairs cannot be scored", expected="at least one crop per template",
-                              fix="correct those crops' landmarks (see 'dmlfaces extract' without --skip-bad-landmarks)"
-                              " and extract again")
+        raise DataFormatError(
+            where,
+            f"every crop of {len(emptied)} templates was skipped: templates {_first(emptied)}; their pairs cannot be scored",
+            expected="at least one crop per template",
+            fix="correct those crops' landmarks (see 'dmlfaces extract' without --skip-bad-landmarks) and extract again",
+        )
     lost = {int(t): (int(k), int(n)) for t, k, n in zip(templates, lost_counts, totals) if k}
-    warnings.warn(f"{where}: {np.count_nonzero(absent)} crops were skipped at extraction, so {len(lost)} templates are"
-                  " described by the rest: " + ", ".join(f"template {t} lost {k} of {n}" for t, (k, n) in list(lost.items())[:_NAMED])
-                  + (", ..." if len(lost) > _NAMED else ""), stacklevel=2)
+    warnings.warn(
+        f"{where}: {np.count_nonzero(absent)} crops were skipped at extraction, so {len(lost)} templates are"
+        " described by the rest: "
+        + ", ".join(f"template {t} lost {k} of {n}" for t, (k, n) in list(lost.items())[:_NAMED])
+        + (", ..." if len(lost) > _NAMED else ""),
+        stacklevel=2,
+    )
     return rows, lost
 
 
-def describe_protocol(methods: Mapping[str, nn.Module], protocol: IJBProtocol, crops: FeatureSet,
-                      device: str = "auto") -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def describe_protocol(
+    methods: Mapping[str, nn.Module], protocol: IJBProtocol, crops: FeatureSet, device: str = "auto"
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Template descriptors of every method and of ``FIELD_DEFAULT``: name -> (templates (T,), unit descriptors (T, D)).
 
     Raises:
@@ -115,8 +132,9 @@ def describe_protocol(methods: Mapping[str, nn.Module], protocol: IJBProtocol, c
     return _describe(methods, protocol, crops, match_crops(protocol, crops)[0], device)
 
 
-def _describe(methods: Mapping[str, nn.Module], protocol: IJBProtocol, crops: FeatureSet, rows: np.ndarray,
-              device: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _describe(
+    methods: Mapping[str, nn.Module], protocol: IJBProtocol, crops: FeatureSet, rows: np.ndarray, device: str
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``describe_protocol`` with the rows of ``match_crops``."""
     present = rows >= 0
     reorder = not np.array_equal(rows, np.arange(len(rows)))  # IJB-C's features are 1 GB: copy only to reorder
@@ -133,13 +151,20 @@ def _describe(methods: Mapping[str, nn.Module], protocol: IJBProtocol, crops: Fe
     described = describe_rows(methods, *passes["flip"], template_ids, media_ids, device, single_pass=passes.get("single"))
     features, norms = passes["flip"]
     described[FIELD_DEFAULT] = insightface_template_descriptors(
-        features * norms[:, None], template_ids, media_ids, protocol.detector_scores[present], normalise=False)
+        features * norms[:, None], template_ids, media_ids, protocol.detector_scores[present], normalise=False
+    )
     return described
 
 
-def describe_rows(methods: Mapping[str, nn.Module], features: np.ndarray, norms: np.ndarray, template_ids: np.ndarray,
-                  media_ids: np.ndarray, device: str = "auto",
-                  single_pass: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def describe_rows(
+    methods: Mapping[str, nn.Module],
+    features: np.ndarray,
+    norms: np.ndarray,
+    template_ids: np.ndarray,
+    media_ids: np.ndarray,
+    device: str = "auto",
+    single_pass: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Template descriptors of every method from per-row arrays (the protocol's rows, or a stressed copy of
     them: ``add_bursts``, a quality cut): name -> (templates (T,), unit descriptors (T, D)), in ``methods`` order.
 
@@ -151,11 +176,13 @@ def describe_rows(methods: Mapping[str, nn.Module], features: np.ndarray, norms:
     single = [name for name, method in methods.items() if not reads_flip_test(method)]
     if single and single_pass is None:
         raise ValueError(f"methods {', '.join(single)} are evaluated on single-pass crop features: pass single_pass")
-    described = describe_templates_by({n: m for n, m in methods.items() if n not in single}, features, norms,
-                                      template_ids, media_ids, device=device)
+    described = describe_templates_by(
+        {n: m for n, m in methods.items() if n not in single}, features, norms, template_ids, media_ids, device=device
+    )
     if single:
-        described.update(describe_templates_by({n: methods[n] for n in single}, *single_pass, template_ids, media_ids,
-                                               device=device))
+        described.update(
+            describe_templates_by({n: methods[n] for n in single}, *single_pass, template_ids, media_ids, device=device)
+        )
     return {name: described[name][:2] for name in methods}
 
 
@@ -174,8 +201,9 @@ def change_comparisons(names: Sequence[str]) -> list[tuple[str, str]]:
     return [(name, FAITHFUL_VARIANT) for name in changed if name in names]
 
 
-def _check_finite_non_zero(crops: FeatureSet, features: np.ndarray, norms: np.ndarray, names: np.ndarray,
-                           template_ids: np.ndarray, which: str = "") -> None:
+def _check_finite_non_zero(
+    crops: FeatureSet, features: np.ndarray, norms: np.ndarray, names: np.ndarray, template_ids: np.ndarray, which: str = ""
+) -> None:
     """Refuse NaN/inf or zero crop features (M, D) / norms (M,), naming crops (M,) and templates (M,), and
     the templates left with no non-zero crop at all; ``which`` ("single-pass ") says which features they are."""
     finite = np.isfinite(features).all(axis=1) & np.isfinite(norms)
@@ -185,12 +213,18 @@ def _check_finite_non_zero(crops: FeatureSet, features: np.ndarray, norms: np.nd
     templates, index = np.unique(template_ids, return_inverse=True)
     dead = templates[np.bincount(index, weights=(~bad).astype(float), minlength=len(templates)) == 0]
     crops_named = ", ".join(f"{str(n)!r} (template {t})" for n, t in zip(names[bad][:_NAMED], template_ids[bad][:_NAMED]))
-    problem = (f"{np.count_nonzero(~finite)} {which}crop features are NaN/inf and {np.count_nonzero(bad & finite)} are zero:"
-               f" {crops_named}{', ...' if np.count_nonzero(bad) > _NAMED else ''}")
+    problem = (
+        f"{np.count_nonzero(~finite)} {which}crop features are NaN/inf and {np.count_nonzero(bad & finite)} are zero:"
+        f" {crops_named}{', ...' if np.count_nonzero(bad) > _NAMED else ''}"
+    )
     if len(dead):
         problem += f"; every crop of templates {_first(dead)} has a zero or non-finite feature"
-    raise DataFormatError(_features_path(crops), problem, expected="finite, non-zero features for every crop",
-                          fix="re-extract those crops (check their images and landmarks) or drop them from the protocol")
+    raise DataFormatError(
+        _features_path(crops),
+        problem,
+        expected="finite, non-zero features for every crop",
+        fix="re-extract those crops (check their images and landmarks) or drop them from the protocol",
+    )
 
 
 def _features_path(crops: FeatureSet) -> Path | str:
@@ -204,19 +238,39 @@ def _first(values: np.ndarray) -> str:
     return ", ".join(shown) + (", ..." if len(values) > _NAMED else "")
 
 
-def verify_protocol(methods: Mapping[str, nn.Module], protocol: IJBProtocol, crops: FeatureSet, *, resamples: int = 200,
-                    seed: int = 0, keep_scores: bool = False, device: str = "auto") -> tuple[OneToOneReport, dict]:
+def verify_protocol(
+    methods: Mapping[str, nn.Module],
+    protocol: IJBProtocol,
+    crops: FeatureSet,
+    *,
+    resamples: int = 200,
+    seed: int = 0,
+    keep_scores: bool = False,
+    device: str = "auto",
+) -> tuple[OneToOneReport, dict]:
     """1:1 report of every method and of insightface's recipe at its default flags (``FIELD_DEFAULT``), with
     subject-bootstrap intervals and every trained method's paired difference to every baseline when 1:N lists
     name the subjects, and the 1:N results as a JSON-able dict (empty without gallery/probe lists)."""
     rows, lost = match_crops(protocol, crops)
-    return verify_descriptors(_describe(methods, protocol, crops, rows, device), protocol, lost=lost,
-                              resamples=resamples, seed=seed, keep_scores=keep_scores)
+    return verify_descriptors(
+        _describe(methods, protocol, crops, rows, device),
+        protocol,
+        lost=lost,
+        resamples=resamples,
+        seed=seed,
+        keep_scores=keep_scores,
+    )
 
 
-def verify_descriptors(described: Mapping[str, tuple[np.ndarray, np.ndarray]], protocol: IJBProtocol, *,
-                       lost: Mapping[int, tuple[int, int]] | None = None, resamples: int = 200, seed: int = 0,
-                       keep_scores: bool = False) -> tuple[OneToOneReport, dict]:
+def verify_descriptors(
+    described: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    protocol: IJBProtocol,
+    *,
+    lost: Mapping[int, tuple[int, int]] | None = None,
+    resamples: int = 200,
+    seed: int = 0,
+    keep_scores: bool = False,
+) -> tuple[OneToOneReport, dict]:
     """``verify_protocol`` on descriptors already made (``describe_protocol``), for a caller that reuses them.
 
     Args:
@@ -224,13 +278,29 @@ def verify_descriptors(described: Mapping[str, tuple[np.ndarray, np.ndarray]], p
             ``match_crops`` returns them.
     """
     subjects = protocol.template_subjects() if protocol.one_to_n else None
-    report = evaluate_one_to_one(described, protocol.pairs, protocol.pair_labels, fars=FARS,
-                                 template_subjects=subjects, resamples=resamples if subjects is not None else 0,
-                                 seed=seed, keep_scores=keep_scores,
-                                 comparisons=baseline_comparisons(list(described)) + change_comparisons(list(described))
-                                 if subjects is not None and resamples else ())
+    report = evaluate_one_to_one(
+        described,
+        protocol.pairs,
+        protocol.pair_labels,
+        fars=FARS,
+        template_subjects=subjects,
+        resamples=resamples if subjects is not None else 0,
+        seed=seed,
+        keep_scores=keep_scores,
+        comparisons=baseline_comparisons(list(described)) + change_comparisons(list(described))
+        if subjects is not None and resamples
+        else (),
+    )
     report = dataclasses.replace(report, lost_crops=dict(lost or {}))
-    one_to_n = {name: {gallery: {probe: result.to_dict() for probe, result in probes.items()}
-                       for gallery, probes in evaluate_one_to_n(templates, rows, protocol.one_to_n).items()}
-                for name, (templates, rows) in described.items()} if protocol.one_to_n else {}
+    one_to_n = (
+        {
+            name: {
+                gallery: {probe: result.to_dict() for probe, result in probes.items()}
+                for gallery, probes in evaluate_one_to_n(templates, rows, protocol.one_to_n).items()
+            }
+            for name, (templates, rows) in described.items()
+        }
+        if protocol.one_to_n
+        else {}
+    )
     return report, one_to_n

@@ -27,8 +27,8 @@ def _blobs(height: int, width: int, centres: np.ndarray, sigma: float) -> np.nda
 def _centroid(image: np.ndarray, near: np.ndarray, radius: int = 6) -> np.ndarray:
     """(x, y) intensity centroid of the dot in a window around ``near``."""
     x0, y0 = int(round(near[0])) - radius, int(round(near[1])) - radius
-    window = image[y0:y0 + 2 * radius + 1, x0:x0 + 2 * radius + 1, 0].astype(np.float64)
-    yy, xx = np.mgrid[0:window.shape[0], 0:window.shape[1]]
+    window = image[y0 : y0 + 2 * radius + 1, x0 : x0 + 2 * radius + 1, 0].astype(np.float64)
+    yy, xx = np.mgrid[0 : window.shape[0], 0 : window.shape[1]]
     return np.array([(window * xx).sum() + x0 * window.sum(), (window * yy).sum() + y0 * window.sum()]) / window.sum()
 
 
@@ -103,8 +103,10 @@ FACE = _similar(ARCFACE_TEMPLATE.astype(np.float64), 1.1, 5.0, (4.0, 6.0))
 BAD_LANDMARKS = {
     # case: (landmarks, words in the problem)
     "not finite": (np.where(np.arange(10).reshape(5, 2) == 5, np.nan, FACE), "landmark 3 (nose) is not a finite number"),
-    "right of the image": (FACE + [[0, 0], [90, 0], [0, 0], [0, 0], [0, 0]],
-                           "landmark 2 (right eye) at (169.640, 69.486) lies outside the 128x120 image"),
+    "right of the image": (
+        FACE + [[0, 0], [90, 0], [0, 0], [0, 0], [0, 0]],
+        "landmark 2 (right eye) at (169.640, 69.486) lies outside the 128x120 image",
+    ),
     "above the image": (FACE - [[0, 0], [0, 0], [0, 0], [0, 0], [0, 120]], "landmark 5 (right mouth corner)"),
     "coincident eyes": (np.vstack([FACE[:1], FACE[:1], FACE[2:]]), "landmarks 1 (left eye) and 2 (right eye) coincide"),
     "collinear": (np.column_stack([np.linspace(20, 90, 5), np.linspace(30, 100, 5)]), "lie on one line"),
@@ -128,8 +130,10 @@ def test_the_bounds_are_the_area_the_pixels_cover() -> None:
     edge[0] = [-0.5, 119.5]
     assert landmark_problems(edge[None], np.array([[128, 120]])) == []
     edge[0] = [-0.51, 119.5]
-    assert "outside the 128x120 image (x must be in -0.5..127.5, y in -0.5..119.5)" in landmark_problems(
-        edge[None], np.array([[128, 120]]))[0][1]
+    assert (
+        "outside the 128x120 image (x must be in -0.5..127.5, y in -0.5..119.5)"
+        in landmark_problems(edge[None], np.array([[128, 120]]))[0][1]
+    )
     assert landmark_problems(edge[None]) == []  # without sizes only the geometry is checked
 
 

@@ -73,8 +73,9 @@ def test_landmarks_are_optional(tmp_path: Path) -> None:
 
 def test_writer_reproduces_the_release_bytes(tmp_path: Path) -> None:
     landmarks = np.array([[int(v) for v in line.split()[1:]] for line in REAL_LANDMARKS.splitlines()[2:]])
-    write_celeba(tmp_path, NAMES, _real_attributes(), np.array([2880, 2937, 8692]), np.array([0, 0, 2]),
-                 landmarks.reshape(3, 5, 2) + 0.3)
+    write_celeba(
+        tmp_path, NAMES, _real_attributes(), np.array([2880, 2937, 8692]), np.array([0, 0, 2]), landmarks.reshape(3, 5, 2) + 0.3
+    )
     for file, text in FILES.items():
         assert (tmp_path / file).read_text() == text, file
 
@@ -97,11 +98,15 @@ def test_write_then_read_round_trip_and_bytes_are_stable(tmp_path: Path) -> None
 
 
 def test_writer_rejects_what_the_reader_would_reject(tmp_path: Path) -> None:
-    ok = dict(image_names=NAMES, attributes=_real_attributes(), identities=np.array([1, 2, 3]),
-              partitions=np.array([0, 1, 2]))
-    for change in ({"image_names": ["a b.jpg", "b.jpg", "c.jpg"]}, {"image_names": ["a.jpg", "a.jpg", "c.jpg"]},
-                   {"attributes": np.zeros((3, 40), dtype=int)}, {"identities": np.array([1.5, 2, 3])},
-                   {"partitions": np.array([0, 1, 3])}, {"landmarks": np.zeros((3, 10))}):
+    ok = dict(image_names=NAMES, attributes=_real_attributes(), identities=np.array([1, 2, 3]), partitions=np.array([0, 1, 2]))
+    for change in (
+        {"image_names": ["a b.jpg", "b.jpg", "c.jpg"]},
+        {"image_names": ["a.jpg", "a.jpg", "c.jpg"]},
+        {"attributes": np.zeros((3, 40), dtype=int)},
+        {"identities": np.array([1.5, 2, 3])},
+        {"partitions": np.array([0, 1, 3])},
+        {"landmarks": np.zeros((3, 10))},
+    ):
         with pytest.raises(ValueError):
             write_celeba(tmp_path, **{**ok, **change})
     assert not (tmp_path / "list_attr_celeba.txt").exists()
@@ -232,8 +237,15 @@ def test_header_lines_are_numbered_after_leading_blank_lines(tmp_path: Path) -> 
         read_celeba(root)
 
 
-@pytest.mark.parametrize("file, line", [("list_attr_celeba.txt", 4), ("identity_CelebA.txt", 2),
-                                        ("list_eval_partition.txt", 2), ("list_landmarks_align_celeba.txt", 4)])
+@pytest.mark.parametrize(
+    "file, line",
+    [
+        ("list_attr_celeba.txt", 4),
+        ("identity_CelebA.txt", 2),
+        ("list_eval_partition.txt", 2),
+        ("list_landmarks_align_celeba.txt", 4),
+    ],
+)
 def test_bytes_that_are_not_utf8_are_refused_naming_file_and_line(tmp_path: Path, file: str, line: int) -> None:
     root = _write_real(tmp_path / "celeba")
     (root / file).write_bytes(FILES[file].replace("000002.jpg", "0000\xe92.jpg").encode("latin-1"))

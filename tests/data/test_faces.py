@@ -26,10 +26,25 @@ def _person(i: int = 0):
 
 def _clean(person, **changes):
     image = sample_image(np.random.default_rng([7, 99]), person, difficulty=0.0, loose=False)
-    clean = dataclasses.replace(image, yaw=0.0, pitch=0.0, roll=0.0, occlusion=0.0, blur=0.0, noise=0.0,
-                                low_resolution=1.0, light_strength=0.0, brightness=1.0, scale=1.0,
-                                shift_x=0.0, shift_y=0.0, jpeg_quality=95, beard=False, glasses=False,
-                                expression="neutral")
+    clean = dataclasses.replace(
+        image,
+        yaw=0.0,
+        pitch=0.0,
+        roll=0.0,
+        occlusion=0.0,
+        blur=0.0,
+        noise=0.0,
+        low_resolution=1.0,
+        light_strength=0.0,
+        brightness=1.0,
+        scale=1.0,
+        shift_x=0.0,
+        shift_y=0.0,
+        jpeg_quality=95,
+        beard=False,
+        glasses=False,
+        expression="neutral",
+    )
     return dataclasses.replace(clean, **changes)
 
 
@@ -52,9 +67,7 @@ def test_rendering_is_deterministic() -> None:
     assert encode_jpeg(a, image.jpeg_quality) == encode_jpeg(b, image.jpeg_quality)
 
 
-@pytest.mark.parametrize(
-    "change", [{"glasses": True}, {"expression": "smiling"}, {"expression": "surprised"}, {"yaw": 0.5}]
-)
+@pytest.mark.parametrize("change", [{"glasses": True}, {"expression": "smiling"}, {"expression": "surprised"}, {"yaw": 0.5}])
 def test_each_image_factor_changes_the_face(change: dict) -> None:
     person = _person(1)
     base, _ = render_face(person, _clean(person))
@@ -89,8 +102,16 @@ def test_quality_is_one_when_pristine_and_falls_with_each_degradation() -> None:
     person = _person()
     pristine = _clean(person)
     assert quality_score(pristine) == pytest.approx(1.0)
-    for change in ({"blur": 2.0}, {"noise": 20.0}, {"low_resolution": 0.3}, {"occlusion": 0.2}, {"yaw": 0.8},
-                   {"jpeg_quality": 30}, {"brightness": 0.4}, {"scale": 0.7}):
+    for change in (
+        {"blur": 2.0},
+        {"noise": 20.0},
+        {"low_resolution": 0.3},
+        {"occlusion": 0.2},
+        {"yaw": 0.8},
+        {"jpeg_quality": 30},
+        {"brightness": 0.4},
+        {"scale": 0.7},
+    ):
         degraded = quality_score(dataclasses.replace(pristine, **change))
         assert 0.0 < degraded < 0.95, change
     assert quality_score(dataclasses.replace(pristine, blur=2.0, noise=20.0)) < quality_score(
@@ -101,8 +122,14 @@ def test_quality_is_one_when_pristine_and_falls_with_each_degradation() -> None:
 def test_severities_are_zero_when_pristine_and_one_at_each_degradation_s_worst() -> None:
     pristine = _clean(_person())
     assert set(degradation_severities(pristine).values()) == {0.0}
-    worst = {"blur": {"blur": 6.0}, "noise": {"noise": 60.0}, "low_resolution": {"low_resolution": 0.06},
-             "occlusion": {"occlusion": 0.35}, "compression": {"jpeg_quality": 15}, "size": {"scale": 0.6}}
+    worst = {
+        "blur": {"blur": 6.0},
+        "noise": {"noise": 60.0},
+        "low_resolution": {"low_resolution": 0.06},
+        "occlusion": {"occlusion": 0.35},
+        "compression": {"jpeg_quality": 15},
+        "size": {"scale": 0.6},
+    }
     for name, change in worst.items():
         severities = degradation_severities(dataclasses.replace(pristine, **change))
         assert severities[name] == pytest.approx(1.0) and sum(severities.values()) == pytest.approx(1.0), name

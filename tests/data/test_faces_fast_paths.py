@@ -84,8 +84,7 @@ def test_gaussian_noise_has_the_asked_spread_and_follows_the_seed() -> None:
 
 
 def test_light_is_the_linear_ramp_times_the_exposure() -> None:
-    image = _image(occlusion=0.0, low_resolution=1.0, blur=0.0, noise=0.0, light_strength=0.7,
-                   light_angle=2.1, brightness=1.2)
+    image = _image(occlusion=0.0, low_resolution=1.0, blur=0.0, noise=0.0, light_strength=0.7, light_angle=2.1, brightness=1.2)
     pixels = np.random.default_rng(0).integers(0, 256, (112, 112, 3), dtype=np.uint8)
     lit = faces._degrade(Image.fromarray(pixels), image, 0).astype(int)
     yy, xx = np.mgrid[0:112, 0:112] / 111.0 - 0.5

@@ -27,7 +27,12 @@ def test_lists_identities_and_images_in_sorted_order(tmp_path: Path) -> None:
     assert folder.root == tmp_path
     assert folder.identities == ["m_01", "m_02", "m_10"]
     assert [p.relative_to(tmp_path).as_posix() for p in folder.paths] == [
-        "m_01/9.JPG", "m_02/1.png", "m_02/10.jpeg", "m_02/2.jpg", "m_10/0.jpg"]
+        "m_01/9.JPG",
+        "m_02/1.png",
+        "m_02/10.jpeg",
+        "m_02/2.jpg",
+        "m_10/0.jpg",
+    ]
     assert folder.labels.dtype == "int64" and folder.labels.tolist() == [0, 1, 1, 1, 2]
 
 
@@ -69,7 +74,13 @@ def test_clip_folder_lists_frames_clip_by_clip(tmp_path: Path) -> None:
             _image(tmp_path / "clips" / identity / clip / f"{f:03d}.jpg")
     folder = read_clip_folder(tmp_path / "clips")
     assert [p.relative_to(tmp_path / "clips").as_posix() for p in folder.paths] == [
-        "a/00/000.jpg", "a/01/000.jpg", "a/01/001.jpg", "b/00/000.jpg", "b/00/001.jpg", "b/00/002.jpg"]
+        "a/00/000.jpg",
+        "a/01/000.jpg",
+        "a/01/001.jpg",
+        "b/00/000.jpg",
+        "b/00/001.jpg",
+        "b/00/002.jpg",
+    ]
     assert folder.clips.tolist() == [0, 1, 1, 2, 2, 2] and folder.clip_identities == ["a", "a", "b"]
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dmlfaces.data import ijb
 from dmlfaces.data.align import align_face
 from dmlfaces.data.errors import DataFormatError
-from dmlfaces.data import ijb
 from dmlfaces.data.ijb import IJBProtocol, read_ijb, write_ijb
 
 # Lines in the published format; the first of each file is the FORMATS.md example.
@@ -58,7 +58,7 @@ def _make(
 
 
 def _replaced(lines: list[str], index: int, new: str) -> list[str]:
-    return lines[:index] + [new] + lines[index + 1:]
+    return lines[:index] + [new] + lines[index + 1 :]
 
 
 def test_reads_the_published_lines(tmp_path: Path) -> None:
@@ -71,8 +71,7 @@ def test_reads_the_published_lines(tmp_path: Path) -> None:
     assert protocol.landmarks.shape == (5, 5, 2) and protocol.landmarks.dtype == np.float32
     np.testing.assert_array_equal(
         protocol.landmarks[0],
-        np.array([[46.060, 62.026], [87.785, 60.323], [68.851, 77.656], [52.162, 99.875], [86.450, 98.648]],
-                 dtype=np.float32),
+        np.array([[46.060, 62.026], [87.785, 60.323], [68.851, 77.656], [52.162, 99.875], [86.450, 98.648]], dtype=np.float32),
     )
     assert protocol.detector_scores.dtype == np.float32
     np.testing.assert_allclose(protocol.detector_scores, [0.999, 0.87, 0.5, 0.95, 0.01], rtol=1e-6)
@@ -125,9 +124,13 @@ def _random_protocol(seed: int) -> dict:
     scores[0] = 0.999
     names = np.array([f"{i + 1}.jpg" for i in range(n)])
     return dict(
-        crop_names=names, template_ids=template_ids, media_ids=rng.integers(1, 10**5, n),
-        landmarks=landmarks, detector_scores=scores,
-        pairs=pairs, pair_labels=rng.integers(0, 2, p).astype(np.int8),
+        crop_names=names,
+        template_ids=template_ids,
+        media_ids=rng.integers(1, 10**5, n),
+        landmarks=landmarks,
+        detector_scores=scores,
+        pairs=pairs,
+        pair_labels=rng.integers(0, 2, p).astype(np.int8),
         one_to_n={
             "1N_gallery_G1": [(int(t), int(t) % 3, str(names[i])) for i, t in enumerate(template_ids) if t % 2],
             "1N_probe_mixed": [(int(t), int(t) % 3, str(names[i])) for i, t in enumerate(template_ids) if not t % 2],
@@ -158,8 +161,13 @@ def test_writer_output_is_the_published_format_and_deterministic(tmp_path: Path)
     write_ijb(tmp_path / "a", "ijbs", **data)
     write_ijb(tmp_path / "b", "ijbs", **data)
     files = sorted(p.name for p in (tmp_path / "a" / "meta").iterdir())
-    assert files == ["ijbs_1N_gallery_G1.csv", "ijbs_1N_probe_mixed.csv", "ijbs_face_tid_mid.txt",
-                     "ijbs_name_5pts_score.txt", "ijbs_template_pair_label.txt"]
+    assert files == [
+        "ijbs_1N_gallery_G1.csv",
+        "ijbs_1N_probe_mixed.csv",
+        "ijbs_face_tid_mid.txt",
+        "ijbs_name_5pts_score.txt",
+        "ijbs_template_pair_label.txt",
+    ]
     for name in files:
         assert (tmp_path / "a" / "meta" / name).read_bytes() == (tmp_path / "b" / "meta" / name).read_bytes()
     meta = tmp_path / "a" / "meta"
@@ -202,113 +210,211 @@ def _latin1(root: Path, suffix: str) -> Path:
     path.write_bytes((text if "é" in text else text.replace("3.jpg", "3é.jpg")).encode("latin-1"))
     return root
 
+
 ERROR_CASES: dict[str, tuple[Mutation, str, int | None, str]] = {
     # case: (build the broken protocol, file named in the message, line, words in the message)
     "missing meta file": (
         lambda d: _make(d, images=False).joinpath("meta", "ijbc_template_pair_label.txt").unlink() or d / "IJBC",
-        "ijbc_template_pair_label.txt", None, "missing"),
+        "ijbc_template_pair_label.txt",
+        None,
+        "missing",
+    ),
     "tid_mid extra column": (
         lambda d: _make(d, tid_mid=_replaced(TID_MID, 2, "3.jpg 11065 70001 9"), images=False),
-        "ijbc_face_tid_mid.txt", 3, "4 fields"),
+        "ijbc_face_tid_mid.txt",
+        3,
+        "4 fields",
+    ),
     "tid_mid missing column": (
         lambda d: _make(d, tid_mid=_replaced(TID_MID, 3, "4.jpg 11065"), images=False),
-        "ijbc_face_tid_mid.txt", 4, "2 fields"),
+        "ijbc_face_tid_mid.txt",
+        4,
+        "2 fields",
+    ),
     "tid_mid every line 4 columns": (
         lambda d: _make(d, tid_mid=[line + " 0" for line in TID_MID], images=False),
-        "ijbc_face_tid_mid.txt", 1, "4 fields"),
+        "ijbc_face_tid_mid.txt",
+        1,
+        "4 fields",
+    ),
     "pairs missing column": (
         lambda d: _make(d, pairs=_replaced(PAIRS, 1, "1 20"), images=False),
-        "ijbc_template_pair_label.txt", 2, "2 fields"),
+        "ijbc_template_pair_label.txt",
+        2,
+        "2 fields",
+    ),
     "5pts 11 columns": (
         lambda d: _make(d, points=_replaced(POINTS, 3, POINTS[3].rsplit(" ", 1)[0]), images=False),
-        "ijbc_name_5pts_score.txt", 4, "11 fields"),
+        "ijbc_name_5pts_score.txt",
+        4,
+        "11 fields",
+    ),
     "non-integer template id": (
         lambda d: _make(d, tid_mid=_replaced(TID_MID, 1, "2.jpg x1 69544"), images=False),
-        "ijbc_face_tid_mid.txt", 2, "not an integer"),
+        "ijbc_face_tid_mid.txt",
+        2,
+        "not an integer",
+    ),
     "non-integer pair id": (
         lambda d: _make(d, pairs=_replaced(PAIRS, 2, "11065 2.5 0"), images=False),
-        "ijbc_template_pair_label.txt", 3, "not an integer"),
+        "ijbc_template_pair_label.txt",
+        3,
+        "not an integer",
+    ),
     "label not 0 or 1": (
         lambda d: _make(d, pairs=_replaced(PAIRS, 2, "11065 20 2"), images=False),
-        "ijbc_template_pair_label.txt", 3, "not 0 or 1"),
+        "ijbc_template_pair_label.txt",
+        3,
+        "not 0 or 1",
+    ),
     "landmark not a number": (
         lambda d: _make(d, points=_replaced(POINTS, 1, POINTS[1].replace("85.000", "eye")), images=False),
-        "ijbc_name_5pts_score.txt", 2, "not a number"),
+        "ijbc_name_5pts_score.txt",
+        2,
+        "not a number",
+    ),
     "landmark nan": (
         lambda d: _make(d, points=_replaced(POINTS, 4, POINTS[4].replace("0.010", "nan")), images=False),
-        "ijbc_name_5pts_score.txt", 5, "not a finite number"),
+        "ijbc_name_5pts_score.txt",
+        5,
+        "not a finite number",
+    ),
     "detector score infinite": (
         lambda d: _make(d, points=_replaced(POINTS, 3, POINTS[3].replace("0.950", "inf")), images=False),
-        "ijbc_name_5pts_score.txt", 4, "not a finite number"),
+        "ijbc_name_5pts_score.txt",
+        4,
+        "not a finite number",
+    ),
     "crop twice in one template": (
-        lambda d: _make(d, tid_mid=_replaced(TID_MID, 3, "2.jpg 1 69544"), points=_replaced(POINTS, 3, POINTS[1]),
-                        images=False),
-        "ijbc_face_tid_mid.txt", 4, "crop '2.jpg' is listed twice in template 1, on lines 2 and 4"),
+        lambda d: _make(d, tid_mid=_replaced(TID_MID, 3, "2.jpg 1 69544"), points=_replaced(POINTS, 3, POINTS[1]), images=False),
+        "ijbc_face_tid_mid.txt",
+        4,
+        "crop '2.jpg' is listed twice in template 1, on lines 2 and 4",
+    ),
     "reused crop with another media id": (
-        lambda d: _make(d, tid_mid=_replaced(TID_MID, 3, "2.jpg 11065 70002"), points=_replaced(POINTS, 3, POINTS[1]),
-                        images=False),
-        "ijbc_face_tid_mid.txt", 4, "crop '2.jpg' has another media id on line 4 than on line 2"),
+        lambda d: _make(
+            d, tid_mid=_replaced(TID_MID, 3, "2.jpg 11065 70002"), points=_replaced(POINTS, 3, POINTS[1]), images=False
+        ),
+        "ijbc_face_tid_mid.txt",
+        4,
+        "crop '2.jpg' has another media id on line 4 than on line 2",
+    ),
     "reused crop with other landmarks": (
-        lambda d: _make(d, tid_mid=_replaced(TID_MID, 3, "2.jpg 11065 69544"),
-                        points=_replaced(POINTS, 3, POINTS[1].replace("0.870", "0.500")), images=False),
-        "ijbc_name_5pts_score.txt", 4, "crop '2.jpg' has another landmarks and score on line 4 than on line 2"),
+        lambda d: _make(
+            d,
+            tid_mid=_replaced(TID_MID, 3, "2.jpg 11065 69544"),
+            points=_replaced(POINTS, 3, POINTS[1].replace("0.870", "0.500")),
+            images=False,
+        ),
+        "ijbc_name_5pts_score.txt",
+        4,
+        "crop '2.jpg' has another landmarks and score on line 4 than on line 2",
+    ),
     "5pts names another image": (
         lambda d: _make(d, points=_replaced(POINTS, 2, POINTS[2].replace("3.jpg", "9.jpg")), images=False),
-        "ijbc_name_5pts_score.txt", 3, "row 3 names '9.jpg' but row 3 of ijbc_face_tid_mid.txt (line 3) names '3.jpg'"),
+        "ijbc_name_5pts_score.txt",
+        3,
+        "row 3 names '9.jpg' but row 3 of ijbc_face_tid_mid.txt (line 3) names '3.jpg'",
+    ),
     "5pts out of step after a blank line": (
         lambda d: _make(d, points=[POINTS[0], ""] + [POINTS[2], POINTS[1]] + POINTS[3:], images=False),
-        "ijbc_name_5pts_score.txt", 3, "row 2 names '3.jpg'"),
-    "5pts row missing": (
-        lambda d: _make(d, points=POINTS[:4], images=False),
-        "ijbc_face_tid_mid.txt", 5, "no counterpart"),
+        "ijbc_name_5pts_score.txt",
+        3,
+        "row 2 names '3.jpg'",
+    ),
+    "5pts row missing": (lambda d: _make(d, points=POINTS[:4], images=False), "ijbc_face_tid_mid.txt", 5, "no counterpart"),
     "pair names an unknown template": (
         lambda d: _make(d, pairs=_replaced(PAIRS, 1, "1 999 0"), images=False),
-        "ijbc_template_pair_label.txt", 2, "template 999"),
+        "ijbc_template_pair_label.txt",
+        2,
+        "template 999",
+    ),
     "pair names an unknown first template": (
         lambda d: _make(d, pairs=_replaced(PAIRS, 2, "888 20 0"), images=False),
-        "ijbc_template_pair_label.txt", 3, "template 888"),
+        "ijbc_template_pair_label.txt",
+        3,
+        "template 888",
+    ),
     "self-pair": (
         lambda d: _make(d, pairs=PAIRS + ["20 20 0"], images=False),
-        "ijbc_template_pair_label.txt", 4, "pair 20 20 compares template 20 with itself"),
+        "ijbc_template_pair_label.txt",
+        4,
+        "pair 20 20 compares template 20 with itself",
+    ),
     "pair listed twice": (
         lambda d: _make(d, pairs=PAIRS + ["1 20 0"], images=False),
-        "ijbc_template_pair_label.txt", 4, "pair 1 20 is listed twice, on lines 2 and 4"),
+        "ijbc_template_pair_label.txt",
+        4,
+        "pair 1 20 is listed twice, on lines 2 and 4",
+    ),
     "pair listed in both orders": (
         lambda d: _make(d, pairs=PAIRS + ["20 1 0"], images=False),
-        "ijbc_template_pair_label.txt", 4, "pair 1 20 on line 2 is listed again in the other order on line 4"),
+        "ijbc_template_pair_label.txt",
+        4,
+        "pair 1 20 on line 2 is listed again in the other order on line 4",
+    ),
     "pair listed with both labels": (
         lambda d: _make(d, pairs=PAIRS + ["1 20 1"], images=False),
-        "ijbc_template_pair_label.txt", 4, "pair 1 20 is listed with both labels: impostor (0) on line 2 and"
-        " genuine (1) on line 4"),
+        "ijbc_template_pair_label.txt",
+        4,
+        "pair 1 20 is listed with both labels: impostor (0) on line 2 and genuine (1) on line 4",
+    ),
     "pair in both orders with both labels, after a blank line": (
         lambda d: _make(d, pairs=[PAIRS[0], ""] + PAIRS[1:] + ["11065 1 0"], images=False),
-        "ijbc_template_pair_label.txt", 5, "genuine (1) on line 1 and impostor (0) on line 5"),
+        "ijbc_template_pair_label.txt",
+        5,
+        "genuine (1) on line 1 and impostor (0) on line 5",
+    ),
     "tid_mid not UTF-8": (
         lambda d: _latin1(_make(d, images=False), "face_tid_mid.txt"),
-        "ijbc_face_tid_mid.txt", 3, "byte 0xe9 is not valid UTF-8"),
+        "ijbc_face_tid_mid.txt",
+        3,
+        "byte 0xe9 is not valid UTF-8",
+    ),
     "5pts not UTF-8": (
         lambda d: _latin1(_make(d, images=False), "name_5pts_score.txt"),
-        "ijbc_name_5pts_score.txt", 3, "byte 0xe9 is not valid UTF-8"),
+        "ijbc_name_5pts_score.txt",
+        3,
+        "byte 0xe9 is not valid UTF-8",
+    ),
     "pairs not UTF-8": (
-        lambda d: _latin1(_make(d, pairs=_replaced(PAIRS, 1, "1 20 0 # café"), images=False),
-                          "template_pair_label.txt"),
-        "ijbc_template_pair_label.txt", 2, "byte 0xe9 is not valid UTF-8"),
+        lambda d: _latin1(_make(d, pairs=_replaced(PAIRS, 1, "1 20 0 # café"), images=False), "template_pair_label.txt"),
+        "ijbc_template_pair_label.txt",
+        2,
+        "byte 0xe9 is not valid UTF-8",
+    ),
     "1:N not UTF-8": (
-        lambda d: _latin1(_make(d, csvs={"1N_probe_mixed": _replaced(PROBE, 1, "11065,7,3é.jpg")}, images=False),
-                          "1N_probe_mixed.csv"),
-        "ijbc_1N_probe_mixed.csv", 2, "byte 0xe9 is not valid UTF-8"),
+        lambda d: _latin1(
+            _make(d, csvs={"1N_probe_mixed": _replaced(PROBE, 1, "11065,7,3é.jpg")}, images=False), "1N_probe_mixed.csv"
+        ),
+        "ijbc_1N_probe_mixed.csv",
+        2,
+        "byte 0xe9 is not valid UTF-8",
+    ),
     "1:N empty template": (
         lambda d: _make(d, csvs={"1N_gallery_G1": GALLERY[:2] + ["777,8,x.jpg,5"] + GALLERY[2:]}, images=False),
-        "ijbc_1N_gallery_G1.csv", 3, "empty template"),
+        "ijbc_1N_gallery_G1.csv",
+        3,
+        "empty template",
+    ),
     "1:N template with two subjects": (
         lambda d: _make(d, csvs={"1N_gallery_G1": GALLERY + ["1,8,2.jpg,103"]}, images=False),
-        "ijbc_1N_gallery_G1.csv", 5, "line 2"),
+        "ijbc_1N_gallery_G1.csv",
+        5,
+        "line 2",
+    ),
     "1:N non-integer subject": (
         lambda d: _make(d, csvs={"1N_probe_mixed": _replaced(PROBE, 2, "11065,seven,4.jpg")}, images=False),
-        "ijbc_1N_probe_mixed.csv", 3, "subject id 'seven' is not an integer"),
+        "ijbc_1N_probe_mixed.csv",
+        3,
+        "subject id 'seven' is not an integer",
+    ),
     "1:N header missing": (
         lambda d: _make(d, csvs={"1N_probe_mixed": PROBE[1:]}, images=False),
-        "ijbc_1N_probe_mixed.csv", 1, "header"),
+        "ijbc_1N_probe_mixed.csv",
+        1,
+        "header",
+    ),
 }
 
 
@@ -376,8 +482,9 @@ def test_image_check_reports_an_unreadable_crop(tmp_path: Path) -> None:
 
 def _with_points(tmp_path: Path, changes: dict[int, str]) -> IJBProtocol:
     """The 5-crop protocol with the landmarks of some rows replaced (row -> 10 space-separated numbers)."""
-    points = [f"{line.split(' ')[0]} {changes[i]} {line.rsplit(' ', 1)[1]}" if i in changes else line
-              for i, line in enumerate(POINTS)]
+    points = [
+        f"{line.split(' ')[0]} {changes[i]} {line.rsplit(' ', 1)[1]}" if i in changes else line for i, line in enumerate(POINTS)
+    ]
     return read_ijb(_make(tmp_path, points=points))
 
 
@@ -390,9 +497,11 @@ def test_bad_landmarks_are_found_before_any_alignment_naming_crop_line_and_file(
     protocol = _with_points(tmp_path, {1: OUTSIDE, 3: COINCIDENT, 4: COLLINEAR})
     problems = protocol.landmark_problems()
     assert list(problems) == [1, 3, 4]
-    for row, words in ((1, "'2.jpg': landmark 2 (right eye) at (187.785, 60.323) lies outside the 128x128 image"),
-                       (3, "'4.jpg': landmarks 1 (left eye) and 2 (right eye) coincide"),
-                       (4, "'5.jpg': the 5 landmarks lie on one line")):
+    for row, words in (
+        (1, "'2.jpg': landmark 2 (right eye) at (187.785, 60.323) lies outside the 128x128 image"),
+        (3, "'4.jpg': landmarks 1 (left eye) and 2 (right eye) coincide"),
+        (4, "'5.jpg': the 5 landmarks lie on one line"),
+    ):
         error = problems[row]
         assert Path(error.path).name == "ijbc_name_5pts_score.txt" and error.line == row + 1
         assert f"ijbc_name_5pts_score.txt:{row + 1}: crop {words}" in str(error) and "--skip-bad-landmarks" in str(error)
@@ -435,8 +544,17 @@ def test_writer_output_with_reused_crops_reads_back_intact(tmp_path: Path) -> No
     media = np.array([70, 71, 70, 72, 71])
     crop_points = {n: rng.uniform(20, 90, (5, 2)).round(3) for n in np.unique(names)}
     crop_scores = {n: float(rng.uniform(0.1, 0.99)) for n in np.unique(names)}
-    write_ijb(tmp_path / "IJBR", "ijbr", names, templates, media, np.stack([crop_points[n] for n in names]),
-              np.array([crop_scores[n] for n in names]), np.array([[4, 9], [4, 12]]), np.array([1, 0]))
+    write_ijb(
+        tmp_path / "IJBR",
+        "ijbr",
+        names,
+        templates,
+        media,
+        np.stack([crop_points[n] for n in names]),
+        np.array([crop_scores[n] for n in names]),
+        np.array([[4, 9], [4, 12]]),
+        np.array([1, 0]),
+    )
     protocol = read_ijb(tmp_path / "IJBR")
     assert protocol.crop_names.tolist() == names.tolist()
     assert protocol.template_ids.tolist() == templates.tolist() and protocol.media_ids.tolist() == media.tolist()

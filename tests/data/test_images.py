@@ -26,10 +26,13 @@ def test_rgb_is_read_as_stored(tmp_path: Path) -> None:
     assert image_size(path) == (6, 4)
 
 
-@pytest.mark.parametrize("mode, values, expected", [
-    ("L", [[0, 77, 255]], [0, 77, 255]),
-    ("1", [[0, 1, 1]], [0, 255, 255]),
-])
+@pytest.mark.parametrize(
+    "mode, values, expected",
+    [
+        ("L", [[0, 77, 255]], [0, 77, 255]),
+        ("1", [[0, 1, 1]], [0, 255, 255]),
+    ],
+)
 def test_greyscale_and_bilevel_become_grey_rgb(tmp_path: Path, mode: str, values: list, expected: list) -> None:
     image = Image.new(mode, (3, 1))
     image.putdata(values[0])

@@ -79,12 +79,21 @@ def test_writer_rejects_sets_the_header_cannot_describe(tmp_path: Path) -> None:
         # Pair faults: the file and both lines.
         ("1\t1\nA\t3\t3\nA\t1\tB\t2\n", 2, "pair A_0003 A_0003 compares image A_0003 with itself"),
         ("2\t1\nA\t1\t2\nA\t1\tB\t2\nA\t1\t2\nC\t1\tB\t1\n", 4, "pair A_0001 A_0002 is listed twice, on lines 2 and 4"),
-        ("2\t1\nA\t1\t2\nA\t1\tB\t2\nA\t2\t1\nC\t1\tB\t1\n", 4,
-         "pair A_0001 A_0002 on line 2 is listed again in the other order on line 4 (A_0002 A_0001)"),
-        ("2\t1\nA\t1\t2\nA\t1\tB\t2\nC\t1\t2\nB\t2\tA\t1\n", 5,
-         "pair A_0001 B_0002 on line 3 is listed again in the other order on line 5"),
-        ("2\t1\nA\t1\t2\nA\t1\tB\t2\nC\t1\t2\nA\t2\tA\t1\n", 5,
-         "pair A_0001 A_0002 is listed with both labels: matched on line 2 and mismatched on line 5"),
+        (
+            "2\t1\nA\t1\t2\nA\t1\tB\t2\nA\t2\t1\nC\t1\tB\t1\n",
+            4,
+            "pair A_0001 A_0002 on line 2 is listed again in the other order on line 4 (A_0002 A_0001)",
+        ),
+        (
+            "2\t1\nA\t1\t2\nA\t1\tB\t2\nC\t1\t2\nB\t2\tA\t1\n",
+            5,
+            "pair A_0001 B_0002 on line 3 is listed again in the other order on line 5",
+        ),
+        (
+            "2\t1\nA\t1\t2\nA\t1\tB\t2\nC\t1\t2\nA\t2\tA\t1\n",
+            5,
+            "pair A_0001 A_0002 is listed with both labels: matched on line 2 and mismatched on line 5",
+        ),
         ("1\t1\nA\t1\t2\nA\t1\tA\t3\n", 3, "mismatched pair names A twice"),
     ],
 )

@@ -48,8 +48,9 @@ def test_adding_people_changes_no_existing_person(tiny_data: Path, tmp_path: Pat
     out = tmp_path / "bigger"
     synth.synthesize(out, preset="tiny_plus", seed=0, workers=2)
     for identity_dir in sorted((tiny_data / "train").iterdir()):
-        match, mismatch, errors = filecmp.cmpfiles(identity_dir, out / "train" / identity_dir.name,
-                                                   [p.name for p in identity_dir.iterdir()], shallow=False)
+        match, mismatch, errors = filecmp.cmpfiles(
+            identity_dir, out / "train" / identity_dir.name, [p.name for p in identity_dir.iterdir()], shallow=False
+        )
         assert mismatch == [] and errors == []
     assert len(list((out / "train").iterdir())) == 14
 
@@ -193,6 +194,7 @@ def test_ground_truth_records_the_severities_the_quality_is_made_of(tiny_data: P
 
 def test_training_crops_are_aligned_from_their_landmarks_like_the_ijb_crops_at_extraction(tiny_data: Path) -> None:
     truth = pd.read_csv(tiny_data / "ground_truth.csv")
+
     def landmarks(rows: pd.DataFrame) -> np.ndarray:
         return rows[[f"landmark_{i}_{a}" for i in range(5) for a in "xy"]].to_numpy().reshape(-1, 5, 2)
 
@@ -206,7 +208,8 @@ def test_training_crops_are_aligned_from_their_landmarks_like_the_ijb_crops_at_e
     # The CelebA layout keeps its own framing (centred by the renderer, small shifts), as before.
     celeba = landmarks(truth[truth["split"] == "celeba"])
     assert np.median(np.linalg.norm(celeba - template, axis=2)) > np.median(
-        np.linalg.norm(landmarks(truth[truth["split"] == "train"]) - template, axis=2))
+        np.linalg.norm(landmarks(truth[truth["split"] == "train"]) - template, axis=2)
+    )
 
 
 def test_refuses_to_overwrite_a_directory_that_is_not_synthfaces(tmp_path: Path) -> None:
@@ -290,7 +293,8 @@ def test_reuse_checks_that_every_file_is_there_not_only_the_manifest(tiny_data: 
 
 
 def test_an_interrupt_while_the_old_output_is_removed_leaves_the_new_one_complete(
-        tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out, rmtree = _copy(tiny_data, tmp_path), shutil.rmtree
 
     def interrupted(path, *args, **kwargs):
@@ -319,8 +323,11 @@ def test_a_killed_run_leaves_no_data_set_and_the_next_run_cleans_up(tmp_path: Pa
     import time
 
     out = tmp_path / "data"
-    process = subprocess.Popen([sys.executable, "-m", "dmlfaces", "synth", "--out", str(out), "--preset", "tiny", "--workers", "1"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dmlfaces", "synth", "--out", str(out), "--preset", "tiny", "--workers", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 60
     while not list(tmp_path.glob(".data.*.tmp/train")) and time.time() < deadline:
         time.sleep(0.05)

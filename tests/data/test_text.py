@@ -39,8 +39,7 @@ def test_every_way_of_re_saving_reads_as_the_clean_file(
     pd.testing.assert_frame_equal(table, expected)
     assert table[0].tolist() == ["x.jpg", "y.jpg", "z.jpg"]
     # Data rows map back to their lines as the line-by-line reader numbers them.
-    assert line_numbers(tmp_path / "resaved.txt", [2, 0], header_lines) == [lines[header_lines + 2][0],
-                                                                           lines[header_lines][0]]
+    assert line_numbers(tmp_path / "resaved.txt", [2, 0], header_lines) == [lines[header_lines + 2][0], lines[header_lines][0]]
 
 
 def test_blank_cr_lines_before_the_data_do_not_shift_the_header(tmp_path: Path) -> None:
@@ -52,16 +51,13 @@ def test_blank_cr_lines_before_the_data_do_not_shift_the_header(tmp_path: Path) 
 
 def test_comma_separated_tables_follow_the_policy(tmp_path: Path) -> None:
     (tmp_path / "t.csv").write_bytes(b"\xef\xbb\xbfA,B,C\r\n\r\n1,2,x.jpg \r\n3,4,y.jpg\r\n\r\n")
-    header, table = read_table(tmp_path / "t.csv", {0: np.int64, 1: np.int64}, sep=",", header_lines=1,
-                               usecols=[0, 1])
+    header, table = read_table(tmp_path / "t.csv", {0: np.int64, 1: np.int64}, sep=",", header_lines=1, usecols=[0, 1])
     assert header == [(1, "A,B,C")] and table.values.tolist() == [[1, 2], [3, 4]]
 
 
 @pytest.mark.parametrize("line_end", ["\n", "\r\n", "\r"])
 @pytest.mark.parametrize("header_lines", [0, 1])
-def test_bytes_that_are_not_utf8_are_refused_naming_file_and_line(
-    tmp_path: Path, line_end: str, header_lines: int
-) -> None:
+def test_bytes_that_are_not_utf8_are_refused_naming_file_and_line(tmp_path: Path, line_end: str, header_lines: int) -> None:
     path = tmp_path / "t.txt"
     path.write_bytes(line_end.join(["h 1 2", "", "a.jpg 1 2", "caf\xe9.jpg 3 4", "b.jpg 5 6", ""]).encode("latin-1"))
     for read in (lambda: read_text_lines(path), lambda: read_table(path, DTYPES, header_lines=header_lines)):
@@ -81,8 +77,15 @@ def test_a_bad_byte_after_a_cr_at_a_line_end_counts_the_new_line(tmp_path: Path)
 def _pair_error(first: list, second: list, labels: list[int]) -> DataFormatError | None:
     lines = [10 + 2 * row for row in range(len(first))]  # as if every pair line followed a blank one
     try:
-        check_pairs("p.txt", np.array(first), np.array(second), np.array(labels), lambda rows: [lines[r] for r in rows],
-                    "template", {1: "genuine", 0: "impostor"})
+        check_pairs(
+            "p.txt",
+            np.array(first),
+            np.array(second),
+            np.array(labels),
+            lambda rows: [lines[r] for r in rows],
+            "template",
+            {1: "genuine", 0: "impostor"},
+        )
     except DataFormatError as exc:
         return exc
     return None
@@ -94,14 +97,28 @@ def test_pair_faults_name_both_lines(big: int) -> None:
     assert _pair_error([ids[0], ids[0]], [ids[1], ids[2]], [1, 0]) is None
     assert _pair_error([], [], []) is None
     cases = [
-        ([ids[0], ids[1]], [ids[1], ids[1]], [1, 0], 12,
-         f"pair {ids[1]} {ids[1]} compares template {ids[1]} with itself"),
-        ([ids[0], ids[2], ids[0]], [ids[1], ids[1], ids[1]], [1, 0, 1], 14,
-         f"pair {ids[0]} {ids[1]} is listed twice, on lines 10 and 14"),
-        ([ids[0], ids[1]], [ids[1], ids[0]], [0, 0], 12,
-         f"pair {ids[0]} {ids[1]} on line 10 is listed again in the other order on line 12 ({ids[1]} {ids[0]})"),
-        ([ids[0], ids[0]], [ids[1], ids[1]], [1, 0], 12,
-         f"pair {ids[0]} {ids[1]} is listed with both labels: genuine on line 10 and impostor on line 12"),
+        ([ids[0], ids[1]], [ids[1], ids[1]], [1, 0], 12, f"pair {ids[1]} {ids[1]} compares template {ids[1]} with itself"),
+        (
+            [ids[0], ids[2], ids[0]],
+            [ids[1], ids[1], ids[1]],
+            [1, 0, 1],
+            14,
+            f"pair {ids[0]} {ids[1]} is listed twice, on lines 10 and 14",
+        ),
+        (
+            [ids[0], ids[1]],
+            [ids[1], ids[0]],
+            [0, 0],
+            12,
+            f"pair {ids[0]} {ids[1]} on line 10 is listed again in the other order on line 12 ({ids[1]} {ids[0]})",
+        ),
+        (
+            [ids[0], ids[0]],
+            [ids[1], ids[1]],
+            [1, 0],
+            12,
+            f"pair {ids[0]} {ids[1]} is listed with both labels: genuine on line 10 and impostor on line 12",
+        ),
     ]
     for first, second, labels, line, words in cases:
         error = _pair_error(first, second, labels)

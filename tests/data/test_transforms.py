@@ -52,7 +52,7 @@ def test_official_image_augmentation_keeps_a_crop_in_place_on_black() -> None:
     only_crop = official_image_augmentation(image, cropped)
     top, left, h, w = box
     inside = np.zeros((112, 112), bool)
-    inside[top:top + h, left:left + w] = True
+    inside[top : top + h, left : left + w] = True
     assert np.array_equal(only_crop[inside], image[inside]) and not only_crop[~inside].any()
     assert 0.2 * 112 * 112 <= h * w <= 112 * 112 and 3 / 4 - 0.05 <= w / h <= 4 / 3 + 0.05
 

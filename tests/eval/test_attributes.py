@@ -80,8 +80,7 @@ def test_intra_class_skips_single_images_and_one_state_identities() -> None:
     states[identities == 101] = 1  # one state only
     keep = ~((identities == 102) & (np.arange(len(identities)) % IMAGES > 0))  # a single image left
     result = intra_class_protocol(features[keep], identities[keep], states[keep])
-    assert result.summary["identities"] == {"total": IDENTITIES, "used": IDENTITIES - 2, "single_image": 1,
-                                            "one_state": 1}
+    assert result.summary["identities"] == {"total": IDENTITIES, "used": IDENTITIES - 2, "single_image": 1, "one_state": 1}
     assert result.summary["images"] == (IDENTITIES - 2) * IMAGES
     assert 101 not in result.per_identity.index and 102 not in result.per_identity.index
     with pytest.raises(NothingToClusterError, match=r"No_Beard: no identity .* 24 show one state only"):
@@ -135,8 +134,12 @@ def test_run_attribute_study_reports_every_attribute_as_json(planted_celeba) -> 
     keep = np.ones(len(names), dtype=bool)
     keep[1:IMAGES] = False
     feature_set = FeatureSet(names=names[keep], features=features[keep], norms=np.ones(keep.sum(), np.float32))
-    params = AttributeStudyParams(n_init=3, probe_folds=3, min_identities_per_state=3,
-                                  intra={"glasses": "Eyeglasses", "expression": "Smiling", "hat": "Wearing_Hat"})
+    params = AttributeStudyParams(
+        n_init=3,
+        probe_folds=3,
+        min_identities_per_state=3,
+        intra={"glasses": "Eyeglasses", "expression": "Smiling", "hat": "Wearing_Hat"},
+    )
     flat = dataclasses.replace(celeba, attributes=celeba.attributes.assign(Wearing_Hat=np.int8(-1)))
     report = json.loads(json.dumps(run_attribute_study(feature_set, flat, params)))
     assert list(report) == ["glasses", "expression", "hat", "gender", "skin_tone", "age"]
@@ -158,8 +161,11 @@ def test_run_attribute_study_reports_every_attribute_as_json(planted_celeba) -> 
 def test_run_attribute_study_rejects_features_of_another_data_set(planted_celeba) -> None:
     features, celeba = planted_celeba
     stranger = FeatureSet(np.array(["999999.jpg"]), features[:1], np.ones(1, np.float32))
-    with pytest.raises(DataFormatError, match=r"list_attr_celeba.txt: 1 feature rows name images that it does not list "
-                                              r"\(e.g. 999999.jpg\). Fix: extract the features from this data set"):
+    with pytest.raises(
+        DataFormatError,
+        match=r"list_attr_celeba.txt: 1 feature rows name images that it does not list "
+        r"\(e.g. 999999.jpg\). Fix: extract the features from this data set",
+    ):
         run_attribute_study(stranger, celeba)
     with pytest.raises(ValueError, match="3 feature rows for 192 images"):
         run_attribute_study(features[:3], celeba)
@@ -178,21 +184,40 @@ def _posed_study(tmp_path: Path) -> tuple[np.ndarray, CelebA, pd.DataFrame]:
     yaw = np.tile(np.radians(np.r_[np.zeros(6), -np.full(3, 40.0), np.full(3, 40.0)]), people)
     glasses = np.tile(np.r_[1, -1, 1, -1, 1, -1, 1, 1, -1, -1, 1, -1], people)
     pose_axis, glasses_axis = np.linalg.qr(rng.normal(size=(DIM, 2)))[0].T
-    features = (rng.normal(size=(people, DIM)) / np.sqrt(DIM))[identities - 1] + 0.1 * rng.normal(size=(len(yaw), DIM)) / np.sqrt(DIM)
+    features = (rng.normal(size=(people, DIM)) / np.sqrt(DIM))[identities - 1] + 0.1 * rng.normal(size=(len(yaw), DIM)) / np.sqrt(
+        DIM
+    )
     features += 3 * np.sign(yaw)[:, None] * pose_axis + 0.5 * glasses[:, None] * glasses_axis
     values = rng.choice(np.array([-1, 1], dtype=np.int8), (len(yaw), len(CELEBA_ATTRIBUTES)))
     attributes = pd.DataFrame(values, columns=list(CELEBA_ATTRIBUTES)).assign(Eyeglasses=glasses.astype(np.int8))
     names = [f"{i:06d}.jpg" for i in range(1, len(yaw) + 1)]
     write_celeba(tmp_path, names, attributes.to_numpy(), identities, np.zeros(len(names), dtype=np.int64))
     frame = np.where(identities % 2, "thin", "thick")
-    truth = pd.DataFrame({
-        "split": "celeba", "path": [f"celeba/img_align_celeba/{n}" for n in names], "person_gender": "male",
-        "person_skin_label": "pale", "person_age_group": "young", "person_hair_colour": "black",
-        "person_hair_style": "short", "person_glasses_frame": frame, "image_beard": False,
-        "image_glasses": glasses > 0, "image_expression": "neutral", "image_yaw": yaw, "image_pitch": 0.0,
-        "image_light_angle": 0.0, "image_light_strength": 0.0, "image_brightness": 1.0, "image_background": "plain",
-        "image_occlusion": 0.0, "image_blur": 0.0, "image_noise": 0.0, "image_low_resolution": 1.0,
-    })
+    truth = pd.DataFrame(
+        {
+            "split": "celeba",
+            "path": [f"celeba/img_align_celeba/{n}" for n in names],
+            "person_gender": "male",
+            "person_skin_label": "pale",
+            "person_age_group": "young",
+            "person_hair_colour": "black",
+            "person_hair_style": "short",
+            "person_glasses_frame": frame,
+            "image_beard": False,
+            "image_glasses": glasses > 0,
+            "image_expression": "neutral",
+            "image_yaw": yaw,
+            "image_pitch": 0.0,
+            "image_light_angle": 0.0,
+            "image_light_strength": 0.0,
+            "image_brightness": 1.0,
+            "image_background": "plain",
+            "image_occlusion": 0.0,
+            "image_blur": 0.0,
+            "image_noise": 0.0,
+            "image_low_resolution": 1.0,
+        }
+    )
     truth.to_csv(tmp_path / "ground_truth.csv", index=False)
     return features.astype(np.float32), read_celeba(tmp_path), truth
 
@@ -202,8 +227,9 @@ def test_ground_truth_says_what_the_splits_follow_and_controls_the_nuisance(tmp_
 
     features, celeba, _ = _posed_study(tmp_path)
     truth = celeba_ground_truth(tmp_path / "ground_truth.csv", celeba)
-    params = AttributeStudyParams(n_init=3, probe_folds=3, min_identities_per_state=3,
-                                  intra={"glasses": "Eyeglasses"}, extra={"gender": "Male"})
+    params = AttributeStudyParams(
+        n_init=3, probe_folds=3, min_identities_per_state=3, intra={"glasses": "Eyeglasses"}, extra={"gender": "Male"}
+    )
     report = json.loads(json.dumps(run_attribute_study(features, celeba, params, truth)))
     glasses = report["glasses"]
     # All images: pose dominates, so each identity's split follows yaw and glasses stays near its floor.

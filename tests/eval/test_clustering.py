@@ -53,7 +53,8 @@ def test_hungarian_accuracy_on_hand_examples_is_label_permutation_invariant() ->
     assert hungarian_accuracy(truth, [-1, -1, -1, 1, 1, 1]) == 0.5
     permuted = np.random.default_rng(0).permutation(6)
     assert hungarian_accuracy(truth[permuted], np.array([1, 1, 0, 0, 1, 0])[permuted]) == hungarian_accuracy(
-        truth, [1, 1, 0, 0, 1, 0])
+        truth, [1, 1, 0, 0, 1, 0]
+    )
 
 
 def test_partition_scores_and_majority_rate() -> None:

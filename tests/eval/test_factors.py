@@ -48,7 +48,9 @@ def test_ground_truth_errors_name_the_file_and_what_is_missing(tiny_data, tmp_pa
     with pytest.raises(DataFormatError, match=r"no_yaw.csv: no column 'image_yaw'"):
         celeba_ground_truth(tmp_path / "no_yaw.csv", celeba)
     truth[truth["path"] != "celeba/img_align_celeba/000002.jpg"].to_csv(tmp_path / "short.csv", index=False)
-    with pytest.raises(DataFormatError, match=r"short.csv: lists 59 of the 60 images .* \(e.g. not 000002.jpg\)"):
+    with pytest.raises(
+        DataFormatError, match=r"short.csv: lists 59 of the 60 images asked for \(split celeba; e.g. not 000002.jpg\)"
+    ):
         celeba_ground_truth(tmp_path / "short.csv", celeba)
     pd.concat([truth, truth[truth["path"] == "celeba/img_align_celeba/000003.jpg"]]).to_csv(tmp_path / "twice.csv", index=False)
     with pytest.raises(DataFormatError, match=r"twice.csv:317: image 000003.jpg is listed twice"):
@@ -57,14 +59,23 @@ def test_ground_truth_errors_name_the_file_and_what_is_missing(tiny_data, tmp_pa
 
 def test_continuous_factors_are_binned_at_their_edges() -> None:
     degrees = np.array([-30.0, -15.0, 0.0, 15.0, 16.0])
-    truth = pd.DataFrame({
-        "image_yaw": np.radians(degrees), "image_pitch": np.radians([-11.0, 0, 0, 0, 11.0]),
-        "image_light_angle": [0.0, np.pi, np.pi / 2, -np.pi / 2, 0.0], "image_light_strength": [0.5, 0.5, 0.5, 0.5, 0.1],
-        "image_brightness": [0.5, 1.0, 1.0, 1.0, 1.3], "image_expression": ["neutral"] * 5, "image_beard": [False] * 5,
-        "image_glasses": [True, False, False, False, False], "image_occlusion": [0, 0.2, 0, 0, 0],
-        "image_blur": [0.0, 0.5, 2.0, 2.5, 0.0], "image_noise": [1.0, 5.0, 6.0, 20.0, 0.0],
-        "image_low_resolution": [1.0, 0.25, 1.0, 1.0, 1.0], "image_background": ["plain"] * 5,
-    })
+    truth = pd.DataFrame(
+        {
+            "image_yaw": np.radians(degrees),
+            "image_pitch": np.radians([-11.0, 0, 0, 0, 11.0]),
+            "image_light_angle": [0.0, np.pi, np.pi / 2, -np.pi / 2, 0.0],
+            "image_light_strength": [0.5, 0.5, 0.5, 0.5, 0.1],
+            "image_brightness": [0.5, 1.0, 1.0, 1.0, 1.3],
+            "image_expression": ["neutral"] * 5,
+            "image_beard": [False] * 5,
+            "image_glasses": [True, False, False, False, False],
+            "image_occlusion": [0, 0.2, 0, 0, 0],
+            "image_blur": [0.0, 0.5, 2.0, 2.5, 0.0],
+            "image_noise": [1.0, 5.0, 6.0, 20.0, 0.0],
+            "image_low_resolution": [1.0, 0.25, 1.0, 1.0, 1.0],
+            "image_background": ["plain"] * 5,
+        }
+    )
     states = image_factors(truth)
     assert states["yaw"].tolist() == ["left", "frontal", "frontal", "frontal", "right"]
     assert states["pitch"].tolist() == ["down", "level", "level", "level", "up"]

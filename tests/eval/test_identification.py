@@ -31,15 +31,21 @@ def test_hand_checked_ranks_and_tpir() -> None:
     # FPIR 0.1: no non-mated search may return a candidate: threshold .966, the rank-1 mate (.819) fails.
     # FPIR 0.5: one may: threshold .5, the rank-1 mate passes; the rank-2 mate never counts.
     assert result.tpir_at_fpir == {0.1: 0.0, 0.5: 0.5, 1.0: 0.5}
-    assert result.to_dict() == {"rank_1": 0.5, "rank_2": 1.0, "rank_5": 1.0,
-                                "tpir_at_fpir": {"0.1": 0.0, "0.5": 0.5, "1": 0.5},
-                                "mated_probes": 2, "non_mated_probes": 2}
+    assert result.to_dict() == {
+        "rank_1": 0.5,
+        "rank_2": 1.0,
+        "rank_5": 1.0,
+        "tpir_at_fpir": {"0.1": 0.0, "0.5": 0.5, "1": 0.5},
+        "mated_probes": 2,
+        "non_mated_probes": 2,
+    }
 
 
 def test_ties_count_against_the_probe_and_closed_set_has_no_tpir() -> None:
     # The probe is equally close to both subjects: rank 2, not 1.
-    result = identify(np.eye(2), np.array([1, 2]), np.full((1, 2), math.sqrt(0.5)), np.array([1]),
-                      ranks=(1, 2), fpirs=(0.1,), block_bytes=8)
+    result = identify(
+        np.eye(2), np.array([1, 2]), np.full((1, 2), math.sqrt(0.5)), np.array([1]), ranks=(1, 2), fpirs=(0.1,), block_bytes=8
+    )
     assert result.rank_accuracy == {1: 0.0, 2: 1.0}
     assert math.isnan(result.tpir_at_fpir[0.1]) and result.to_dict()["tpir_at_fpir"] == {"0.1": None}
 

@@ -9,9 +9,10 @@ import pytest
 
 from dmlfaces.data.celeba import read_celeba
 from dmlfaces.data.errors import DataFormatError
-from dmlfaces.eval.realism import detection_share, dlib_realism
+from dmlfaces.eval.realism import dlib_realism
 from dmlfaces.eval.verification import all_pairs_tar_at_far
 from dmlfaces.features import write_features
+from dmlfaces.findings import detection_share
 from dmlfaces.models.dlib_embedder import faces_path, read_found_by, write_found_by
 
 
@@ -34,9 +35,18 @@ def test_realism_counts_how_faces_were_found_and_scores_every_pair(tiny_data: Pa
     report = dlib_realism(path, faces_path(path), tiny_data / "celeba")
     pairs = all_pairs_tar_at_far(features, celeba.identities.to_numpy(), (1e-3, 1e-2))
     detected = report.pop("detector_only")
-    assert report == {"images": 60, "detected": 3, "landmark_aligned": 50, "whole_image": 7, "detection_rate": 0.05,
-                      "tar_at_far": {"0.001": pairs.tar[1e-3], "0.01": pairs.tar[1e-2]}, "rule": "exact",
-                      "genuine_pairs": 150, "impostor_pairs": 1620, "published_lfw_accuracy": 0.9938}
+    assert report == {
+        "images": 60,
+        "detected": 3,
+        "landmark_aligned": 50,
+        "whole_image": 7,
+        "detection_rate": 0.05,
+        "tar_at_far": {"0.001": pairs.tar[1e-3], "0.01": pairs.tar[1e-2]},
+        "rule": "exact",
+        "genuine_pairs": 150,
+        "impostor_pairs": 1620,
+        "published_lfw_accuracy": 0.9938,
+    }
     # The detector's own faces alone: 3 images of 3 identities make no genuine pair, so nothing is scored.
     assert detected == {}
     assert detection_share(report["detection_rate"]) == "only a few"

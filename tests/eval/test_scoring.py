@@ -15,12 +15,15 @@ def descriptors() -> tuple[np.ndarray, np.ndarray]:
     return np.arange(400) * 7 + 1, unit_rows(rng.normal(size=(400, 32)))
 
 
-@pytest.mark.parametrize("pair_count, block_bytes", [
-    (60_000, 64 << 20),  # dense: the pairs fill most of one tile
-    (60_000, 20_000),  # dense, many blocks
-    (300, 64 << 20),  # sparse: row gathers
-    (3_000, 20_000),  # sparse, many blocks
-])
+@pytest.mark.parametrize(
+    "pair_count, block_bytes",
+    [
+        (60_000, 64 << 20),  # dense: the pairs fill most of one tile
+        (60_000, 20_000),  # dense, many blocks
+        (300, 64 << 20),  # sparse: row gathers
+        (3_000, 20_000),  # sparse, many blocks
+    ],
+)
 def test_block_scores_equal_direct_scores(descriptors: tuple, pair_count: int, block_bytes: int) -> None:
     templates, rows = descriptors
     rng = np.random.default_rng(pair_count)
@@ -28,8 +31,7 @@ def test_block_scores_equal_direct_scores(descriptors: tuple, pair_count: int, b
     scores = score_pairs(templates, rows, pairs, block_bytes=block_bytes)
     assert scores.dtype == np.float64 and scores.shape == (pair_count,)
     np.testing.assert_allclose(scores, pair_scores(templates, rows, pairs), atol=1e-12)
-    np.testing.assert_allclose(scores, np.sum(rows[(pairs[:, 0] - 1) // 7] * rows[(pairs[:, 1] - 1) // 7], 1),
-                               atol=1e-12)
+    np.testing.assert_allclose(scores, np.sum(rows[(pairs[:, 0] - 1) // 7] * rows[(pairs[:, 1] - 1) // 7], 1), atol=1e-12)
 
 
 @pytest.mark.parametrize("templates", [np.array([3, 8, 20]), np.array([3, 8, 1 << 40])])  # table / binary search
@@ -58,5 +60,6 @@ def test_pairs_grouped_by_first_template_are_scored_as_slices(descriptors: tuple
     # Grouped like the IJB pair files (each first template's pairs together), groups in no id order.
     pairs = pairs[np.argsort(pairs[:, 0] % 13 * 10_000 + pairs[:, 0], kind="stable")]
     for block_bytes in (64 << 20, 20_000):
-        np.testing.assert_allclose(score_pairs(templates, rows, pairs, block_bytes=block_bytes),
-                                   pair_scores(templates, rows, pairs), atol=1e-12)
+        np.testing.assert_allclose(
+            score_pairs(templates, rows, pairs, block_bytes=block_bytes), pair_scores(templates, rows, pairs), atol=1e-12
+        )

@@ -8,8 +8,9 @@ import pytest
 from dmlfaces.eval.templates import check_crop_features, insightface_template_descriptors
 
 
-def naive_recipe(features: np.ndarray, templates: np.ndarray, media: np.ndarray, weights: np.ndarray,
-                 normalise: bool) -> dict[int, np.ndarray]:
+def naive_recipe(
+    features: np.ndarray, templates: np.ndarray, media: np.ndarray, weights: np.ndarray, normalise: bool
+) -> dict[int, np.ndarray]:
     """The recipe written out: per template, per media mean of (normalised) weighted crops, summed."""
     result = {}
     for template in np.unique(templates):
@@ -47,8 +48,7 @@ def test_recipe_equals_a_naive_loop(crops: tuple, normalise: bool) -> None:
 def test_flip_halves_are_summed_before_normalising(crops: tuple) -> None:
     features, templates, media, weights = crops
     mirror = np.random.default_rng(4).normal(size=features.shape).astype(np.float32)
-    _, joined = insightface_template_descriptors(np.hstack([features, mirror]), templates, media, weights,
-                                                 flip_halves=True)
+    _, joined = insightface_template_descriptors(np.hstack([features, mirror]), templates, media, weights, flip_halves=True)
     _, summed = insightface_template_descriptors(features.astype(np.float64) + mirror, templates, media, weights)
     np.testing.assert_allclose(joined, summed, atol=1e-12)
 
@@ -60,8 +60,9 @@ def test_media_mean_then_sum_is_not_a_plain_mean() -> None:
     np.testing.assert_allclose(descriptors[0], [np.sqrt(0.5), np.sqrt(0.5)])
 
 
-@pytest.mark.parametrize("bad, what", [(np.nan, "have NaN or infinite values"), (np.inf, "have NaN or infinite values"),
-                                       (0.0, "are all zeros")])
+@pytest.mark.parametrize(
+    "bad, what", [(np.nan, "have NaN or infinite values"), (np.inf, "have NaN or infinite values"), (0.0, "are all zeros")]
+)
 def test_bad_crop_features_are_named(bad: float, what: str) -> None:
     features = np.ones((40, 4))
     features[[3, 17, 30], :] = bad
@@ -70,8 +71,7 @@ def test_bad_crop_features_are_named(bad: float, what: str) -> None:
     with pytest.raises(ValueError, match=message):
         insightface_template_descriptors(features, np.arange(40) // 4, np.arange(40), crop_names=names)
     with pytest.raises(ValueError, match=message):
-        insightface_template_descriptors(features, np.arange(40) // 4, np.arange(40), crop_names=names,
-                                         normalise=False)
+        insightface_template_descriptors(features, np.arange(40) // 4, np.arange(40), crop_names=names, normalise=False)
     with pytest.raises(ValueError, match=message):
         check_crop_features(features, names)
 
@@ -85,8 +85,9 @@ def test_many_bad_crops_are_counted_and_the_first_few_named() -> None:
 def test_weights_must_be_valid_and_a_template_needs_some_weight() -> None:
     features = np.eye(4)
     with pytest.raises(ValueError, match="1 crop weights are negative or not finite: 'b'"):
-        insightface_template_descriptors(features, np.arange(4), np.arange(4), np.array([1.0, -1, 1, 1]),
-                                         crop_names=np.array(list("abcd")))
+        insightface_template_descriptors(
+            features, np.arange(4), np.arange(4), np.array([1.0, -1, 1, 1]), crop_names=np.array(list("abcd"))
+        )
     with pytest.raises(ValueError, match="1 templates have a zero descriptor .*: 9"):
         insightface_template_descriptors(features, np.array([5, 5, 9, 9]), np.arange(4), np.array([1.0, 1, 0, 0]))
 

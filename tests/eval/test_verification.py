@@ -64,17 +64,23 @@ def test_tar_at_far_needs_both_classes() -> None:
 def test_evaluate_one_to_one_report_is_json_ready(small_protocol) -> None:
     p = small_protocol
     noisy = unit_rows(p.descriptors + np.random.default_rng(0).normal(scale=0.5, size=p.descriptors.shape))
-    report = evaluate_one_to_one({"clean": (p.templates, p.descriptors), "noisy": (p.templates, noisy)}, p.pairs,
-                                 p.labels, fars=(1e-3, 1e-2), template_subjects=(p.templates, p.subjects),
-                                 resamples=50, seed=1, keep_scores=True)
+    report = evaluate_one_to_one(
+        {"clean": (p.templates, p.descriptors), "noisy": (p.templates, noisy)},
+        p.pairs,
+        p.labels,
+        fars=(1e-3, 1e-2),
+        template_subjects=(p.templates, p.subjects),
+        resamples=50,
+        seed=1,
+        keep_scores=True,
+    )
     data = json.loads(json.dumps(report.to_dict()))
     assert set(data["methods"]) == {"clean", "noisy"} and set(data["methods"]["clean"]) == {"0.001", "0.01"}
     row = data["methods"]["clean"]["0.01"]
     assert set(row) == {"tar_nearest", "tar_exact", "ci_low", "ci_high", "ci_low_exact", "ci_high_exact"}
     assert row["ci_low"] <= row["tar_nearest"] <= row["ci_high"]
     assert row["ci_low_exact"] <= row["tar_exact"] <= row["ci_high_exact"]
-    assert data["bootstrap"] == {"unit": "subject", "resamples": 50, "confidence": 0.95, "interval": "percentile",
-                                 "seed": 1}
+    assert data["bootstrap"] == {"unit": "subject", "resamples": 50, "confidence": 0.95, "interval": "percentile", "seed": 1}
     assert (data["genuine_pairs"], data["impostor_pairs"]) == (int(p.labels.sum()), len(p.labels) - int(p.labels.sum()))
     assert data["methods"]["clean"]["0.01"]["tar_nearest"] > data["methods"]["noisy"]["0.01"]["tar_nearest"]
     scores = report.methods["clean"].scores
@@ -100,8 +106,16 @@ def test_paired_differences_use_the_same_resamples_and_are_narrower(small_protoc
     # each method's own interval is wide (subject noise is common to both and cancels).
     twin = unit_rows(p.descriptors + rng.normal(scale=0.02, size=p.descriptors.shape))
     described = {"clean": (p.templates, p.descriptors), "noisy": (p.templates, noisy), "twin": (p.templates, twin)}
-    report = evaluate_one_to_one(described, p.pairs, p.labels, fars=(1e-2, 1e-1), template_subjects=(p.templates, p.subjects),
-                                 resamples=100, seed=3, comparisons=[("clean", "noisy"), ("twin", "clean")])
+    report = evaluate_one_to_one(
+        described,
+        p.pairs,
+        p.labels,
+        fars=(1e-2, 1e-1),
+        template_subjects=(p.templates, p.subjects),
+        resamples=100,
+        seed=3,
+        comparisons=[("clean", "noisy"), ("twin", "clean")],
+    )
     data = json.loads(json.dumps(report.to_dict()))
     assert set(data["differences"]) == {"clean - noisy", "twin - clean"}
     for far in ("0.01", "0.1"):
@@ -114,11 +128,18 @@ def test_paired_differences_use_the_same_resamples_and_are_narrower(small_protoc
     assert twin_row["ci_high"] - twin_row["ci_low"] < 0.5 * (clean_row["ci_high_exact"] - clean_row["ci_low_exact"])
     # The interval is that of the per-resample differences of the two methods' bootstrap TARs.
     from dmlfaces.eval.bootstrap import bootstrap_tar_at_far, pair_subjects
+
     subjects = pair_subjects(p.pairs, p.templates, p.subjects)
-    scores = {name: report_scores for name, report_scores in
-              ((n, evaluate_one_to_one({n: d}, p.pairs, p.labels, fars=(0.1,), keep_scores=True).methods[n].scores)
-               for n, d in described.items())}
-    samples = {n: bootstrap_tar_at_far(s, p.labels, subjects, (0.1,), resamples=100, seed=3).exact[:, 0] for n, s in scores.items()}
+    scores = {
+        name: report_scores
+        for name, report_scores in (
+            (n, evaluate_one_to_one({n: d}, p.pairs, p.labels, fars=(0.1,), keep_scores=True).methods[n].scores)
+            for n, d in described.items()
+        )
+    }
+    samples = {
+        n: bootstrap_tar_at_far(s, p.labels, subjects, (0.1,), resamples=100, seed=3).exact[:, 0] for n, s in scores.items()
+    }
     low, high = np.nanpercentile(samples["twin"] - samples["clean"], [2.5, 97.5])
     assert (twin_row["ci_low"], twin_row["ci_high"]) == pytest.approx((low, high))
 
@@ -127,8 +148,9 @@ def test_paired_differences_need_known_methods_and_the_bootstrap(small_protocol)
     p = small_protocol
     described = {"m": (p.templates, p.descriptors)}
     with pytest.raises(ValueError, match=r"comparisons name methods \['x'\]"):
-        evaluate_one_to_one(described, p.pairs, p.labels, template_subjects=(p.templates, p.subjects), resamples=5,
-                            comparisons=[("m", "x")])
+        evaluate_one_to_one(
+            described, p.pairs, p.labels, template_subjects=(p.templates, p.subjects), resamples=5, comparisons=[("m", "x")]
+        )
     with pytest.raises(ValueError, match="paired differences need the bootstrap"):
         evaluate_one_to_one(described | {"n": described["m"]}, p.pairs, p.labels, comparisons=[("m", "n")])
 
@@ -138,12 +160,23 @@ def test_methods_evaluated_side_by_side_give_the_sequential_report(small_protoco
 
     p = small_protocol
     rng = np.random.default_rng(5)
-    described = {name: (p.templates, unit_rows(p.descriptors + rng.normal(scale=scale, size=p.descriptors.shape)))
-                 for name, scale in (("c", 0.3), ("a", 0.8), ("d", 0.1), ("b", 1.5), ("e", 0.5))}
+    described = {
+        name: (p.templates, unit_rows(p.descriptors + rng.normal(scale=scale, size=p.descriptors.shape)))
+        for name, scale in (("c", 0.3), ("a", 0.8), ("d", 0.1), ("b", 1.5), ("e", 0.5))
+    }
 
     def report():
-        return evaluate_one_to_one(described, p.pairs, p.labels, fars=(1e-2, 1e-1), template_subjects=(p.templates, p.subjects),
-                                   resamples=30, seed=2, keep_scores=True, comparisons=[("c", "a"), ("e", "b")])
+        return evaluate_one_to_one(
+            described,
+            p.pairs,
+            p.labels,
+            fars=(1e-2, 1e-1),
+            template_subjects=(p.templates, p.subjects),
+            resamples=30,
+            seed=2,
+            keep_scores=True,
+            comparisons=[("c", "a"), ("e", "b")],
+        )
 
     side_by_side = report()
     monkeypatch.setattr(verification, "_METHODS_AT_ONCE", 1)
@@ -173,8 +206,12 @@ def test_all_pairs_tar_at_far_on_a_case_worked_by_hand() -> None:
         assert result.tar == expected and (result.genuine_pairs, result.impostor_pairs) == (4, 6)
     # Features that are not unit rows are scored by their cosine all the same.
     assert all_pairs_tar_at_far(features * np.array([[2.0], [1], [3], [0.5], [1]]), identities, (0.1, 0.5, 1.0)).tar == expected
-    assert result.to_dict() == {"tar_at_far": {"0.1": 0.25, "0.5": 0.75, "1": 1.0}, "rule": "exact",
-                                "genuine_pairs": 4, "impostor_pairs": 6}
+    assert result.to_dict() == {
+        "tar_at_far": {"0.1": 0.25, "0.5": 0.75, "1": 1.0},
+        "rule": "exact",
+        "genuine_pairs": 4,
+        "impostor_pairs": 6,
+    }
 
 
 def test_all_pairs_tar_at_far_scores_each_pair_once_as_the_pair_list_does() -> None:

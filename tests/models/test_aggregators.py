@@ -1,6 +1,5 @@
 """Set aggregators: invariances, edge cases, gradients, the chunked path for unbounded sets."""
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -22,8 +21,9 @@ def _batch(sizes: list[int], seed: int = 0, pad_to: int | None = None):
 
 def _models():
     torch.manual_seed(0)
-    return {name: build_aggregator(name, D, heads=4, k=3) if name == "coreset" else build_aggregator(name, D)
-            for name in AGGREGATORS}
+    return {
+        name: build_aggregator(name, D, heads=4, k=3) if name == "coreset" else build_aggregator(name, D) for name in AGGREGATORS
+    }
 
 
 @pytest.mark.parametrize("name", AGGREGATORS)
@@ -100,7 +100,7 @@ def test_streamed_set_equals_in_memory_set(k):
 
     def chunks():
         for start in range(0, 1000, 96):
-            yield features[0, start:start + 96], norms[0, start:start + 96]
+            yield features[0, start : start + 96], norms[0, start : start + 96]
 
     got, got_norm = model.forward_stream(chunks)
     torch.testing.assert_close(got, expected[0], atol=1e-5, rtol=0)
@@ -170,8 +170,9 @@ def test_interleaved_norm_encoding_is_the_official_formula():
 def test_official_attention_layer_initialises_as_multihead_attention_and_drops_residuals_in_training():
     torch.manual_seed(0)
     model = CoresetAggregator(D, heads=4, k=3, dropout=0.5, attention="official")
-    stacked = torch.cat([model.cross_attention.query.weight, model.cross_attention.key.weight,
-                         model.cross_attention.value.weight])
+    stacked = torch.cat(
+        [model.cross_attention.query.weight, model.cross_attention.key.weight, model.cross_attention.value.weight]
+    )
     bound = (6 / (D + 3 * D)) ** 0.5  # Xavier-uniform over the (3 D, D) input projection
     assert stacked.abs().max() <= bound and stacked.abs().max() > 0.9 * bound
     assert not model.cross_attention.key.bias.any() and not model.self_attention.out.bias.any()

@@ -37,8 +37,17 @@ def test_arcface_torch_r50_round_trip(tmp_path: Path, image: torch.Tensor) -> No
     model = _randomise(arcface_torch_backbone("r50"))
     save_arcface_torch(model, tmp_path / "backbone.pth")
     keys = torch.load(tmp_path / "backbone.pth", weights_only=True).keys()
-    assert {"conv1.weight", "bn1.running_mean", "prelu.weight", "layer1.0.downsample.0.weight", "layer3.13.conv2.weight",
-            "bn2.weight", "fc.weight", "features.weight", "features.bias"} <= set(keys)
+    assert {
+        "conv1.weight",
+        "bn1.running_mean",
+        "prelu.weight",
+        "layer1.0.downsample.0.weight",
+        "layer3.13.conv2.weight",
+        "bn2.weight",
+        "fc.weight",
+        "features.weight",
+        "features.bias",
+    } <= set(keys)
     for loaded in (load_arcface_torch(tmp_path / "backbone.pth"), load_backbone(tmp_path / "backbone.pth")):
         with torch.no_grad():
             assert torch.equal(loaded(image), model(image))
@@ -51,9 +60,17 @@ def test_adaface_r50_round_trip(tmp_path: Path, image: torch.Tensor) -> None:
     checkpoint = torch.load(tmp_path / "adaface_ir50.ckpt", weights_only=False)
     keys = set(checkpoint["state_dict"])
     # AdaFace's net.py names: input_layer, body.<i>.res_layer.<j> / shortcut_layer.<j>, output_layer.
-    assert {"model.input_layer.0.weight", "model.input_layer.1.running_var", "model.input_layer.2.weight",
-            "model.body.0.res_layer.0.weight", "model.body.3.shortcut_layer.0.weight", "model.body.23.res_layer.5.bias",
-            "model.output_layer.0.weight", "model.output_layer.3.weight", "model.output_layer.4.running_mean"} <= keys
+    assert {
+        "model.input_layer.0.weight",
+        "model.input_layer.1.running_var",
+        "model.input_layer.2.weight",
+        "model.body.0.res_layer.0.weight",
+        "model.body.3.shortcut_layer.0.weight",
+        "model.body.23.res_layer.5.bias",
+        "model.output_layer.0.weight",
+        "model.output_layer.3.weight",
+        "model.output_layer.4.running_mean",
+    } <= keys
     assert not any(k.startswith("model.body.0.shortcut_layer") for k in keys)  # max-pool shortcut: no weights
     # A Lightning checkpoint also carries the classifier head; it is not part of the backbone.
     checkpoint["state_dict"]["head.kernel"] = torch.zeros(512, 10)

@@ -25,8 +25,9 @@ def _naive_fps(features: torch.Tensor, norms: torch.Tensor, k: int, gamma: float
 def test_evaluation_picks_follow_farthest_point_sampling():
     features, norms = _set(30)
     for gamma in (0.0, 0.5, 2.0):
-        picks, pick_mask = farthest_point_picks(features, norms, torch.ones(1, 30, dtype=torch.bool), 4,
-                                                torch.tensor(gamma), sample=False)
+        picks, pick_mask = farthest_point_picks(
+            features, norms, torch.ones(1, 30, dtype=torch.bool), 4, torch.tensor(gamma), sample=False
+        )
         assert picks.argmax(-1)[0].tolist() == _naive_fps(features, norms, 4, gamma)
         assert pick_mask.all()
 
@@ -60,7 +61,7 @@ def test_training_picks_are_one_hot_with_gradients_to_gamma():
 def test_quality_distance_matches_the_published_formula():
     features, norms = _set(5)
     d = quality_distance(features, norms, features[:, 0], torch.tensor(0.7))
-    expected = norms ** 0.7 * (1 - (features[0] @ features[0, 0])) / 2
+    expected = norms**0.7 * (1 - (features[0] @ features[0, 0])) / 2
     torch.testing.assert_close(d, expected)
     assert abs(float(d[0, 0])) < 1e-6
 
@@ -81,15 +82,17 @@ def test_official_training_picks_follow_softmax_of_the_raw_distance():
     mask = torch.ones(draws, 6, dtype=torch.bool)
     gamma = torch.tensor(0.7)
     torch.manual_seed(0)
-    picks, _ = farthest_point_picks(batch_features, batch_norms, mask, 2, gamma, sample=True,
-                                    logits_rule="distance", first_pick="argmax")
+    picks, _ = farthest_point_picks(
+        batch_features, batch_norms, mask, 2, gamma, sample=True, logits_rule="distance", first_pick="argmax"
+    )
     first = int(norms.argmax())
     d = quality_distance(features, norms, features[:, first], gamma)[0]
     assert (picks[:, 0].argmax(-1) == first).all()
     torch.testing.assert_close(_frequencies(picks[:, 1], 6), torch.softmax(d.double(), 0), atol=0.012, rtol=0)
     assert _frequencies(picks[:, 1], 6)[first] > 0.05  # the first pick (d = 0) is drawn again
-    picks, _ = farthest_point_picks(batch_features, batch_norms, mask, 1, gamma, sample=True,
-                                    logits_rule="distance", first_pick="sample")
+    picks, _ = farthest_point_picks(
+        batch_features, batch_norms, mask, 1, gamma, sample=True, logits_rule="distance", first_pick="sample"
+    )
     torch.testing.assert_close(_frequencies(picks[:, 0], 6), torch.softmax(norms[0].double(), 0), atol=0.012, rtol=0)
 
 
@@ -111,8 +114,9 @@ def test_evaluation_picks_are_the_argmax_under_either_logit_rule(first_pick):
     mask = torch.ones(1, 30, dtype=torch.bool)
     expected = _naive_fps(features, norms, 4, 0.5)
     for rule in ("log_distance", "distance"):
-        picks, _ = farthest_point_picks(features, norms, mask, 4, torch.tensor(0.5), sample=False,
-                                        logits_rule=rule, first_pick=first_pick)
+        picks, _ = farthest_point_picks(
+            features, norms, mask, 4, torch.tensor(0.5), sample=False, logits_rule=rule, first_pick=first_pick
+        )
         assert picks.argmax(-1)[0].tolist() == expected
 
 
@@ -121,13 +125,22 @@ def test_padding_is_never_picked_under_the_official_rules():
     norms[0, 5] = 100.0
     mask = torch.tensor([[True] * 5 + [False]])
     torch.manual_seed(2)
-    picks, _ = farthest_point_picks(features.expand(500, -1, -1), norms.expand(500, -1), mask.expand(500, -1), 4,
-                                    torch.tensor(0.1), sample=True, logits_rule="distance", first_pick="sample")
+    picks, _ = farthest_point_picks(
+        features.expand(500, -1, -1),
+        norms.expand(500, -1),
+        mask.expand(500, -1),
+        4,
+        torch.tensor(0.1),
+        sample=True,
+        logits_rule="distance",
+        first_pick="sample",
+    )
     assert picks[:, :, 5].sum() == 0
 
 
 def test_unknown_pick_rules_are_refused():
     features, norms = _set(4)
     with pytest.raises(ValueError, match="log_distance"):
-        farthest_point_picks(features, norms, torch.ones(1, 4, dtype=torch.bool), 2, torch.tensor(0.0), sample=False,
-                             logits_rule="softmax")
+        farthest_point_picks(
+            features, norms, torch.ones(1, 4, dtype=torch.bool), 2, torch.tensor(0.0), sample=False, logits_rule="softmax"
+        )

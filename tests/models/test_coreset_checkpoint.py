@@ -25,8 +25,9 @@ def _official_forward(state: dict[str, torch.Tensor], unit: torch.Tensor, norms:
     x = unit * norms[:, None]
     picked = [int(norms.argmax())]
     while len(picked) < min(K, len(norms)):
-        distance = torch.stack([norms ** state[prefix + "gamma"] * (1 - F.cosine_similarity(x, x[c][None], dim=1)) / 2
-                                for c in picked]).amin(0)
+        distance = torch.stack(
+            [norms ** state[prefix + "gamma"] * (1 - F.cosine_similarity(x, x[c][None], dim=1)) / 2 for c in picked]
+        ).amin(0)
         picked.append(int(distance.argmax()))
     core = x[picked]
 
@@ -72,8 +73,11 @@ def test_missing_and_unexpected_keys_are_named(tmp_path, official_coreset_state)
     state = official_coreset_state(D)
     del state["aggregate_model.decoder_layer1.norm2.bias"]
     state["aggregate_model.decoder_layer1.linear1.weight"] = torch.zeros(4, D)
-    with pytest.raises(CheckpointKeyError, match=r"Missing keys: aggregate_model\.decoder_layer1\.norm2\.bias\. "
-                                                 r"Unexpected keys: aggregate_model\.decoder_layer1\.linear1\.weight"):
+    with pytest.raises(
+        CheckpointKeyError,
+        match=r"Missing keys: aggregate_model\.decoder_layer1\.norm2\.bias\. "
+        r"Unexpected keys: aggregate_model\.decoder_layer1\.linear1\.weight",
+    ):
         load_official_coreset(_write(tmp_path / "bad.ckpt", state))
     state = official_coreset_state(D)
     state["aggregate_model.decoder_layer1.self_attn1.in_proj_weight"] = torch.zeros(3 * D, D + 1)

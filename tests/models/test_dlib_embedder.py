@@ -59,15 +59,12 @@ def test_descriptor_is_stable_under_a_shift_and_a_mirror(embedder: DlibEmbedder,
 
     # Twenty faces of other people (25x25 grey crops, upscaled) are all farther than either variant.
     faces = (data.lfw_subset()[:20] * 255).round().astype(np.uint8)
-    others = np.stack([embedder.describe(np.asarray(Image.fromarray(f).resize((150, 150), Image.BICUBIC)))[0]
-                       for f in faces])
+    others = np.stack([embedder.describe(np.asarray(Image.fromarray(f).resize((150, 150), Image.BICUBIC)))[0] for f in faces])
     nearest_other = np.linalg.norm(others - astronaut, axis=1).min()
     assert nearest_other > max(np.linalg.norm(shifted - astronaut), np.linalg.norm(mirrored - astronaut))
 
 
-def test_extract_returns_unit_features_and_falls_back_to_the_whole_image(
-    embedder: DlibEmbedder, astronaut: np.ndarray
-) -> None:
+def test_extract_returns_unit_features_and_falls_back_to_the_whole_image(embedder: DlibEmbedder, astronaut: np.ndarray) -> None:
     noise = np.random.default_rng(0).integers(0, 256, (120, 100), dtype=np.uint8)
     images = [data.astronaut(), noise]
     features, norms, found_by = embedder.extract(images.__getitem__, 2, progress=False)

@@ -34,7 +34,7 @@ def test_adaface_penalises_a_low_norm_sample_differently_from_a_high_norm_one() 
         loss.batch_mean.fill_(27.5)
         loss.batch_std.fill_(22.5)
         loss.eval()  # keep the statistics fixed
-        per_sample.append(loss(features[i:i + 1], labels[i:i + 1]).item())
+        per_sample.append(loss(features[i : i + 1], labels[i : i + 1]).item())
     # Same direction, different norm: the margin (and so the loss) changes with the norm.
     assert per_sample[0] != pytest.approx(per_sample[1])
 

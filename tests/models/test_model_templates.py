@@ -22,13 +22,16 @@ def test_group_crops_lists_every_crop_of_each_template_once() -> None:
     templates, order, starts = group_crops(template_ids)
     assert np.array_equal(templates, np.unique(template_ids)) and np.array_equal(np.sort(order), np.arange(400))
     for t, template in enumerate(templates):
-        assert (template_ids[order[starts[t]:starts[t + 1]]] == template).all()
+        assert (template_ids[order[starts[t] : starts[t + 1]]] == template).all()
 
 
 def test_several_aggregators_on_one_padding_equal_each_alone() -> None:
     torch.manual_seed(0)
-    methods = {"mean": build_aggregator("mean", 16), "media_template": build_aggregator("media_template", 16),
-               "coreset": CoresetAggregator(16, heads=4, k=3).eval()}
+    methods = {
+        "mean": build_aggregator("mean", 16),
+        "media_template": build_aggregator("media_template", 16),
+        "coreset": CoresetAggregator(16, heads=4, k=3).eval(),
+    }
     crops = _crops()
     # A small batch budget: many batches of mixed sizes, as on a real protocol.
     together = describe_templates_by(methods, *crops, crops_per_batch=64, device="cpu")

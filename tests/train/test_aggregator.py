@@ -23,19 +23,45 @@ from dmlfaces.numerics import PINNED
 from dmlfaces.train.aggregator import TemplateBatches, load_aggregator, train_aggregator
 from dmlfaces.train.aggregator_config import AggregatorConfig, load_config
 
-TINY = {"k": 3, "heads": 4, "epochs": 2, "batch_size": 4, "templates_per_identity": 2, "max_set_size": 6,
-        "checkpoint_every": 2, "lr": 1e-3, "device": "cpu"}
+TINY = {
+    "k": 3,
+    "heads": 4,
+    "epochs": 2,
+    "batch_size": 4,
+    "templates_per_identity": 2,
+    "max_set_size": 6,
+    "checkpoint_every": 2,
+    "lr": 1e-3,
+    "device": "cpu",
+}
 
 
 @pytest.fixture(scope="module")
 def views(tiny_data: Path, tiny_backbone: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("views") / "views.npz"
-    result = subprocess.run([sys.executable, "-m", "dmlfaces", "extract-views", "--backbone", str(tiny_backbone),
-                             "--data", str(tiny_data / "train"), "--clips", str(tiny_data / "train_clips"),
-                             "--out", str(out), "--views", "1"], capture_output=True, text=True,
-                            # Host numerics, as before pinning: on pinned-numerics views the DDP-vs-single
-                            # comparison below misses its tolerance (open: issue 14's closing note).
-                            env={**os.environ, "DMLFACES_NUMERICS": "native"})
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dmlfaces",
+            "extract-views",
+            "--backbone",
+            str(tiny_backbone),
+            "--data",
+            str(tiny_data / "train"),
+            "--clips",
+            str(tiny_data / "train_clips"),
+            "--out",
+            str(out),
+            "--views",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        # Host numerics, as before pinning: on pinned-numerics views the DDP-vs-single
+        # comparison below misses its tolerance (open: issue 14's closing note).
+        env={**os.environ, "DMLFACES_NUMERICS": "native"},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return out
 
@@ -55,21 +81,57 @@ def test_clips_of_an_unknown_identity_are_refused(tiny_data, tiny_backbone, tmp_
     frame = next((tiny_data / "train_clips").glob("*/*/*.jpg"))
     (tmp_path / "clips" / "stranger" / "00").mkdir(parents=True)
     (tmp_path / "clips" / "stranger" / "00" / "000.jpg").write_bytes(frame.read_bytes())
-    result = subprocess.run([sys.executable, "-m", "dmlfaces", "extract-views", "--backbone", str(tiny_backbone),
-                             "--data", str(tiny_data / "train"), "--clips", str(tmp_path / "clips"),
-                             "--out", str(tmp_path / "v.npz")], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dmlfaces",
+            "extract-views",
+            "--backbone",
+            str(tiny_backbone),
+            "--data",
+            str(tiny_data / "train"),
+            "--clips",
+            str(tmp_path / "clips"),
+            "--out",
+            str(tmp_path / "v.npz"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode != 0 and "stranger" in result.stderr and "no training images" in result.stderr
     assert not (tmp_path / "v.npz").exists()
 
 
-def _run(tmp_path: Path, views: Path, out: Path, *extra: str, launcher: list[str] | None = None,
-         env: dict[str, str | None] | None = None, check: bool = True, **changes: object) -> subprocess.CompletedProcess[str]:
+def _run(
+    tmp_path: Path,
+    views: Path,
+    out: Path,
+    *extra: str,
+    launcher: list[str] | None = None,
+    env: dict[str, str | None] | None = None,
+    check: bool = True,
+    **changes: object,
+) -> subprocess.CompletedProcess[str]:
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"aggregator": {**TINY, **changes}}))
     command = (launcher or [sys.executable, "-m", "dmlfaces"]) + [
-        "train-aggregator", "--views", str(views), "--out", str(out), "--params", str(params), *extra]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600,
-                            env={k: v for k, v in {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}.items() if v is not None})
+        "train-aggregator",
+        "--views",
+        str(views),
+        "--out",
+        str(out),
+        "--params",
+        str(params),
+        *extra,
+    ]
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={k: v for k, v in {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}.items() if v is not None},
+    )
     if check:
         assert result.returncode == 0, result.stderr[-3000:]
     return result
@@ -112,10 +174,15 @@ def _synthetic_views(clip_lengths: list[int]) -> dict[str, np.ndarray]:
     """72 images of 12 identities with 2 views each, and clips of identity c % 12 of the given lengths."""
     rng = np.random.default_rng(0)
     frames = sum(clip_lengths)
-    return {"features": rng.normal(size=(72, 2, 8)).astype(np.float32), "norms": np.ones((72, 2), np.float32),
-            "labels": np.repeat(np.arange(12), 6), "clip_features": rng.normal(size=(frames, 8)).astype(np.float32),
-            "clip_norms": np.ones(frames, np.float32), "clip_ids": np.repeat(np.arange(len(clip_lengths)), clip_lengths),
-            "clip_labels": np.arange(len(clip_lengths)) % 12}
+    return {
+        "features": rng.normal(size=(72, 2, 8)).astype(np.float32),
+        "norms": np.ones((72, 2), np.float32),
+        "labels": np.repeat(np.arange(12), 6),
+        "clip_features": rng.normal(size=(frames, 8)).astype(np.float32),
+        "clip_norms": np.ones(frames, np.float32),
+        "clip_ids": np.repeat(np.arange(len(clip_lengths)), clip_lengths),
+        "clip_labels": np.arange(len(clip_lengths)) % 12,
+    }
 
 
 def test_batches_have_one_set_size_and_clips_of_one_identity():
@@ -158,7 +225,9 @@ def test_training_is_deterministic_and_loads_back(views, tmp_path):
     a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
     assert all(torch.equal(a[k], b[k]) for k in a)
     model = load_aggregator(tmp_path / "a" / "aggregator.pt")
-    out, norm = model(torch.nn.functional.normalize(torch.randn(2, 5, 64), dim=-1), torch.ones(2, 5), torch.ones(2, 5, dtype=torch.bool))
+    out, norm = model(
+        torch.nn.functional.normalize(torch.randn(2, 5, 64), dim=-1), torch.ones(2, 5), torch.ones(2, 5, dtype=torch.bool)
+    )
     assert out.shape == (2, 64) and not model.training and model.flip_test
     # flip_test is an evaluation setting: the same training, a model that says which IJB features it reads.
     train_aggregator(views, tmp_path / "c", dataclasses.replace(config, flip_test=False))
@@ -170,7 +239,9 @@ def test_the_foreach_optimizer_gives_the_bits_of_the_per_tensor_loop(views, tmp_
     config = AggregatorConfig(**{**TINY, "epochs": 1})
     train_aggregator(views, tmp_path / "foreach", config)
     adamw = torch.optim.AdamW
-    monkeypatch.setattr(torch.optim, "AdamW", lambda *args, **kwargs: adamw(*args, **{**kwargs, "foreach": False, "fused": False}))
+    monkeypatch.setattr(
+        torch.optim, "AdamW", lambda *args, **kwargs: adamw(*args, **{**kwargs, "foreach": False, "fused": False})
+    )
     train_aggregator(views, tmp_path / "loop", config)
     a, b = _weights(tmp_path / "foreach"), _weights(tmp_path / "loop")
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -188,7 +259,10 @@ def test_bursts_move_the_coreset_descriptor_less_than_the_mean(tiny_data, tiny_b
     all_norms = np.concatenate([norms, np.repeat(norms[burst_crops], 50)])
     all_ids = np.concatenate([protocol.template_ids, burst_ids])
     moved = {}
-    for name, model in {"coreset": load_aggregator(tmp_path / "agg" / "aggregator.pt"), "mean": build_aggregator("mean", 64)}.items():
+    for name, model in {
+        "coreset": load_aggregator(tmp_path / "agg" / "aggregator.pt"),
+        "mean": build_aggregator("mean", 64),
+    }.items():
         _, before, _ = describe_templates(model, features, norms, protocol.template_ids, device="cpu")
         _, after, _ = describe_templates(model, all_features, all_norms, all_ids, device="cpu")
         moved[name] = float(np.mean(1 - np.sum(before * after, axis=1)))
@@ -219,8 +293,14 @@ def test_config_is_validated(tmp_path):
 
 def test_official_clip_views_never_repeat_a_copy_and_skip_the_plain_image():
     views = _synthetic_views([])
-    views = {**views, "features": np.repeat(views["features"], 2, axis=1)[:, :4], "norms": np.repeat(views["norms"], 2, axis=1)[:, :4]}
-    source = TemplateBatches(views, AggregatorConfig(**{**TINY, "max_set_size": 20, "real_clip_rate": 0.0}, clip_views="official"))
+    views = {
+        **views,
+        "features": np.repeat(views["features"], 2, axis=1)[:, :4],
+        "norms": np.repeat(views["norms"], 2, axis=1)[:, :4],
+    }
+    source = TemplateBatches(
+        views, AggregatorConfig(**{**TINY, "max_set_size": 20, "real_clip_rate": 0.0}, clip_views="official")
+    )
     for index in range(24):
         rows = source.template(index, epoch=0, size=20)
         image, view = np.divmod(rows, source.views_per_image)

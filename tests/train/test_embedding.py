@@ -22,8 +22,19 @@ from dmlfaces.data.transforms import to_input_tensor
 from dmlfaces.models.checkpoints import load_backbone
 from dmlfaces.train.embedding import EmbeddingConfig, FaceBatches, build_model, load_config
 
-TINY = {"backbone": "small", "embedding_dim": 64, "loss": "adaface", "epochs": 2, "batch_size": 8, "lr": 0.05,
-        "checkpoint_every": 3, "seed": 0, "cache_images": True, "loader_threads": 2, "device": "cpu"}
+TINY = {
+    "backbone": "small",
+    "embedding_dim": 64,
+    "loss": "adaface",
+    "epochs": 2,
+    "batch_size": 8,
+    "lr": 0.05,
+    "checkpoint_every": 3,
+    "seed": 0,
+    "cache_images": True,
+    "loader_threads": 2,
+    "device": "cpu",
+}
 
 
 def _params(tmp_path: Path, **changes: object) -> Path:
@@ -32,11 +43,26 @@ def _params(tmp_path: Path, **changes: object) -> Path:
     return path
 
 
-def _train(tmp_path: Path, data: Path, out: Path, *extra: str, launcher: list[str] | None = None,
-           env: dict[str, str] | None = None, check: bool = True, params: dict | None = None) -> subprocess.CompletedProcess[str]:
+def _train(
+    tmp_path: Path,
+    data: Path,
+    out: Path,
+    *extra: str,
+    launcher: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+    params: dict | None = None,
+) -> subprocess.CompletedProcess[str]:
     command = (launcher or [sys.executable, "-m", "dmlfaces"]) + [
-        "train-embedding", "--data", str(data / "train"), "--out", str(out),
-        "--params", str(_params(tmp_path, **(params or {}))), *extra]
+        "train-embedding",
+        "--data",
+        str(data / "train"),
+        "--out",
+        str(out),
+        "--params",
+        str(_params(tmp_path, **(params or {}))),
+        *extra,
+    ]
     environment = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=600)
     if check:
@@ -100,7 +126,9 @@ def test_resume_after_the_training_images_changed_starts_afresh(tiny_data: Path,
     _train(tmp_path, data, tmp_path / "run", params={"epochs": 1})
     finished = _weights(tmp_path / "run")
     again = _train(tmp_path, data, tmp_path / "run", "--resume", params={"epochs": 1})
-    assert "starting afresh" not in again.stdout and all(torch.equal(finished[k], w) for k, w in _weights(tmp_path / "run").items())
+    assert "starting afresh" not in again.stdout and all(
+        torch.equal(finished[k], w) for k, w in _weights(tmp_path / "run").items()
+    )
     image = next((data / "train").rglob("*.jpg"))
     Image.fromarray(np.asarray(Image.open(image))[::-1].copy()).save(image, quality=50)  # regenerated data
     changed = _train(tmp_path, data, tmp_path / "run", "--resume", params={"epochs": 1})
@@ -126,8 +154,9 @@ def test_cpu_training_is_deterministic_and_loads_back(tiny_data: Path, tmp_path:
     assert backbone(torch.zeros(2, 3, 112, 112)).shape == (2, 64)
 
 
-def test_the_foreach_optimizer_gives_the_bits_of_the_per_tensor_loop(tiny_data: Path, tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_foreach_optimizer_gives_the_bits_of_the_per_tensor_loop(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from dmlfaces.train.embedding import train_embedding
 
     config = EmbeddingConfig(**{**TINY, "epochs": 1})

@@ -94,8 +94,10 @@ def landmark_problems(landmarks: np.ndarray, sizes: np.ndarray | None = None) ->
         def where(i: int) -> str:
             k = int(np.argmax(outside[i]))
             width, height = sizes[i, 0].astype(int)
-            return (f"landmark {_named(k)} at ({points[i, k, 0]:.3f}, {points[i, k, 1]:.3f}) lies outside the"
-                    f" {width}x{height} image (x must be in -0.5..{width - 0.5}, y in -0.5..{height - 0.5})")
+            return (
+                f"landmark {_named(k)} at ({points[i, k, 0]:.3f}, {points[i, k, 1]:.3f}) lies outside the"
+                f" {width}x{height} image (x must be in -0.5..{width - 0.5}, y in -0.5..{height - 0.5})"
+            )
 
         report(outside.any(axis=1), where)
     distances = np.where(np.eye(5, dtype=bool), np.inf, np.linalg.norm(points[:, :, None] - points[:, None], axis=3))

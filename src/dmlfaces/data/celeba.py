@@ -36,16 +36,58 @@ from dmlfaces.data.text import iter_text_lines, read_table, split_fields
 from dmlfaces.io import atomic_write_text
 
 CELEBA_ATTRIBUTES: tuple[str, ...] = (
-    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips", "Big_Nose",
-    "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows", "Chubby", "Double_Chin", "Eyeglasses",
-    "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones", "Male", "Mouth_Slightly_Open", "Mustache",
-    "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline", "Rosy_Cheeks",
-    "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat", "Wearing_Lipstick",
-    "Wearing_Necklace", "Wearing_Necktie", "Young",
+    "5_o_Clock_Shadow",
+    "Arched_Eyebrows",
+    "Attractive",
+    "Bags_Under_Eyes",
+    "Bald",
+    "Bangs",
+    "Big_Lips",
+    "Big_Nose",
+    "Black_Hair",
+    "Blond_Hair",
+    "Blurry",
+    "Brown_Hair",
+    "Bushy_Eyebrows",
+    "Chubby",
+    "Double_Chin",
+    "Eyeglasses",
+    "Goatee",
+    "Gray_Hair",
+    "Heavy_Makeup",
+    "High_Cheekbones",
+    "Male",
+    "Mouth_Slightly_Open",
+    "Mustache",
+    "Narrow_Eyes",
+    "No_Beard",
+    "Oval_Face",
+    "Pale_Skin",
+    "Pointy_Nose",
+    "Receding_Hairline",
+    "Rosy_Cheeks",
+    "Sideburns",
+    "Smiling",
+    "Straight_Hair",
+    "Wavy_Hair",
+    "Wearing_Earrings",
+    "Wearing_Hat",
+    "Wearing_Lipstick",
+    "Wearing_Necklace",
+    "Wearing_Necktie",
+    "Young",
 )
 LANDMARK_COLUMNS: tuple[str, ...] = (
-    "lefteye_x", "lefteye_y", "righteye_x", "righteye_y", "nose_x", "nose_y",
-    "leftmouth_x", "leftmouth_y", "rightmouth_x", "rightmouth_y",
+    "lefteye_x",
+    "lefteye_y",
+    "righteye_x",
+    "righteye_y",
+    "nose_x",
+    "nose_y",
+    "leftmouth_x",
+    "leftmouth_y",
+    "rightmouth_x",
+    "rightmouth_y",
 )
 ATTRIBUTES_FILE = "list_attr_celeba.txt"
 IDENTITY_FILE = "identity_CelebA.txt"
@@ -117,8 +159,12 @@ _LANDMARK_VALUES = _Values(False, None, "a pixel coordinate")
 
 def _require(path: Path) -> None:
     if not path.is_file():
-        raise DataFormatError(path, "file is missing", expected="the CelebA release file of this name",
-                              fix="copy it from the CelebA release (Anno/ or Eval/) into the data directory")
+        raise DataFormatError(
+            path,
+            "file is missing",
+            expected="the CelebA release file of this name",
+            fix="copy it from the CelebA release (Anno/ or Eval/) into the data directory",
+        )
 
 
 def _head(path: Path) -> tuple[int, int, list[str], int]:
@@ -129,9 +175,13 @@ def _head(path: Path) -> tuple[int, int, list[str], int]:
     (count_line, text), (names_line, names) = head[0], head[1] if len(head) > 1 else (head[0][0] + 1, "")
     text = text.strip()
     if not (text.isascii() and text.isdigit()):
-        raise DataFormatError(path, f"first line {text!r} is not an image count", line=count_line,
-                              expected="the number of image lines, e.g. 202599",
-                              fix="restore the count line of the release")
+        raise DataFormatError(
+            path,
+            f"first line {text!r} is not an image count",
+            line=count_line,
+            expected="the number of image lines, e.g. 202599",
+            fix="restore the count line of the release",
+        )
     return int(text), count_line, split_fields(names), names_line
 
 
@@ -142,9 +192,13 @@ def _check_names(path: Path, line: int, found: list[str], expected: tuple[str, .
     position = next(i for i in itertools.count() if i >= min(len(found), len(expected)) or found[i] != expected[i])
     got = repr(found[position]) if position < len(found) else "missing"
     want = repr(expected[position]) if position < len(expected) else "no further name"
-    raise DataFormatError(path, f"{noun} name {position + 1} is {got}", line=line,
-                          expected=f"{want} ({len(expected)} names in release order)",
-                          fix="restore line 2 of the release")
+    raise DataFormatError(
+        path,
+        f"{noun} name {position + 1} is {got}",
+        line=line,
+        expected=f"{want} ({len(expected)} names in release order)",
+        fix="restore line 2 of the release",
+    )
 
 
 def _raise_bad_line(path: Path, skip: int, width: int, values: _Values, reason: str) -> NoReturn:
@@ -152,15 +206,28 @@ def _raise_bad_line(path: Path, skip: int, width: int, values: _Values, reason: 
     for number, text in itertools.islice(iter_text_lines(path), skip, None):
         fields = split_fields(text)
         if len(fields) != width + 1:
-            raise DataFormatError(path, f"{len(fields)} fields", line=number,
-                                  expected=f"{width + 1} fields: an image name and {width} x {values.expected}",
-                                  fix="correct or delete that line")
+            raise DataFormatError(
+                path,
+                f"{len(fields)} fields",
+                line=number,
+                expected=f"{width + 1} fields: an image name and {width} x {values.expected}",
+                fix="correct or delete that line",
+            )
         bad = next((field for field in fields[1:] if not values.valid_field(field)), None)
         if bad is not None:
-            raise DataFormatError(path, f"value {bad!r} for image {fields[0]}", line=number,
-                                  expected=values.expected, fix="correct the value on that line")
-    raise DataFormatError(path, f"cannot be parsed ({reason})", expected=f"image names, each with {width} numbers",
-                          fix="restore the file from the release")
+            raise DataFormatError(
+                path,
+                f"value {bad!r} for image {fields[0]}",
+                line=number,
+                expected=values.expected,
+                fix="correct the value on that line",
+            )
+    raise DataFormatError(
+        path,
+        f"cannot be parsed ({reason})",
+        expected=f"image names, each with {width} numbers",
+        fix="restore the file from the release",
+    )
 
 
 def _read_rows(path: Path, skip: int, width: int, values: _Values) -> tuple[pd.Index, np.ndarray]:
@@ -181,22 +248,31 @@ def _read_rows(path: Path, skip: int, width: int, values: _Values) -> tuple[pd.I
 
 def _lines_of(path: Path, skip: int, name: str) -> list[int]:
     """1-based numbers of the data lines whose image name is ``name``."""
-    return [number for number, text in itertools.islice(iter_text_lines(path), skip, None)
-            if split_fields(text)[:1] == [name]]
+    return [number for number, text in itertools.islice(iter_text_lines(path), skip, None) if split_fields(text)[:1] == [name]]
 
 
 def _check_count(path: Path, line: int, count: int, rows: int) -> None:
     if count != rows:
-        raise DataFormatError(path, f"count line says {count} images but the file lists {rows}", line=line,
-                              expected=f"{rows}", fix="correct the count line or restore the missing lines")
+        raise DataFormatError(
+            path,
+            f"count line says {count} images but the file lists {rows}",
+            line=line,
+            expected=f"{rows}",
+            fix="correct the count line or restore the missing lines",
+        )
 
 
 def _check_unique(path: Path, skip: int, names: pd.Index) -> None:
     duplicated = names[names.duplicated()]
     if len(duplicated):
         first, second = _lines_of(path, skip, duplicated[0])[:2]
-        raise DataFormatError(path, f"image {duplicated[0]} is listed twice (also on line {first})", line=second,
-                              expected="each image once", fix="delete the duplicate line")
+        raise DataFormatError(
+            path,
+            f"image {duplicated[0]} is listed twice (also on line {first})",
+            line=second,
+            expected="each image once",
+            fix="delete the duplicate line",
+        )
 
 
 def _check_same_images(reference_path: Path, reference: pd.Index, path: Path, skip: int, names: pd.Index) -> None:
@@ -204,18 +280,32 @@ def _check_same_images(reference_path: Path, reference: pd.Index, path: Path, sk
         return
     extra = names.difference(reference, sort=False)
     if len(extra):
-        raise DataFormatError(path, f"image {extra[0]} is not in {reference_path.name}",
-                              line=_lines_of(path, skip, extra[0])[0],
-                              expected=f"the same images as {reference_path.name}",
-                              fix="delete that line or add the image to every CelebA file")
+        raise DataFormatError(
+            path,
+            f"image {extra[0]} is not in {reference_path.name}",
+            line=_lines_of(path, skip, extra[0])[0],
+            expected=f"the same images as {reference_path.name}",
+            fix="delete that line or add the image to every CelebA file",
+        )
     missing = reference.difference(names, sort=False)
     if len(missing):
-        raise DataFormatError(path, f"image {missing[0]} of {reference_path.name} is not listed",
-                              expected=f"the same images as {reference_path.name}", fix="restore the missing lines")
+        raise DataFormatError(
+            path,
+            f"image {missing[0]} of {reference_path.name} is not listed",
+            expected=f"the same images as {reference_path.name}",
+            fix="restore the missing lines",
+        )
 
 
-def _read_table(path: Path, header: bool, width: int, values: _Values, reference: tuple[Path, pd.Index] | None,
-                column_names: tuple[str, ...] = (), noun: str = "") -> tuple[pd.Index, np.ndarray]:
+def _read_table(
+    path: Path,
+    header: bool,
+    width: int,
+    values: _Values,
+    reference: tuple[Path, pd.Index] | None,
+    column_names: tuple[str, ...] = (),
+    noun: str = "",
+) -> tuple[pd.Index, np.ndarray]:
     """Read one CelebA file and check it: header, lines, count, unique names, same images as the reference."""
     skip = 2 if header else 0
     if header:
@@ -246,8 +336,7 @@ def read_celeba(root: str | os.PathLike[str], check_images: bool = False) -> Cel
     _, partitions = _read_table(root / PARTITION_FILE, False, 1, _PARTITION_VALUES, reference)
     landmarks = None
     if (root / LANDMARKS_FILE).exists():
-        _, points = _read_table(root / LANDMARKS_FILE, True, 10, _LANDMARK_VALUES, reference,
-                                LANDMARK_COLUMNS, "column")
+        _, points = _read_table(root / LANDMARKS_FILE, True, 10, _LANDMARK_VALUES, reference, LANDMARK_COLUMNS, "column")
         landmarks = pd.DataFrame(points.astype(np.float64), index=names, columns=list(LANDMARK_COLUMNS))
     celeba = CelebA(
         root=root,

@@ -173,8 +173,10 @@ def sample_person(rng: np.random.Generator, person_id: int, look: np.random.Gene
         beard_style=str(rng.choice(["full", "goatee", "stubble"], p=[0.5, 0.25, 0.25])),
         glasses_frame=str(rng.choice(GLASSES_FRAMES)),
         glasses_shape=str(rng.choice(["round", "rect"])),
-        moles=tuple((float(rng.uniform(-28, 28)), float(rng.uniform(-20, 30)), float(rng.uniform(0.8, 1.8)))
-                    for _ in range(int(rng.integers(0, 6)))),
+        moles=tuple(
+            (float(rng.uniform(-28, 28)), float(rng.uniform(-20, 30)), float(rng.uniform(0.8, 1.8)))
+            for _ in range(int(rng.integers(0, 6)))
+        ),
     )
 
 
@@ -317,8 +319,9 @@ def _head_outline(person: PersonFactors, n: int = 40) -> np.ndarray:
     t = np.linspace(0, 2 * math.pi, n, endpoint=False)
     s, c = np.sin(t), np.cos(t)
     upper = c <= 0  # upper half: an ellipse through the hairline; lower: narrowing from the cheekbones to the jaw
-    width = np.where(upper, person.head_width,
-                     person.head_width + (person.jaw_width - person.head_width) * np.maximum(c, 0.0) ** 0.8)
+    width = np.where(
+        upper, person.head_width, person.head_width + (person.jaw_width - person.head_width) * np.maximum(c, 0.0) ** 0.8
+    )
     ys = eye_y + np.where(upper, eye_y - top, chin - eye_y) * c
     return np.stack([width * s, ys], axis=1)
 
@@ -351,8 +354,9 @@ def _background(image: ImageFactors, side: int) -> Image.Image:
     # each factor's mean over a pair of 2x pixels is the box filter of the product.
     steps = np.arange(size) * (2 * math.pi / period)
     px, qy = steps * math.cos(angle), steps * math.sin(angle)
-    sin_x, cos_x, sin_y, cos_y = (table.reshape(side, 2).mean(axis=1).astype(np.float32)
-                                  for table in (np.sin(px), np.cos(px), np.sin(qy), np.cos(qy)))
+    sin_x, cos_x, sin_y, cos_y = (
+        table.reshape(side, 2).mean(axis=1).astype(np.float32) for table in (np.sin(px), np.cos(px), np.sin(qy), np.cos(qy))
+    )
     wave = 0.5 + 0.5 * (np.multiply.outer(cos_y, sin_x) + np.multiply.outer(sin_y, cos_x))  # (side, side) in [0, 1]
     # One plane per channel: numpy broadcasts slowly over a last axis of 3.
     planes = [np.clip(float(b) + wave * float(o - b), 0, 255).astype(np.uint8) for b, o in zip(base, other)]
@@ -385,8 +389,12 @@ def _draw_face(canvas: Image.Image, person: PersonFactors, image: ImageFactors) 
         back = np.concatenate([back, [(person.head_width + 11, chin + 22), (-person.head_width - 11, chin + 22)]])
         draw.polygon(project.many(back, z=-15), fill=hair)
     # Neck and shoulders.
-    neck = [(-person.jaw_width * 0.6, mouth_y), (person.jaw_width * 0.6, mouth_y),
-            (person.jaw_width * 0.7, chin + 30), (-person.jaw_width * 0.7, chin + 30)]
+    neck = [
+        (-person.jaw_width * 0.6, mouth_y),
+        (person.jaw_width * 0.6, mouth_y),
+        (person.jaw_width * 0.7, chin + 30),
+        (-person.jaw_width * 0.7, chin + 30),
+    ]
     draw.polygon(project.many(np.array(neck), z=-10), fill=shade_t)
     shoulders = [(-70, chin + 18), (70, chin + 18), (80, 120), (-80, 120)]
     draw.polygon(project.many(np.array(shoulders), z=-20), fill=image.shirt_colour)
@@ -409,8 +417,7 @@ def _draw_face(canvas: Image.Image, person: PersonFactors, image: ImageFactors) 
             y = top + 8 + 4 * k
             _thick_line(draw, [project(-12, y, 14), project(0, y - 1, 16), project(12, y, 14)], line_colour, 0.7)
         for side in (-1, 1):
-            _thick_line(draw, [project(side * 9, mouth_y - 14, 20), project(side * 14, mouth_y + 2, 18)],
-                        line_colour, 0.9)
+            _thick_line(draw, [project(side * 9, mouth_y - 14, 20), project(side * 14, mouth_y + 2, 18)], line_colour, 0.9)
     # Beard: drawn over the jaw before the mouth so the lips stay visible.
     if image.beard:
         beard_colour = hair
@@ -440,17 +447,17 @@ def _draw_face(canvas: Image.Image, person: PersonFactors, image: ImageFactors) 
         # Brows rise with surprise.
         lift = 3.0 if image.expression == "surprised" else 0.0
         by = cy - person.brow_gap - lift
-        brow = [project(cx - side * 7, by + 1, 18), project(cx, by - person.brow_arch, 19),
-                project(cx + side * 8, by + 2, 17)]
+        brow = [project(cx - side * 7, by + 1, 18), project(cx, by - person.brow_arch, 19), project(cx + side * 8, by + 2, 17)]
         brow_colour = hair if person.hair_style != "bald" else tuple(int(c) for c in np.array(hair) * 0.7)
         _thick_line(draw, brow, brow_colour, person.brow_thickness)
     # Nose: bridge line, tip and nostrils; the tip has the most depth.
     nose_tip_y = eye_y + person.nose_length
     tip = project(0, nose_tip_y, 30)
-    _thick_line(draw, [project(-2, eye_y + 4, 22), project(-person.nose_width / 2.5, nose_tip_y - 1, 27)],
-                shade_t, 1.0)
-    draw.polygon([project(-person.nose_width / 2, nose_tip_y + 1, 24), tip,
-                  project(person.nose_width / 2, nose_tip_y + 1, 24)], fill=shade_t)
+    _thick_line(draw, [project(-2, eye_y + 4, 22), project(-person.nose_width / 2.5, nose_tip_y - 1, 27)], shade_t, 1.0)
+    draw.polygon(
+        [project(-person.nose_width / 2, nose_tip_y + 1, 24), tip, project(person.nose_width / 2, nose_tip_y + 1, 24)],
+        fill=shade_t,
+    )
     for side in (-1, 1):
         nx, ny = project(side * person.nose_width / 4, nose_tip_y + 1.5, 26)
         draw.ellipse([nx - 2, ny - 1.5, nx + 2, ny + 1.5], fill=tuple(int(c) for c in skin * 0.45))
@@ -468,8 +475,7 @@ def _draw_face(canvas: Image.Image, person: PersonFactors, image: ImageFactors) 
         upper = [left, project(0, mouth_y, 21), right]
         lower = [right, project(0, mouth_y + 6 + person.lip_thickness, 21), left]
         draw.polygon(upper + lower, fill=person.lip_colour)
-        teeth = [project(-half * 0.8, mouth_y - 1, 21), project(half * 0.8, mouth_y - 1, 21),
-                 project(0, mouth_y + 4, 21)]
+        teeth = [project(-half * 0.8, mouth_y - 1, 21), project(half * 0.8, mouth_y - 1, 21), project(0, mouth_y + 4, 21)]
         draw.polygon(teeth, fill=(235, 232, 225))
     else:
         upper = [left, project(0, mouth_y - person.lip_thickness, 21), right]
@@ -480,8 +486,12 @@ def _draw_face(canvas: Image.Image, person: PersonFactors, image: ImageFactors) 
     if person.hair_style != "bald":
         crown = outline[outline[:, 1] < eye_y - person.forehead_height * 0.55]
         if person.hair_style == "bangs":
-            cap = np.concatenate([crown * [1.06, 1.0] + [0, -3], np.array([(person.head_width * 0.9, top + 15),
-                                                                             (-person.head_width * 0.9, top + 15)])])
+            cap = np.concatenate(
+                [
+                    crown * [1.06, 1.0] + [0, -3],
+                    np.array([(person.head_width * 0.9, top + 15), (-person.head_width * 0.9, top + 15)]),
+                ]
+            )
         elif person.hair_style == "curly":
             cap = crown * [1.15, 1.0] + [0, -7]
         else:
@@ -496,7 +506,7 @@ def _draw_face(canvas: Image.Image, person: PersonFactors, image: ImageFactors) 
     if image.glasses:
         width = 1.1 if person.glasses_frame == "thin" else 2.6
         frame_colour = (20, 20, 25) if person.glasses_frame == "thick" else (45, 40, 38)
-        for (ex, ey) in eye_centres:
+        for ex, ey in eye_centres:
             px, py = ex * SUPERSAMPLE, ey * SUPERSAMPLE
             rx, ry = 9.5 * SUPERSAMPLE * abs(project.cy) ** 0.5, 7 * SUPERSAMPLE
             box = [px - rx, py - ry, px + rx, py + ry]
@@ -505,8 +515,12 @@ def _draw_face(canvas: Image.Image, person: PersonFactors, image: ImageFactors) 
                 draw.ellipse(box, outline=frame_colour, width=w)
             else:
                 draw.rectangle(box, outline=frame_colour, width=w)
-        _thick_line(draw, [project(-person.eye_spacing + 9, eye_y - 1, 20), project(person.eye_spacing - 9, eye_y - 1, 20)],
-                    frame_colour, width)
+        _thick_line(
+            draw,
+            [project(-person.eye_spacing + 9, eye_y - 1, 20), project(person.eye_spacing - 9, eye_y - 1, 20)],
+            frame_colour,
+            width,
+        )
     nose = (tip[0] / SUPERSAMPLE, tip[1] / SUPERSAMPLE)
     mouth_l = (left[0] / SUPERSAMPLE, left[1] / SUPERSAMPLE)
     mouth_r = (right[0] / SUPERSAMPLE, right[1] / SUPERSAMPLE)
@@ -548,8 +562,9 @@ def render_face(person: PersonFactors, image: ImageFactors, margin: int = 0) -> 
     # centre to a point of the layer, and sampling that 2x layer bilinearly there anti-aliases its edges.
     offset = inverse[:, :2] @ [left, top] + inverse[:, 2]
     coefficients = SUPERSAMPLE * np.hstack([inverse[:, :2], offset[:, None]])
-    face = face_layer.transform((right - left, bottom - top), Image.Transform.AFFINE, tuple(coefficients.ravel()),
-                                resample=Image.Resampling.BILINEAR).convert("RGBA")
+    face = face_layer.transform(
+        (right - left, bottom - top), Image.Transform.AFFINE, tuple(coefficients.ravel()), resample=Image.Resampling.BILINEAR
+    ).convert("RGBA")
     pixels = _background(image, side)
     pixels.paste(face, (left, top), face)
     landmarks = landmarks @ forward[:, :2].T + forward[:, 2]
@@ -562,7 +577,10 @@ def _degrade(pixels: Image.Image, image: ImageFactors, margin: int) -> np.ndarra
     side = pixels.size[0]
     array = np.asarray(pixels, dtype=np.float32)
     if image.occlusion > 0:
-        centre = (margin + CENTRE_X + image.shift_x + image.occlusion_x * 25, margin + CENTRE_Y + image.shift_y + image.occlusion_y * 25)
+        centre = (
+            margin + CENTRE_X + image.shift_x + image.occlusion_x * 25,
+            margin + CENTRE_Y + image.shift_y + image.occlusion_y * 25,
+        )
         array = _occlude(array, image.occlusion, centre, rng)
     # Side light: a linear ramp across the frame, a per-row plus a per-column term. The columns are repeated
     # per channel and the pixels seen as (side, 3 side) rows: numpy broadcasts slowly over a last axis of 3.

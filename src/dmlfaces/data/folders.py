@@ -47,8 +47,9 @@ class ImageFolder:
         return digest.hexdigest()
 
 
-def read_image_folder(root: str | os.PathLike[str], extensions: tuple[str, ...] = IMAGE_EXTENSIONS,
-                      kind: str = "identity") -> ImageFolder:
+def read_image_folder(
+    root: str | os.PathLike[str], extensions: tuple[str, ...] = IMAGE_EXTENSIONS, kind: str = "identity"
+) -> ImageFolder:
     """List an identity-per-folder image tree; file extensions match case-insensitively.
 
     ``kind`` names what a sub-directory is in error messages (``clip`` inside a clip folder).
@@ -64,12 +65,16 @@ def read_image_folder(root: str | os.PathLike[str], extensions: tuple[str, ...] 
     lowered = tuple(ext.lower() for ext in extensions)
     for label, entry in enumerate(listed):
         with os.scandir(entry.path) as files:
-            names = sorted(f.name for f in files
-                           if not f.name.startswith(".") and f.name.lower().endswith(lowered) and f.is_file())
+            names = sorted(
+                f.name for f in files if not f.name.startswith(".") and f.name.lower().endswith(lowered) and f.is_file()
+            )
         if not names:
-            raise DataFormatError(entry.path, f"{kind} folder holds no images",
-                                  expected=f"files ending in {', '.join(extensions)}",
-                                  fix="remove the empty folder or add its images")
+            raise DataFormatError(
+                entry.path,
+                f"{kind} folder holds no images",
+                expected=f"files ending in {', '.join(extensions)}",
+                fix="remove the empty folder or add its images",
+            )
         directory = Path(entry.path)
         paths.extend(directory / name for name in names)
         labels.append(np.full(len(names), label, dtype=np.int64))
@@ -79,19 +84,29 @@ def read_image_folder(root: str | os.PathLike[str], extensions: tuple[str, ...] 
 def _subdirectories(root: Path, kind: str) -> list[os.DirEntry]:
     """The sorted, non-hidden sub-directories of ``root`` (one per ``kind``); anything else there is an error."""
     if not root.is_dir():
-        raise DataFormatError(root, "image folder root does not exist",
-                              expected=f"a directory of <{kind}>/... folders",
-                              fix=f"point the reader at the directory whose sub-directories are the {kind} folders")
+        raise DataFormatError(
+            root,
+            "image folder root does not exist",
+            expected=f"a directory of <{kind}>/... folders",
+            fix=f"point the reader at the directory whose sub-directories are the {kind} folders",
+        )
     with os.scandir(root) as entries:
         listed = sorted((e for e in entries if not e.name.startswith(".")), key=lambda e: e.name)
     stray = [e.name for e in listed if not e.is_dir()]
     if stray:
-        raise DataFormatError(root / stray[0], f"file at the top level of a directory of {kind} folders",
-                              expected=f"only one sub-directory per {kind}",
-                              fix=f"move the file into its {kind}'s folder, or point the reader one level deeper")
+        raise DataFormatError(
+            root / stray[0],
+            f"file at the top level of a directory of {kind} folders",
+            expected=f"only one sub-directory per {kind}",
+            fix=f"move the file into its {kind}'s folder, or point the reader one level deeper",
+        )
     if not listed:
-        raise DataFormatError(root, f"no {kind} folders", expected=f"<{kind}>/... sub-directories",
-                              fix=f"point the reader at the directory whose sub-directories are the {kind} folders")
+        raise DataFormatError(
+            root,
+            f"no {kind} folders",
+            expected=f"<{kind}>/... sub-directories",
+            fix=f"point the reader at the directory whose sub-directories are the {kind} folders",
+        )
     return listed
 
 
@@ -127,4 +142,3 @@ def read_clip_folder(root: str | os.PathLike[str], extensions: tuple[str, ...] =
         paths.extend(frames.paths)
         clip_identities.extend([identity.name] * len(frames.identities))
     return ClipFolder(root=root, paths=paths, clips=np.concatenate(clips), clip_identities=clip_identities)
-

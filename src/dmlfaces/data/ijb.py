@@ -58,8 +58,7 @@ _TID_MID = _TextLayout(
 _PAIRS = _TextLayout(
     "template_pair_label.txt",
     ("int", "int", "label"),
-    "3 space-separated fields 'template_id_1 template_id_2 label' with label 1 (genuine) or 0 (impostor),"
-    " e.g. '1 11065 1'",
+    "3 space-separated fields 'template_id_1 template_id_2 label' with label 1 (genuine) or 0 (impostor), e.g. '1 11065 1'",
 )
 _POINTS = _TextLayout(
     "name_5pts_score.txt",
@@ -126,8 +125,10 @@ class IJBProtocol:
         """(T,) template ids and (T,) subject ids, from the 1:N gallery and probe lists (the 1:1 files name no
         subjects). Raises ValueError when the protocol has no 1:N lists."""
         if not self.one_to_n:
-            raise ValueError(f"{self.root}: no 1:N gallery/probe csv files under meta/, so templates have no subjects; "
-                             "copy them from the IJB release (they are needed for subject-level bootstrap intervals)")
+            raise ValueError(
+                f"{self.root}: no 1:N gallery/probe csv files under meta/, so templates have no subjects; "
+                "copy them from the IJB release (they are needed for subject-level bootstrap intervals)"
+            )
         templates = np.concatenate([lst.template_ids for lst in self.one_to_n.values()])
         subjects = np.concatenate([lst.subject_ids for lst in self.one_to_n.values()])
         templates, first = np.unique(templates, return_index=True)
@@ -183,15 +184,16 @@ class IJBProtocol:
         if problems:
             first = next(iter(problems.values()))
             more = f" (and {len(problems) - 1} more crops with bad landmarks)" if len(problems) > 1 else ""
-            raise DataFormatError(first.path, first.problem + more, line=first.line, expected=first.expected,
-                                  fix=first.fix)
+            raise DataFormatError(first.path, first.problem + more, line=first.line, expected=first.expected, fix=first.fix)
 
     def _landmark_errors(self, problems: Sequence[tuple[int, str]]) -> list[DataFormatError]:
         """DataFormatErrors for (crop index, problem) pairs, with the crops' lines of the landmarks file."""
         lines = _line_numbers(self.points_path, [i for i, _ in problems]) if problems else []
         return [
             DataFormatError(
-                self.points_path, f"crop {str(self.crop_names[i])!r}: {problem}", line=line,
+                self.points_path,
+                f"crop {str(self.crop_names[i])!r}: {problem}",
+                line=line,
                 expected="5 distinct landmarks inside the crop, not all on one line",
                 fix="correct that line's landmarks (or delete the crop's lines from both meta files), or leave"
                 " such crops out with 'dmlfaces extract --skip-bad-landmarks'",
@@ -219,8 +221,9 @@ def read_ijb(root: str | os.PathLike[str], name: str | None = None, check_images
 
     tid_mid = _read_text_table(tid_path, _TID_MID)
     if len(tid_mid) == 0:
-        raise DataFormatError(tid_path, "file lists no crops", expected=_TID_MID.expected,
-                              fix="restore the file from the release")
+        raise DataFormatError(
+            tid_path, "file lists no crops", expected=_TID_MID.expected, fix="restore the file from the release"
+        )
     crop_names = tid_mid[0].to_numpy(dtype=str)
 
     points = _read_text_table(points_path, _POINTS)
@@ -244,13 +247,21 @@ def read_ijb(root: str | os.PathLike[str], name: str | None = None, check_images
         row = int(np.argmax(~listed.all(axis=1)))
         template = int(pairs[row, np.argmin(listed[row])])
         raise DataFormatError(
-            pairs_path, f"pair names template {template}, which has no crops in {tid_path.name}",
+            pairs_path,
+            f"pair names template {template}, which has no crops in {tid_path.name}",
             line=_line_numbers(pairs_path, [row])[0],
             expected=f"both templates of every pair listed in {tid_path.name}",
             fix="use meta files of one release, or delete the pair",
         )
-    check_pairs(pairs_path, pairs[:, 0], pairs[:, 1], labels, lambda rows: _line_numbers(pairs_path, rows),
-                "template", {1: "genuine (1)", 0: "impostor (0)"})
+    check_pairs(
+        pairs_path,
+        pairs[:, 0],
+        pairs[:, 1],
+        labels,
+        lambda rows: _line_numbers(pairs_path, rows),
+        "template",
+        {1: "genuine (1)", 0: "impostor (0)"},
+    )
 
     protocol = IJBProtocol(
         root=root,
@@ -262,10 +273,7 @@ def read_ijb(root: str | os.PathLike[str], name: str | None = None, check_images
         detector_scores=values[:, 10].astype(np.float32),
         pairs=pairs,
         pair_labels=labels.astype(np.int8),
-        one_to_n={
-            path.stem[len(name) + 1:]: _read_one_to_n(path, known, tid_path.name)
-            for path in _one_to_n_paths(meta, name)
-        },
+        one_to_n={path.stem[len(name) + 1 :]: _read_one_to_n(path, known, tid_path.name) for path in _one_to_n_paths(meta, name)},
     )
     if check_images:
         _check_images(protocol, tid_path)
@@ -357,7 +365,7 @@ def _pair_lines(pairs: np.ndarray, labels: np.ndarray) -> bytes:
     lines = np.zeros((len(pairs), 2 * width + 4), dtype=np.uint8)
     lines[:, :width] = digits[index[:, 0]]
     lines[:, width] = ord(" ")
-    lines[:, width + 1:2 * width + 1] = digits[index[:, 1]]
+    lines[:, width + 1 : 2 * width + 1] = digits[index[:, 1]]
     lines[:, 2 * width + 1] = ord(" ")
     lines[:, 2 * width + 2] = ord("0") + labels.astype(np.uint8)
     lines[:, 2 * width + 3] = ord("\n")
@@ -368,7 +376,8 @@ def _read_text_table(path: Path, layout: _TextLayout) -> pd.DataFrame:
     """Parse a whitespace-separated meta file with the C parser; columns are numbered 0..k-1."""
     if not path.is_file():
         raise DataFormatError(
-            path, "meta file is missing",
+            path,
+            "meta file is missing",
             expected=f"the IJB_release layout with {path.parent.name}/{path.name} ({layout.expected})",
             fix="point root at the directory holding loose_crop/ and meta/, and pass name= when the meta files"
             " are not prefixed with the lowercased directory name",
@@ -426,23 +435,30 @@ def _check_repeated_crops(tid_path: Path, tid_mid: pd.DataFrame, points_path: Pa
         first = int(np.argmax(same.to_numpy()))
         first_line, second_line = _line_numbers(tid_path, [first, second])
         raise DataFormatError(
-            tid_path, f"crop {names.iloc[second]!r} is listed twice in template {tid_mid[1].iloc[second]}, on lines"
-            f" {first_line} and {second_line}", line=second_line, expected="each crop once per template",
+            tid_path,
+            f"crop {names.iloc[second]!r} is listed twice in template {tid_mid[1].iloc[second]}, on lines"
+            f" {first_line} and {second_line}",
+            line=second_line,
+            expected="each crop once per template",
             fix="delete one of the two lines (and its line of the landmarks file)",
         )
     repeated = names.duplicated().to_numpy()
     if not repeated.any():
         return
     first_row = pd.Series(np.arange(len(names))).groupby(names.to_numpy()).transform("first").to_numpy()
-    for what, path, values in (("media id", tid_path, tid_mid[2].to_numpy()[:, None]), ("landmarks and score",
-                                                                                       points_path, points)):
+    for what, path, values in (
+        ("media id", tid_path, tid_mid[2].to_numpy()[:, None]),
+        ("landmarks and score", points_path, points),
+    ):
         differs = repeated & (values != values[first_row]).any(axis=1)
         if differs.any():
             second = int(np.argmax(differs))
             first_line, second_line = _line_numbers(path, [int(first_row[second]), second])
             raise DataFormatError(
-                path, f"crop {names.iloc[second]!r} has another {what} on line {second_line} than on line {first_line}",
-                line=second_line, expected="one image: the same media id, landmarks and score in every template",
+                path,
+                f"crop {names.iloc[second]!r} has another {what} on line {second_line} than on line {first_line}",
+                line=second_line,
+                expected="one image: the same media id, landmarks and score in every template",
                 fix="give the two images different names, or copy the first line's values",
             )
 
@@ -459,7 +475,9 @@ def _check_in_step(tid_path: Path, tid_names: np.ndarray, points_path: Path, poi
             points_path,
             f"row {row + 1} names {str(point_names[row])!r} but row {row + 1} of {tid_path.name} (line {tid_line})"
             f" names {str(tid_names[row])!r}",
-            line=points_line, expected=f"row i to describe the same crop as row i of {tid_path.name}", fix=fix,
+            line=points_line,
+            expected=f"row i to describe the same crop as row i of {tid_path.name}",
+            fix=fix,
         )
     if len(tid_names) != len(point_names):
         longer, shorter = (tid_path, points_path) if len(tid_names) > len(point_names) else (points_path, tid_path)
@@ -467,7 +485,9 @@ def _check_in_step(tid_path: Path, tid_names: np.ndarray, points_path: Path, poi
             longer,
             f"{longer.name} has {max(len(tid_names), len(point_names))} rows but {shorter.name} has {common};"
             " this row has no counterpart",
-            line=_line_numbers(longer, [common])[0], expected="the two files to have one row per crop each", fix=fix,
+            line=_line_numbers(longer, [common])[0],
+            expected="the two files to have one row per crop each",
+            fix=fix,
         )
 
 
@@ -489,8 +509,13 @@ def _read_one_to_n(path: Path, known: np.ndarray, tid_name: str) -> OneToNList:
     expected = f"a header row like '{ONE_TO_N_HEADER}', then rows 'template_id,subject_id,...'"
     number, header = next(iter_text_lines(path), (1, ""))
     if not header or _INTEGER.fullmatch(header.split(",")[0].strip()):
-        raise DataFormatError(path, f"line {number} is not a header row", line=number, expected=expected,
-                              fix=f"insert the header '{ONE_TO_N_HEADER}' as the first line")
+        raise DataFormatError(
+            path,
+            f"line {number} is not a header row",
+            line=number,
+            expected=expected,
+            fix=f"insert the header '{ONE_TO_N_HEADER}' as the first line",
+        )
     try:
         _, table = read_table(path, {0: np.int64, 1: np.int64}, sep=",", header_lines=1, usecols=[0, 1])
     except pd.errors.EmptyDataError:
@@ -505,7 +530,8 @@ def _read_one_to_n(path: Path, known: np.ndarray, tid_name: str) -> OneToNList:
     if empty.any():
         row = int(np.argmax(empty))
         raise DataFormatError(
-            path, f"template {templates[row]} has no crops in {tid_name} (empty template)",
+            path,
+            f"template {templates[row]} has no crops in {tid_name} (empty template)",
             line=_line_numbers(path, [row], header_lines=1)[0],
             expected=f"every 1:N template to have at least one crop in {tid_name}",
             fix="use meta files of one release, or delete the rows of that template",
@@ -518,8 +544,10 @@ def _read_one_to_n(path: Path, known: np.ndarray, tid_name: str) -> OneToNList:
         first = int(np.argmax(templates == template))
         first_line, line = _line_numbers(path, [first, row], header_lines=1)
         raise DataFormatError(
-            path, f"template {template} has subject {subjects[row]} here but subject {subjects[first]} on line"
-            f" {first_line}", line=line, expected="one subject per template",
+            path,
+            f"template {template} has subject {subjects[row]} here but subject {subjects[first]} on line {first_line}",
+            line=line,
+            expected="one subject per template",
             fix="correct the subject id, or give the template rows their own template id",
         )
     _, first_rows = np.unique(templates, return_index=True)
@@ -534,8 +562,7 @@ def _fail_at_first_bad_csv_row(path: Path, expected: str, reason: str) -> NoRetu
         if len(row) < 2:
             problem = f"row has {len(row)} field(s), needs at least 2"
         else:
-            bad = [f"{what} {text!r}" for what, text in zip(("template id", "subject id"), row)
-                   if not _INTEGER.fullmatch(text)]
+            bad = [f"{what} {text!r}" for what, text in zip(("template id", "subject id"), row) if not _INTEGER.fullmatch(text)]
             problem = f"{' and '.join(bad)} is not an integer" if bad else None
         if problem:
             raise DataFormatError(path, problem, line=number, expected=expected, fix=_FIX_LINE)

@@ -84,15 +84,20 @@ def _undecodable(path: str | os.PathLike[str], exc: Exception) -> DataFormatErro
 def _check_header(path: str | os.PathLike[str], image: Image.Image) -> None:
     """Refuse modes with no faithful RGB rendering and rotated EXIF orientations (header data only)."""
     if image.mode not in _CONVERTED | _ALPHA | _SIXTEEN_BIT:
-        raise DataFormatError(path, f"image mode {image.mode!r} has no defined 8-bit RGB rendering",
-                              expected="an RGB, greyscale, palette, CMYK or 16-bit greyscale image", fix=_FIX_MODE)
+        raise DataFormatError(
+            path,
+            f"image mode {image.mode!r} has no defined 8-bit RGB rendering",
+            expected="an RGB, greyscale, palette, CMYK or 16-bit greyscale image",
+            fix=_FIX_MODE,
+        )
     try:
         orientation = image.getexif().get(_ORIENTATION, 1)
     except (OSError, SyntaxError, ValueError) as exc:  # a corrupt EXIF block
         raise _undecodable(path, exc) from None
     if orientation != 1:
         raise DataFormatError(
-            path, f"EXIF orientation is {orientation}, not 1 (upright)",
+            path,
+            f"EXIF orientation is {orientation}, not 1 (upright)",
             expected="pixels stored upright, so that landmarks and pixels agree whatever the reader",
             fix="rotate the pixels as the tag says and drop the tag (e.g. 'exiftran -ai FILE' or PIL's "
             "ImageOps.exif_transpose), re-checking any landmarks given for the image",
@@ -104,8 +109,11 @@ def _to_rgb(path: str | os.PathLike[str], image: Image.Image) -> np.ndarray:
     if image.mode in _SIXTEEN_BIT:
         values = np.asarray(image).astype(np.int64)
         if values.size and (values.min() < 0 or values.max() > 65535):
-            raise DataFormatError(path, f"image mode {image.mode!r} holds values {values.min()}..{values.max()},"
-                                  " outside the 16-bit range 0..65535", fix=_FIX_MODE)
+            raise DataFormatError(
+                path,
+                f"image mode {image.mode!r} holds values {values.min()}..{values.max()}, outside the 16-bit range 0..65535",
+                fix=_FIX_MODE,
+            )
         grey = ((values + 128) // 257).astype(np.uint8)  # round(v / 257): 257 k -> k exactly, 65535 -> 255
         return np.repeat(grey[..., None], 3, axis=2)
     if image.mode in _ALPHA or image.has_transparency_data:
@@ -113,8 +121,10 @@ def _to_rgb(path: str | os.PathLike[str], image: Image.Image) -> np.ndarray:
         transparent = np.count_nonzero(rgba[..., 3] < 255)
         if transparent:
             raise DataFormatError(
-                path, f"image mode {image.mode!r} has {transparent} of {rgba[..., 3].size} pixels not fully opaque",
-                expected="an opaque image", fix="flatten the image onto the intended background (e.g. save it as JPEG)",
+                path,
+                f"image mode {image.mode!r} has {transparent} of {rgba[..., 3].size} pixels not fully opaque",
+                expected="an opaque image",
+                fix="flatten the image onto the intended background (e.g. save it as JPEG)",
             )
         return np.ascontiguousarray(rgba[..., :3])
     return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()

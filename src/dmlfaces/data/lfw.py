@@ -49,8 +49,13 @@ def lfw_image_path(lfw_root: Path, name: str, number: int) -> Path:
 def _number(path: Path, line: int, field: str) -> int:
     """A 1-based image number; LFW numbers every person's images from 0001."""
     if not (field.isascii() and field.isdigit()) or int(field) < 1:
-        raise DataFormatError(path, f"image number {field!r} is not a positive integer", line=line,
-                              expected="a 1-based image number such as 1 or 12", fix="correct the number on that line")
+        raise DataFormatError(
+            path,
+            f"image number {field!r} is not a positive integer",
+            line=line,
+            expected="a 1-based image number such as 1 or 12",
+            fix="correct the number on that line",
+        )
     return int(field)
 
 
@@ -61,9 +66,13 @@ def _header(path: Path, lines: list[tuple[int, str]]) -> tuple[int, int]:
     if len(fields) == 1:
         fields = ["1", *fields]
     if len(fields) != 2 or not all(f.isascii() and f.isdigit() and int(f) > 0 for f in fields):
-        raise DataFormatError(path, f"header {text!r}", line=line,
-                              expected="two positive integers: sets and pairs per set, e.g. '10\\t300'",
-                              fix="restore the first line of pairs.txt")
+        raise DataFormatError(
+            path,
+            f"header {text!r}",
+            line=line,
+            expected="two positive integers: sets and pairs per set, e.g. '10\\t300'",
+            fix="restore the first line of pairs.txt",
+        )
     return int(fields[0]), int(fields[1])
 
 
@@ -85,9 +94,13 @@ def read_lfw_pairs(
     sets, per_set = _header(path, lines)
     body = lines[1:]
     if len(body) != sets * 2 * per_set:
-        raise DataFormatError(path, f"{len(body)} pair lines after the header", line=lines[0][0],
-                              expected=f"{sets} sets x 2 x {per_set} = {sets * 2 * per_set} lines",
-                              fix="correct the header or restore the missing lines")
+        raise DataFormatError(
+            path,
+            f"{len(body)} pair lines after the header",
+            line=lines[0][0],
+            expected=f"{sets} sets x 2 x {per_set} = {sets * 2 * per_set} lines",
+            fix="correct the header or restore the missing lines",
+        )
     left, right, labels, folds = [], [], [], []
     for index, (line, text) in enumerate(body):
         fold, within = divmod(index, 2 * per_set)
@@ -95,33 +108,45 @@ def read_lfw_pairs(
         fields = split_fields(text)
         if len(fields) != (3 if matched else 4):
             kind = "matched 'name n1 n2'" if matched else "mismatched 'name1 n1 name2 n2'"
-            raise DataFormatError(path, f"{len(fields)} fields in set {fold + 1}", line=line,
-                                  expected=f"a {kind} line here ({per_set} matched then {per_set} mismatched per set)",
-                                  fix="reorder or correct the line so each set lists its matched pairs first")
+            raise DataFormatError(
+                path,
+                f"{len(fields)} fields in set {fold + 1}",
+                line=line,
+                expected=f"a {kind} line here ({per_set} matched then {per_set} mismatched per set)",
+                fix="reorder or correct the line so each set lists its matched pairs first",
+            )
         name1, a = fields[0], fields[1]
         name2, b = (name1, fields[2]) if matched else (fields[2], fields[3])
         left.append(lfw_image_path(root, name1, _number(path, line, a)))
         right.append(lfw_image_path(root, name2, _number(path, line, b)))
         labels.append(int(matched))
         folds.append(fold)
-    check_pairs(path, np.array([p.stem for p in left]), np.array([p.stem for p in right]), np.array(labels),
-                lambda rows: [body[r][0] for r in rows], "image", {1: "matched", 0: "mismatched"})
+    check_pairs(
+        path,
+        np.array([p.stem for p in left]),
+        np.array([p.stem for p in right]),
+        np.array(labels),
+        lambda rows: [body[r][0] for r in rows],
+        "image",
+        {1: "matched", 0: "mismatched"},
+    )
     # After the pair check, which names both lines when the pair is also listed as matched.
     for (line, _), label, a, b in zip(body, labels, left, right):
         if not label and a.parent.name == b.parent.name:
-            raise DataFormatError(path, f"mismatched pair names {a.parent.name} twice", line=line,
-                                  expected="two different people on a mismatched line",
-                                  fix="correct one of the names, or list the pair as matched 'name n1 n2'")
+            raise DataFormatError(
+                path,
+                f"mismatched pair names {a.parent.name} twice",
+                line=line,
+                expected="two different people on a mismatched line",
+                fix="correct one of the names, or list the pair as matched 'name n1 n2'",
+            )
     if check_images:
         for image in sorted(set(left) | set(right)):
             load_rgb(image)
-    return LFWPairs(left=left, right=right, labels=np.array(labels, dtype=np.int8),
-                    folds=np.array(folds, dtype=np.int16))
+    return LFWPairs(left=left, right=right, labels=np.array(labels, dtype=np.int8), folds=np.array(folds, dtype=np.int16))
 
 
-def write_lfw_pairs(
-    path: str | os.PathLike[str], sets: Sequence[tuple[Sequence[Matched], Sequence[Mismatched]]]
-) -> None:
+def write_lfw_pairs(path: str | os.PathLike[str], sets: Sequence[tuple[Sequence[Matched], Sequence[Mismatched]]]) -> None:
     """Write ``pairs.txt`` (tab separated); every set must hold the same number of matched and mismatched pairs.
 
     Raises:

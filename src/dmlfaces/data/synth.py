@@ -94,14 +94,30 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    "tiny": Preset(train_identities=12, train_images_per_identity=6, ijb_identities=8, ijb_media=(3, 4),
-                   ijb_templates=(3, 4), ijb_max_impostor_pairs=2_000, celeba_identities=10,
-                   celeba_images_per_identity=6, train_clips_per_identity=1),
+    "tiny": Preset(
+        train_identities=12,
+        train_images_per_identity=6,
+        ijb_identities=8,
+        ijb_media=(3, 4),
+        ijb_templates=(3, 4),
+        ijb_max_impostor_pairs=2_000,
+        celeba_identities=10,
+        celeba_images_per_identity=6,
+        train_clips_per_identity=1,
+    ),
     # IJB-B's power (10,270 genuine and 8M impostor pairs over 1,845 subjects): about 16,000 genuine pairs over
     # 640 subjects, and 5M impostor pairs, so that FAR 1e-5 has 50 impostors above its threshold.
-    "default": Preset(train_identities=300, train_images_per_identity=20, ijb_identities=640, ijb_media=(4, 8),
-                      ijb_templates=(8, 12), ijb_max_impostor_pairs=5_000_000, celeba_identities=250,
-                      celeba_images_per_identity=16, train_clips_per_identity=2),
+    "default": Preset(
+        train_identities=300,
+        train_images_per_identity=20,
+        ijb_identities=640,
+        ijb_media=(4, 8),
+        ijb_templates=(8, 12),
+        ijb_max_impostor_pairs=5_000_000,
+        celeba_identities=250,
+        celeba_images_per_identity=16,
+        train_clips_per_identity=2,
+    ),
 }
 
 
@@ -117,7 +133,9 @@ class RenderJob:
 
     def __post_init__(self) -> None:
         if self.align and self.margin <= 0:
-            raise ValueError(f"{self.path}: aligning needs scene around the face (margin > 0), or the warp pulls in black borders")
+            raise ValueError(
+                f"{self.path}: aligning needs scene around the face (margin > 0), or the warp pulls in black borders"
+            )
 
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
@@ -129,8 +147,9 @@ def person_factors(seed: int, person_id: int) -> PersonFactors:
     return sample_person(_rng(seed, PERSON, person_id), person_id, look=_rng(seed, FAMILY, person_id // FAMILY_SIZE))
 
 
-def _clip_frames(seed: int, person: PersonFactors, key: tuple[int, ...], n_frames: int, difficulty: float,
-                 loose: bool = True) -> list[ImageFactors]:
+def _clip_frames(
+    seed: int, person: PersonFactors, key: tuple[int, ...], n_frames: int, difficulty: float, loose: bool = True
+) -> list[ImageFactors]:
     """A video clip: a base image drifting slowly in pose, with fresh sensor noise per frame."""
     base = sample_image(_rng(seed, IMAGE, person.person_id, *key), person, difficulty=difficulty, loose=loose)
     drift = _rng(seed, IMAGE, person.person_id, *key, 1_000_000)
@@ -245,8 +264,9 @@ def _ijb_protocol(seed: int, preset: Preset) -> _IJBProtocolRows:
                 row_templates.extend([tid] * len(media_crops[int(index)]))
             template_media[tid] = frozenset(media[int(index)][0] for index in drawn)
             template_subjects[tid] = k + 1
-    return _IJBProtocolRows(crops, np.array(row_crops, dtype=np.int64), np.array(row_templates, dtype=np.int64),
-                            template_media, template_subjects)
+    return _IJBProtocolRows(
+        crops, np.array(row_crops, dtype=np.int64), np.array(row_templates, dtype=np.int64), template_media, template_subjects
+    )
 
 
 def _row_starts(n: int) -> np.ndarray:
@@ -331,8 +351,23 @@ def celeba_labels(person: PersonFactors, image: ImageFactors) -> np.ndarray:
 
 
 RENDERED_CELEBA_ATTRIBUTES = (
-    "5_o_Clock_Shadow", "Bald", "Bangs", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Eyeglasses",
-    "Goatee", "Gray_Hair", "Male", "Mouth_Slightly_Open", "No_Beard", "Pale_Skin", "Smiling", "Wavy_Hair", "Young",
+    "5_o_Clock_Shadow",
+    "Bald",
+    "Bangs",
+    "Black_Hair",
+    "Blond_Hair",
+    "Blurry",
+    "Brown_Hair",
+    "Eyeglasses",
+    "Goatee",
+    "Gray_Hair",
+    "Male",
+    "Mouth_Slightly_Open",
+    "No_Beard",
+    "Pale_Skin",
+    "Smiling",
+    "Wavy_Hair",
+    "Young",
 )
 
 
@@ -386,8 +421,10 @@ def outdated(out: str | os.PathLike[str], preset: str, seed: int) -> str | None:
         return manifest
     found = (manifest.get("generator_version"), manifest.get("preset"), manifest.get("seed"))
     if found != (GENERATOR_VERSION, preset, seed):
-        return (f"{out} holds generator v{found[0]}, preset {found[1]}, seed {found[2]}; "
-                f"wanted v{GENERATOR_VERSION}, preset {preset}, seed {seed}")
+        return (
+            f"{out} holds generator v{found[0]}, preset {found[1]}, seed {found[2]}; "
+            f"wanted v{GENERATOR_VERSION}, preset {preset}, seed {seed}"
+        )
     files = manifest.get("files")
     if not isinstance(files, dict):
         return f"{Path(out) / MANIFEST} has no file inventory (written by an earlier dmlfaces), so completeness cannot be checked"
@@ -436,14 +473,17 @@ def _check_replaceable(out: Path, new: Path | None = None) -> None:
     inventory: then its files must be ones the new output ``new`` holds too (checked once ``new`` is built).
     """
     if out.is_symlink() or not out.is_dir():
-        raise OutputPathError(f"{out} exists and is not a directory (or is a symbolic link: pass its target); "
-                              "give a new directory for --out")
+        raise OutputPathError(
+            f"{out} exists and is not a directory (or is a symbolic link: pass its target); give a new directory for --out"
+        )
     if not any(out.iterdir()):
         return
     manifest = _read_manifest(out)
     if isinstance(manifest, str):
-        raise OutputPathError(f"{out} is not empty and is not a SynthFaces output ({manifest}); "
-                              "give an empty or new directory for --out, so nothing of yours is replaced")
+        raise OutputPathError(
+            f"{out} is not empty and is not a SynthFaces output ({manifest}); "
+            "give an empty or new directory for --out, so nothing of yours is replaced"
+        )
     if isinstance(manifest.get("files"), dict):
         listed = set(manifest["files"])
     elif new is not None:
@@ -453,18 +493,27 @@ def _check_replaceable(out: Path, new: Path | None = None) -> None:
     listed.add(MANIFEST)
     # Folders are SynthFaces' only where they hold a listed file; a symbolic link never is (is_dir follows it).
     folders = {parent.as_posix() for name in listed for parent in Path(name).parents}
-    foreign = sorted(name for name in (p.relative_to(out).as_posix() for p in out.rglob("*"))
-                     if name not in listed and (name not in folders or (out / name).is_symlink()))
+    foreign = sorted(
+        name
+        for name in (p.relative_to(out).as_posix() for p in out.rglob("*"))
+        if name not in listed and (name not in folders or (out / name).is_symlink())
+    )
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-        why = ("its manifest does not list them" if "files" in manifest
-               else "an earlier dmlfaces wrote it without a file inventory, and the new output has no such files")
-        raise OutputPathError(f"{out} holds {len(foreign)} files SynthFaces did not write ({shown}): {why}; "
-                              f"move them out of {out}, or delete {out} yourself, then run synth again")
+        why = (
+            "its manifest does not list them"
+            if "files" in manifest
+            else "an earlier dmlfaces wrote it without a file inventory, and the new output has no such files"
+        )
+        raise OutputPathError(
+            f"{out} holds {len(foreign)} files SynthFaces did not write ({shown}): {why}; "
+            f"move them out of {out}, or delete {out} yourself, then run synth again"
+        )
 
 
-def _write_ijb(root: Path, seed: int, ijb: _IJBProtocolRows, pairs: np.ndarray, labels: np.ndarray,
-               landmarks: np.ndarray) -> None:
+def _write_ijb(
+    root: Path, seed: int, ijb: _IJBProtocolRows, pairs: np.ndarray, labels: np.ndarray, landmarks: np.ndarray
+) -> None:
     """Write the IJB meta files under ``root`` from the (P, 2) template pairs, their (P,) labels and the rendered
     crops' (C, 5, 2) landmarks. The first template of each subject is its gallery template; its other templates
     are probes, split by whether they share media with the gallery template (IJB's probes share none)."""
@@ -472,7 +521,11 @@ def _write_ijb(root: Path, seed: int, ijb: _IJBProtocolRows, pairs: np.ndarray, 
     for template, subject in ijb.template_subjects.items():  # dicts keep insertion (id) order
         gallery.setdefault(subject, template)
     one_to_n: dict[str, list[tuple[int, int, str]]] = {
-        "1N_gallery_G1": [], "1N_gallery_G2": [], "1N_probe_mixed": [], "1N_probe_shared_media": []}
+        "1N_gallery_G1": [],
+        "1N_gallery_G2": [],
+        "1N_probe_mixed": [],
+        "1N_probe_shared_media": [],
+    }
     crop_names = np.array([Path(c.job.path).name for c in ijb.crops])
     for template, crop in zip(ijb.row_templates.tolist(), ijb.row_crops.tolist()):
         subject = ijb.template_subjects[template]
@@ -483,16 +536,20 @@ def _write_ijb(root: Path, seed: int, ijb: _IJBProtocolRows, pairs: np.ndarray, 
         else:
             key = "1N_probe_mixed"
         one_to_n[key].append((template, subject, str(crop_names[crop])))
-    detector_scores = np.array([_detector_score(seed, i, quality_score(c.job.image)) for i, c in enumerate(ijb.crops)],
-                               dtype=np.float32)
+    detector_scores = np.array(
+        [_detector_score(seed, i, quality_score(c.job.image)) for i, c in enumerate(ijb.crops)], dtype=np.float32
+    )
     ijb_layout.write_ijb(
-        root, "ijbs",
+        root,
+        "ijbs",
         crop_names=crop_names[ijb.row_crops],
         template_ids=ijb.row_templates,
         media_ids=np.array([c.media_id for c in ijb.crops], dtype=np.int64)[ijb.row_crops],
         landmarks=landmarks.astype(np.float32)[ijb.row_crops],
         detector_scores=detector_scores[ijb.row_crops],
-        pairs=pairs, pair_labels=labels, one_to_n=one_to_n,
+        pairs=pairs,
+        pair_labels=labels,
+        one_to_n=one_to_n,
     )
 
 
@@ -509,8 +566,10 @@ def synthesize(out: str | os.PathLike[str], preset: str = "default", seed: int =
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     out = Path(out)
     if out.name in ("", ".", "..") or out.is_symlink():
-        raise OutputPathError(f"--out {out}: give the data set's own directory by name (not '.', '..' or a "
-                              "symbolic link), e.g. data; it is built beside that name and renamed into place")
+        raise OutputPathError(
+            f"--out {out}: give the data set's own directory by name (not '.', '..' or a "
+            "symbolic link), e.g. data; it is built beside that name and renamed into place"
+        )
     if out.exists():
         _check_replaceable(out)  # before any work: refuse at once rather than after rendering
     sizes = PRESETS[preset]
@@ -521,11 +580,22 @@ def synthesize(out: str | os.PathLike[str], preset: str = "default", seed: int =
 
     def add(job: RenderJob, split: str, identity: str, **extra: object) -> None:
         jobs.append(job)
-        rows.append({"split": split, "path": job.path, "person_id": job.person.person_id, "identity": identity,
-                     "template_id": extra.get("template_id", -1), "media_id": extra.get("media_id", -1),
-                     "media_kind": extra.get("media_kind", "still"), "frame": extra.get("frame", 0)})
+        rows.append(
+            {
+                "split": split,
+                "path": job.path,
+                "person_id": job.person.person_id,
+                "identity": identity,
+                "template_id": extra.get("template_id", -1),
+                "media_id": extra.get("media_id", -1),
+                "media_kind": extra.get("media_kind", "still"),
+                "frame": extra.get("frame", 0),
+            }
+        )
 
-    for _, j, person, image in _centred_images(seed, "train", sizes.train_identities, sizes.train_images_per_identity, TRAIN_DIFFICULTY):
+    for _, j, person, image in _centred_images(
+        seed, "train", sizes.train_identities, sizes.train_images_per_identity, TRAIN_DIFFICULTY
+    ):
         g = person.person_id
         add(RenderJob(f"train/{g:07d}/{j:04d}.jpg", person, image, LOOSE_MARGIN, align=True), "train", f"{g:07d}")
 
@@ -537,7 +607,9 @@ def synthesize(out: str | os.PathLike[str], preset: str = "default", seed: int =
     celeba_start = len(jobs)
     celeba_identities, celeba_partitions = [], []
     # Celebrity photos: mostly good quality, so a gentler difficulty than the training images.
-    for k, _, person, image in _centred_images(seed, "celeba", sizes.celeba_identities, sizes.celeba_images_per_identity, (1.2, 4)):
+    for k, _, person, image in _centred_images(
+        seed, "celeba", sizes.celeba_identities, sizes.celeba_images_per_identity, (1.2, 4)
+    ):
         name = f"{len(jobs) - celeba_start + 1:06d}.jpg"
         add(RenderJob(f"celeba/img_align_celeba/{name}", person, image), "celeba", str(k + 1))
         celeba_identities.append(k + 1)
@@ -547,8 +619,13 @@ def synthesize(out: str | os.PathLike[str], preset: str = "default", seed: int =
     clips_start = len(jobs)
     for g, c, frames, person in _train_clips(seed, sizes):
         for f, image in enumerate(frames):
-            add(RenderJob(f"train_clips/{g:07d}/{c:02d}/{f:03d}.jpg", person, image, LOOSE_MARGIN, align=True), "train_clips", f"{g:07d}",
-                media_kind="clip", frame=f)
+            add(
+                RenderJob(f"train_clips/{g:07d}/{c:02d}/{f:03d}.jpg", person, image, LOOSE_MARGIN, align=True),
+                "train_clips",
+                f"{g:07d}",
+                media_kind="clip",
+                frame=f,
+            )
 
     celeba_jobs = jobs[celeba_start:clips_start]
     with atomic_directory(out, _check_replaceable) as tmp:
@@ -588,7 +665,12 @@ def synthesize(out: str | os.PathLike[str], preset: str = "default", seed: int =
             "train_clips": sizes.train_identities * sizes.train_clips_per_identity,
             "train_clip_frames": len(jobs) - clips_start,
         }
-        manifest = {"generator_version": GENERATOR_VERSION, "preset": preset, "seed": seed, "counts": counts,
-                    "files": _inventory(tmp)}
+        manifest = {
+            "generator_version": GENERATOR_VERSION,
+            "preset": preset,
+            "seed": seed,
+            "counts": counts,
+            "files": _inventory(tmp),
+        }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return counts

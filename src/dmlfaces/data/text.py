@@ -86,8 +86,13 @@ def read_table(
     """
     whitespace = sep == "whitespace"
     options = dict(  # quotes are data in whitespace formats (as in split_fields), csv quoting elsewhere
-        sep=r"\s+" if whitespace else sep, header=None, engine="c", dtype=dict(dtype), usecols=usecols,
-        quoting=csv.QUOTE_NONE if whitespace else csv.QUOTE_MINIMAL, na_filter=False,
+        sep=r"\s+" if whitespace else sep,
+        header=None,
+        engine="c",
+        dtype=dict(dtype),
+        usecols=usecols,
+        quoting=csv.QUOTE_NONE if whitespace else csv.QUOTE_MINIMAL,
+        na_filter=False,
     )
     try:
         if not header_lines:  # pandas reads a path twice as fast as a handle, BOM included
@@ -106,10 +111,12 @@ def not_utf8(path: str | os.PathLike[str]) -> DataFormatError:
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        head = data[:exc.start]
+        head = data[: exc.start]
         line = head.count(b"\n") + head.count(b"\r") - head.count(b"\r\n") + 1
         return DataFormatError(
-            path, f"byte 0x{data[exc.start]:02x} is not valid UTF-8 (the file is in another encoding)", line=line,
+            path,
+            f"byte 0x{data[exc.start]:02x} is not valid UTF-8 (the file is in another encoding)",
+            line=line,
             expected="UTF-8 text, with or without a byte-order mark",
             fix="re-save the file as UTF-8 (e.g. 'iconv -f latin1 -t utf-8'), or restore it from the release",
         )
@@ -155,8 +162,11 @@ def check_pairs(
     if same.any():
         row = int(np.argmax(same))
         raise DataFormatError(
-            path, f"pair {first[row]} {second[row]} compares {noun} {first[row]} with itself", line=lines([row])[0],
-            expected=f"two different {noun}s per pair", fix="delete the line or correct one of its ids",
+            path,
+            f"pair {first[row]} {second[row]} compares {noun} {first[row]} with itself",
+            line=lines([row])[0],
+            expected=f"two different {noun}s per pair",
+            fix="delete the line or correct one of its ids",
         )
     # One int64 per unordered pair: sorting it finds repeats in any order in a second for IJB-C's 15.7M pairs.
     keys = np.minimum(a, b) * (int(max(a.max(), b.max())) + 1) + np.maximum(a, b)
@@ -168,18 +178,23 @@ def check_pairs(
     earlier_line, later_line = lines([earlier, later])
     pair = f"{first[earlier]} {second[earlier]}"
     if labels[earlier] != labels[later]:
-        problem = (f"pair {pair} is listed with both labels: {label_names[int(labels[earlier])]} on line"
-                   f" {earlier_line} and {label_names[int(labels[later])]} on line {later_line}")
+        problem = (
+            f"pair {pair} is listed with both labels: {label_names[int(labels[earlier])]} on line"
+            f" {earlier_line} and {label_names[int(labels[later])]} on line {later_line}"
+        )
         fix = "delete the line with the wrong label"
     elif a[earlier] == a[later]:
         problem = f"pair {pair} is listed twice, on lines {earlier_line} and {later_line}"
         fix = "delete one of the two lines"
     else:
-        problem = (f"pair {pair} on line {earlier_line} is listed again in the other order on line {later_line}"
-                   f" ({first[later]} {second[later]})")
+        problem = (
+            f"pair {pair} on line {earlier_line} is listed again in the other order on line {later_line}"
+            f" ({first[later]} {second[later]})"
+        )
         fix = "delete one of the two lines"
-    raise DataFormatError(path, problem, line=later_line,
-                          expected=f"each pair of {noun}s once, in one order, with one label", fix=fix)
+    raise DataFormatError(
+        path, problem, line=later_line, expected=f"each pair of {noun}s once, in one order, with one label", fix=fix
+    )
 
 
 def _small_codes(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -190,4 +205,4 @@ def _small_codes(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.
         if max(int(first.max()), int(second.max())) - low < 1 << 31:  # ids: shifting is enough and cheap
             return first.astype(np.int64) - low, second.astype(np.int64) - low
     codes, _ = pd.factorize(np.concatenate([first, second]))
-    return codes[:len(first)].astype(np.int64), codes[len(first):].astype(np.int64)
+    return codes[: len(first)].astype(np.int64), codes[len(first) :].astype(np.int64)

@@ -8,7 +8,6 @@ import math
 import numpy as np
 import torch
 
-
 # float32 x / 127.5 - 1 for every uint8 x, by the very operations the formula names (each correctly rounded),
 # so a table look-up gives the same bits as the arithmetic in one pass over the batch instead of three.
 _LEVELS = (torch.arange(256, dtype=torch.float32).div_(127.5).sub_(1.0)).numpy()
@@ -49,8 +48,13 @@ def augment_face(image: np.ndarray, rng: np.random.Generator, p: float = 0.5) ->
 _LOW_RESOLUTION_FILTERS = ("NEAREST", "BILINEAR", "BOX", "BICUBIC", "LANCZOS")
 
 
-def _resized_crop_box(rng: np.random.Generator, height: int, width: int, scale: tuple[float, float] = (0.2, 1.0),
-                      ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> tuple[int, int, int, int]:
+def _resized_crop_box(
+    rng: np.random.Generator,
+    height: int,
+    width: int,
+    scale: tuple[float, float] = (0.2, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+) -> tuple[int, int, int, int]:
     """(top, left, height, width) drawn as ``RandomResizedCrop.get_params`` does, from ``rng``."""
     area = height * width
     for _ in range(10):
@@ -79,7 +83,7 @@ def official_image_augmentation(image: np.ndarray, rng: np.random.Generator, p: 
     if rng.random() < p:
         top, left, h, w = _resized_crop_box(rng, height, width)
         view = np.zeros_like(image)
-        view[top:top + h, left:left + w] = image[top:top + h, left:left + w]
+        view[top : top + h, left : left + w] = image[top : top + h, left : left + w]
     picture = Image.fromarray(view)
     if rng.random() < p:
         side = int(rng.uniform(0.2, 1.0) * height)

@@ -72,9 +72,12 @@ def attribute_columns(celeba: CelebA, columns: Sequence[str]) -> pd.DataFrame:
     available = list(celeba.attributes.columns)
     for column in columns:
         if column not in available:
-            raise DataFormatError(celeba.root / ATTRIBUTES_FILE, f"no attribute column {column!r}",
-                                  expected=f"one of its {len(available)} columns: {', '.join(available)}",
-                                  fix="request one of those columns, or restore the column in the file")
+            raise DataFormatError(
+                celeba.root / ATTRIBUTES_FILE,
+                f"no attribute column {column!r}",
+                expected=f"one of its {len(available)} columns: {', '.join(available)}",
+                fix="request one of those columns, or restore the column in the file",
+            )
     return celeba.attributes[list(dict.fromkeys(columns))]  # each column once, in the order asked
 
 
@@ -109,12 +112,13 @@ def _intra_eligible(identities: np.ndarray, states: np.ndarray, column: str) -> 
     single = per["size"] < 2
     one_state = ~single & (per["nunique"] < STATES)
     used = per.index[~single & ~one_state]
-    counts = {"total": len(per), "used": len(used), "single_image": int(single.sum()),
-              "one_state": int(one_state.sum())}
+    counts = {"total": len(per), "used": len(used), "single_image": int(single.sum()), "one_state": int(one_state.sum())}
     if not len(used):
         raise NothingToClusterError(
             f"{column}: no identity has two or more images showing both states ({counts['single_image']} of "
-            f"{counts['total']} identities have a single image, {counts['one_state']} show one state only)", counts)
+            f"{counts['total']} identities have a single image, {counts['one_state']} show one state only)",
+            counts,
+        )
     return np.isin(identities, used), counts
 
 
@@ -122,8 +126,12 @@ def _distribution(values: pd.Series) -> dict:
     """Mean, median, quantiles and a 20-bin histogram on [0, 1] of per-identity scores."""
     counts, _ = np.histogram(values, bins=20, range=(0.0, 1.0))
     quantiles = {f"q{int(q * 100)}": float(values.quantile(q)) for q in (0.1, 0.25, 0.75, 0.9)}
-    return {"mean": float(values.mean()), "median": float(values.median()), **quantiles,
-            "histogram": {"range": [0.0, 1.0], "counts": counts.tolist()}}
+    return {
+        "mean": float(values.mean()),
+        "median": float(values.median()),
+        **quantiles,
+        "histogram": {"range": [0.0, 1.0], "counts": counts.tolist()},
+    }
 
 
 FLOOR_RESAMPLES = 1000  # bootstrap resamples of identities for the interval of the accuracy above its floor
@@ -259,8 +267,9 @@ def identity_embeddings(
     raise ValueError(f"unknown identity embedding {mode!r}; choose one of {', '.join(IDENTITY_EMBEDDINGS)}")
 
 
-def _extra_scores(table: IdentityEmbeddings, rows: np.ndarray, column: str, clusterer: Clusterer,
-                  probe_folds: int, factors: pd.DataFrame | None) -> dict:
+def _extra_scores(
+    table: IdentityEmbeddings, rows: np.ndarray, column: str, clusterer: Clusterer, probe_folds: int, factors: pd.DataFrame | None
+) -> dict:
     """Clustering scores, probe and counts of the identities ``rows`` (positions in ``table``); with ``factors``
     ((I, F) states per identity of ``table``), the split's agreement with each."""
     embeddings, truth = table.embeddings[rows], table.labels[column].to_numpy()[rows]
@@ -284,8 +293,9 @@ def _split_agreement(factors: pd.DataFrame, predicted: np.ndarray, seed: int) ->
     return {"scores": scores, "most_followed": split_followed(scores)}
 
 
-def _controlled_rows(labels: pd.DataFrame, candidates: np.ndarray, column: str, held: Sequence[str],
-                     min_per_state: int, seed: int) -> tuple[np.ndarray, dict[str, int]]:
+def _controlled_rows(
+    labels: pd.DataFrame, candidates: np.ndarray, column: str, held: Sequence[str], min_per_state: int, seed: int
+) -> tuple[np.ndarray, dict[str, int]]:
     """Positions of the controlled, balanced subset among ``candidates``, and the held attributes' states."""
     sub = labels.iloc[candidates]
     target = sub[column].to_numpy()
@@ -336,7 +346,9 @@ def extra_class_protocol(
     if len(states) < STATES:
         raise NothingToClusterError(
             f"{column}: all {len(candidates)} identities with a clear vote show one state ({states.tolist()}); "
-            f"{counts['tied_votes']} more have a tied vote", counts)
+            f"{counts['tied_votes']} more have a tied vote",
+            counts,
+        )
     rows, fixed = _controlled_rows(table.labels, candidates, column, held, min_identities_per_state, clusterer.seed)
     return {
         "tied_votes": counts["tied_votes"],
@@ -394,16 +406,26 @@ class AttributeStudyParams:
 
     def nuisance_held(self) -> dict:
         """The controlled within-identity protocol's thresholds, for the report."""
-        return {key.removeprefix("controlled_"): getattr(self, key) for key in
-                ("controlled_max_yaw_deg", "controlled_max_pitch_deg", "controlled_max_light_strength",
-                 "controlled_max_blur", "controlled_no_occlusion", "controlled_full_resolution")}
+        return {
+            key.removeprefix("controlled_"): getattr(self, key)
+            for key in (
+                "controlled_max_yaw_deg",
+                "controlled_max_pitch_deg",
+                "controlled_max_light_strength",
+                "controlled_max_blur",
+                "controlled_no_occlusion",
+                "controlled_full_resolution",
+            )
+        }
 
     def nuisance_controlled(self, truth: pd.DataFrame) -> np.ndarray:
         """(N,) mask of the ``ground_truth.csv`` rows whose nuisance factors lie within the thresholds."""
-        keep = (np.degrees(truth["image_yaw"].abs()) <= self.controlled_max_yaw_deg) \
-            & (np.degrees(truth["image_pitch"].abs()) <= self.controlled_max_pitch_deg) \
-            & (truth["image_light_strength"] <= self.controlled_max_light_strength) \
+        keep = (
+            (np.degrees(truth["image_yaw"].abs()) <= self.controlled_max_yaw_deg)
+            & (np.degrees(truth["image_pitch"].abs()) <= self.controlled_max_pitch_deg)
+            & (truth["image_light_strength"] <= self.controlled_max_light_strength)
             & (truth["image_blur"] <= self.controlled_max_blur)
+        )
         if self.controlled_no_occlusion:
             keep &= truth["image_occlusion"] == 0
         if self.controlled_full_resolution:
@@ -417,32 +439,40 @@ def _aligned(features: FeatureSet | np.ndarray, celeba: CelebA) -> tuple[np.ndar
         rows = celeba.attributes.index.get_indexer(features.names)
         if (rows < 0).any():
             unknown = features.names[rows < 0]
-            raise DataFormatError(celeba.root / ATTRIBUTES_FILE,
-                                  f"{len(unknown)} feature rows name images that it does not list (e.g. {unknown[0]})",
-                                  fix=f"extract the features from this data set ('dmlfaces extract --celeba {celeba.root}')")
+            raise DataFormatError(
+                celeba.root / ATTRIBUTES_FILE,
+                f"{len(unknown)} feature rows name images that it does not list (e.g. {unknown[0]})",
+                fix=f"extract the features from this data set ('dmlfaces extract --celeba {celeba.root}')",
+            )
         return np.asarray(features.features), rows
     features = np.asarray(features)
     if len(features) != len(celeba.attributes):
-        raise ValueError(f"{len(features)} feature rows for {len(celeba.attributes)} images: pass a FeatureSet, "
-                         f"or one row per image in the order of {ATTRIBUTES_FILE}")
+        raise ValueError(
+            f"{len(features)} feature rows for {len(celeba.attributes)} images: pass a FeatureSet, "
+            f"or one row per image in the order of {ATTRIBUTES_FILE}"
+        )
     return features, np.arange(len(features))
 
 
 def _by_frame(per_identity: pd.DataFrame, frames: pd.Series) -> dict:
     """Per glasses frame of the person (thin, thick): identities and mean per-identity scores of the glasses split."""
     frame_of = frames.loc[per_identity.index]
-    return {str(frame): {"identities": int(len(rows)), "accuracy": float(rows["accuracy"].mean()),
-                         "chance_accuracy": float(rows["chance_accuracy"].mean()),
-                         "majority_rate": float(rows["majority_rate"].mean())}
-            for frame, rows in per_identity.groupby(frame_of.to_numpy())}
+    return {
+        str(frame): {
+            "identities": int(len(rows)),
+            "accuracy": float(rows["accuracy"].mean()),
+            "chance_accuracy": float(rows["chance_accuracy"].mean()),
+            "majority_rate": float(rows["majority_rate"].mean()),
+        }
+        for frame, rows in per_identity.groupby(frame_of.to_numpy())
+    }
 
 
 class _WithinIdentity:
     """One clustering of every identity's images (the split is shared by all within-identity attributes),
     and, with ground truth, its agreement with every image factor."""
 
-    def __init__(self, features: np.ndarray, identities: np.ndarray, clusterer: Clusterer,
-                 factors: pd.DataFrame | None) -> None:
+    def __init__(self, features: np.ndarray, identities: np.ndarray, clusterer: Clusterer, factors: pd.DataFrame | None) -> None:
         self.features, self.identities, self.clusterer = features, identities, clusterer
         self.clusters = cluster_identities(features, identities, clusterer)
         self.agreement = self.null_agreement = None
@@ -452,29 +482,39 @@ class _WithinIdentity:
             self.agreement = grouped_factor_agreement(factors[several], clusters, groups, seed=clusterer.seed)
             # The same splits shuffled within each identity: how often each factor tops a split by luck.
             self.null_agreement = grouped_factor_agreement(
-                factors[several], shuffled_clusters(clusters, groups, clusterer.seed), groups, seed=clusterer.seed)
+                factors[several], shuffled_clusters(clusters, groups, clusterer.seed), groups, seed=clusterer.seed
+            )
 
-    def report(self, states: np.ndarray, column: str, params: AttributeStudyParams,
-               frames: pd.Series | None = None) -> dict:
+    def report(self, states: np.ndarray, column: str, params: AttributeStudyParams, frames: pd.Series | None = None) -> dict:
         """The intra-class summary of one attribute, with what its splits follow and, given ``frames``
         (each identity's glasses frame), the scores by frame."""
         try:
-            result = intra_class_protocol(self.features, self.identities, states, column=column,
-                                          clusterer=self.clusterer, clusters=self.clusters,
-                                          probe_folds=params.probe_folds, probe_max_images=params.probe_max_images)
+            result = intra_class_protocol(
+                self.features,
+                self.identities,
+                states,
+                column=column,
+                clusterer=self.clusterer,
+                clusters=self.clusters,
+                probe_folds=params.probe_folds,
+                probe_max_images=params.probe_max_images,
+            )
         except NothingToClusterError as exc:
             return {"status": "skipped", "reason": str(exc), "identities": exc.counts}
         summary = {"status": "ok", **result.summary}
         if self.agreement is not None:
-            summary["factors"] = agreement_summary(self.agreement, self.null_agreement,
-                                                   rows=result.per_identity.index.to_numpy(), seed=self.clusterer.seed)
+            summary["factors"] = agreement_summary(
+                self.agreement, self.null_agreement, rows=result.per_identity.index.to_numpy(), seed=self.clusterer.seed
+            )
         if frames is not None:
             summary["by_frame"] = _by_frame(result.per_identity, frames)
         return summary
 
 
 def run_attribute_study(
-    features: FeatureSet | np.ndarray, celeba: CelebA, params: AttributeStudyParams | None = None,
+    features: FeatureSet | np.ndarray,
+    celeba: CelebA,
+    params: AttributeStudyParams | None = None,
     ground_truth: pd.DataFrame | None = None,
 ) -> dict:
     """Both protocols on every attribute: a JSON-able dict keyed by attribute (for results/metrics/attributes.json).
@@ -496,14 +536,19 @@ def run_attribute_study(
     attributes = attribute_columns(celeba, [*params.intra.values(), *params.extra.values()])
     features, rows = _aligned(features, celeba)
     if not len(rows):
-        raise DataFormatError(celeba.root / ATTRIBUTES_FILE, "no feature rows name its images: there is nothing to study",
-                              fix=f"extract the features from this data set ('dmlfaces extract --celeba {celeba.root}')")
+        raise DataFormatError(
+            celeba.root / ATTRIBUTES_FILE,
+            "no feature rows name its images: there is nothing to study",
+            fix=f"extract the features from this data set ('dmlfaces extract --celeba {celeba.root}')",
+        )
     features = unit_rows(features.astype(np.float32))
     identities = celeba.identities.to_numpy()[rows]
     attributes = attributes.iloc[rows]
     if ground_truth is not None and not ground_truth.index.equals(celeba.attributes.index):
-        raise ValueError("ground_truth must hold one row per image of the CelebA layout, in the order of "
-                         f"{ATTRIBUTES_FILE} (dmlfaces.eval.factors.celeba_ground_truth gives that)")
+        raise ValueError(
+            "ground_truth must hold one row per image of the CelebA layout, in the order of "
+            f"{ATTRIBUTES_FILE} (dmlfaces.eval.factors.celeba_ground_truth gives that)"
+        )
     truth = None if ground_truth is None else ground_truth.iloc[rows]
     report: dict[str, dict] = {}
 
@@ -516,23 +561,48 @@ def run_attribute_study(
         states = attributes[column].to_numpy()
         # Glasses by frame: the frame is the person's, so each identity's split belongs to one frame.
         frame_of = frames if truth is not None and column == INTRA_ATTRIBUTES["glasses"] else None
-        report[name] = {"protocol": "intra", "column": column, "method": clusterer.method,
-                        **within.report(states, column, params, frame_of)}
+        report[name] = {
+            "protocol": "intra",
+            "column": column,
+            "method": clusterer.method,
+            **within.report(states, column, params, frame_of),
+        }
         if truth is not None:
-            report[name]["controlled"] = {"nuisance_held": params.nuisance_held(), "images_kept": int(steady.sum()),
-                                          **controlled.report(states[steady], column, params, frame_of)}
+            report[name]["controlled"] = {
+                "nuisance_held": params.nuisance_held(),
+                "images_kept": int(steady.sum()),
+                **controlled.report(states[steady], column, params, frame_of),
+            }
 
-    table = identity_embeddings(features, identities, attributes[list(dict.fromkeys(params.extra.values()))],
-                                mode=params.identity_embedding, seed=params.seed)
+    table = identity_embeddings(
+        features,
+        identities,
+        attributes[list(dict.fromkeys(params.extra.values()))],
+        mode=params.identity_embedding,
+        seed=params.seed,
+    )
     people = None if truth is None else identity_factors(truth, identities).loc[table.labels.index]
     for name, column in params.extra.items():
-        report[name] = {"protocol": "extra", "column": column, "method": clusterer.method,
-                        "identity_embedding": params.identity_embedding}
+        report[name] = {
+            "protocol": "extra",
+            "column": column,
+            "method": clusterer.method,
+            "identity_embedding": params.identity_embedding,
+        }
         held = [other for other in params.extra.values() if other != column]
         try:
-            report[name] |= {"status": "ok", **extra_class_protocol(
-                table, column, held=held, clusterer=clusterer, probe_folds=params.probe_folds,
-                min_identities_per_state=params.min_identities_per_state, factors=people)}
+            report[name] |= {
+                "status": "ok",
+                **extra_class_protocol(
+                    table,
+                    column,
+                    held=held,
+                    clusterer=clusterer,
+                    probe_folds=params.probe_folds,
+                    min_identities_per_state=params.min_identities_per_state,
+                    factors=people,
+                ),
+            }
         except NothingToClusterError as exc:
             report[name] |= {"status": "skipped", "reason": str(exc), "identities": exc.counts}
     return report

@@ -95,8 +95,10 @@ def bootstrap_tar_at_far(
     if wrong.any():
         row = int(np.argmax(wrong))
         kind = "genuine" if labels[row] else "impostor"
-        raise ValueError(f"pair {row} is labelled {kind} but its templates' subjects are {subjects[row, 0]} and"
-                         f" {subjects[row, 1]}; the subjects and the labels disagree")
+        raise ValueError(
+            f"pair {row} is labelled {kind} but its templates' subjects are {subjects[row, 0]} and"
+            f" {subjects[row, 1]}; the subjects and the labels disagree"
+        )
 
     genuine_per_subject = np.bincount(first[labels], minlength=count).astype(np.float64)
     impostor_totals = _SubjectPairCounts(first[~labels], second[~labels], count)
@@ -105,8 +107,7 @@ def bootstrap_tar_at_far(
     # margin, nearly always decides; a resample whose certificate fails tries a head twice as long.
     heads: list[tuple[RocHead, np.ndarray, np.ndarray, np.ndarray]] = []
 
-    def rules(level: int, copies: np.ndarray, impostor_total: int, genuine_total: int
-              ) -> tuple[list[float], list[float]] | None:
+    def rules(level: int, copies: np.ndarray, impostor_total: int, genuine_total: int) -> tuple[list[float], list[float]] | None:
         if level == len(heads):
             kept = head_size(fars, impostors) << level
             head = RocHead.select(scores, labels, min(impostors, kept))

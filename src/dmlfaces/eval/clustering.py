@@ -75,8 +75,7 @@ def partition_scores(truth: np.ndarray, predicted: np.ndarray) -> dict[str, floa
     }
 
 
-def group_tables(group: np.ndarray, truth: np.ndarray, predicted: np.ndarray,
-                  shape: tuple[int, int, int]) -> np.ndarray:
+def group_tables(group: np.ndarray, truth: np.ndarray, predicted: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     """(G, T, P) contingency tables from (N,) codes: group in [0, G), truth in [0, T), predicted in [0, P)."""
     cells = (group * shape[1] + truth) * shape[2] + predicted
     return np.bincount(cells, minlength=int(np.prod(shape))).reshape(shape)
@@ -101,8 +100,7 @@ def _matched_many(tables: np.ndarray) -> np.ndarray:
         distinct, inverse = np.unique(tables.reshape(len(tables), -1), axis=0, return_inverse=True)
         return np.array([_matched(t.reshape(small, large)) for t in distinct], dtype=np.int64)[inverse.reshape(-1)]
     rows = np.arange(small)
-    return np.max([tables[:, rows, list(columns)].sum(1) for columns in itertools.permutations(range(large), small)],
-                  axis=0)
+    return np.max([tables[:, rows, list(columns)].sum(1) for columns in itertools.permutations(range(large), small)], axis=0)
 
 
 def _entropy(counts: np.ndarray, total: np.ndarray) -> np.ndarray:
@@ -163,7 +161,12 @@ def _shuffled_within(codes: np.ndarray, group: np.ndarray, rng: np.random.Genera
 
 
 def grouped_partition_scores(
-    truth: np.ndarray, predicted: np.ndarray, groups: np.ndarray, *, chance_repeats: int = 10, seed: int = 0,
+    truth: np.ndarray,
+    predicted: np.ndarray,
+    groups: np.ndarray,
+    *,
+    chance_repeats: int = 10,
+    seed: int = 0,
     chance_nmi: bool = False,
 ) -> pd.DataFrame:
     """Per-group scores of a clustering done inside each group (one identity's images), all groups at once.
@@ -185,8 +188,9 @@ def grouped_partition_scores(
     noise = bool(clusters[0] == NOISE)  # the noise column is never matched
     images = np.bincount(group, minlength=len(ids))
 
-    frame = pd.DataFrame(table_scores(group_tables(group, truth_code, predicted_code, shape), noise),
-                         index=pd.Index(ids, name="group"))
+    frame = pd.DataFrame(
+        table_scores(group_tables(group, truth_code, predicted_code, shape), noise), index=pd.Index(ids, name="group")
+    )
     frame.insert(0, "images", images)
 
     rng = np.random.default_rng([seed, 7])
@@ -301,8 +305,7 @@ def _fill_empty(labels: torch.Tensor, dist: torch.Tensor, mask: torch.Tensor, k:
     return labels
 
 
-def _kmeans_plus_plus(pair: torch.Tensor, count: torch.Tensor, draws: torch.Tensor, k: int,
-                      trials: int) -> torch.Tensor:
+def _kmeans_plus_plus(pair: torch.Tensor, count: torch.Tensor, draws: torch.Tensor, k: int, trials: int) -> torch.Tensor:
     """(B, k) point indices: greedy k-means++ as in scikit-learn (``trials`` candidates per centre).
 
     Args:
@@ -313,7 +316,7 @@ def _kmeans_plus_plus(pair: torch.Tensor, count: torch.Tensor, draws: torch.Tens
     first = torch.minimum((draws[:, 0] * count).long(), count - 1)
     centres, closest = [first], pair[batch, first]
     for c in range(1, k):
-        targets = draws[:, 1 + (c - 1) * trials: 1 + c * trials] * closest.sum(1, keepdim=True)
+        targets = draws[:, 1 + (c - 1) * trials : 1 + c * trials] * closest.sum(1, keepdim=True)
         candidates = torch.minimum(torch.searchsorted(closest.cumsum(1), targets), (count - 1)[:, None])
         reach = torch.minimum(closest[:, None, :], pair[batch[:, None], candidates])  # (B, trials, M)
         best = reach.sum(-1).argmin(1)
@@ -322,8 +325,9 @@ def _kmeans_plus_plus(pair: torch.Tensor, count: torch.Tensor, draws: torch.Tens
     return torch.stack(centres, 1)
 
 
-def _lloyd(gram: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor, k: int,
-           max_iter: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _lloyd(
+    gram: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor, k: int, max_iter: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Lloyd's iterations on (B, M, M) Gram matrices from (B, M) labels, until no label changes.
 
     Centres stay implicit: with w_c the (M,) weights of cluster c's mean, |x_i - mu_c|^2 =
@@ -343,8 +347,9 @@ def _lloyd(gram: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor, k: int,
     return labels, (_own_distance(dist, labels).clamp(min=0) * mask).sum(1)
 
 
-def _kmeans_batch(gram: torch.Tensor, mask: torch.Tensor, keys: np.ndarray, k: int, n_init: int, seed: int,
-                  max_iter: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _kmeans_batch(
+    gram: torch.Tensor, mask: torch.Tensor, keys: np.ndarray, k: int, n_init: int, seed: int, max_iter: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Best of ``n_init`` k-means++ restarts per problem: (B, M) labels and (B,) inertia."""
     count = mask.sum(1)
     sq = gram.diagonal(dim1=1, dim2=2)
@@ -401,7 +406,7 @@ def grouped_kmeans(
     inertia = np.empty(len(ids))
     by_size = np.argsort(sizes, kind="stable")
     for start in range(0, len(ids), batch_size):
-        chunk = by_size[start:start + batch_size]
+        chunk = by_size[start : start + batch_size]
         slot = np.arange(sizes[chunk].max())
         mask = slot < sizes[chunk][:, None]
         rows = rows_by_group[np.minimum(starts[chunk][:, None] + slot, len(features) - 1)]  # (B, M); padding masked
@@ -456,8 +461,9 @@ class Clusterer:
             return GaussianMixture(k, covariance_type="diag", n_init=self.n_init, random_state=self.seed)
         if self.method == "spectral":
             # A nearest-neighbour graph needs no kernel width, which would depend on the embedding's scale.
-            return SpectralClustering(k, affinity="nearest_neighbors", n_neighbors=min(10, n - 1),
-                                      n_init=self.n_init, random_state=self.seed)
+            return SpectralClustering(
+                k, affinity="nearest_neighbors", n_neighbors=min(10, n - 1), n_init=self.n_init, random_state=self.seed
+            )
         # scikit-learn's default minimum cluster size (5), shrunk so that a small group can still split in two.
         return HDBSCAN(min_cluster_size=max(2, min(5, n // 2)), copy=True)
 

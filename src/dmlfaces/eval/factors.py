@@ -29,10 +29,9 @@ import numpy as np
 import pandas as pd
 
 from dmlfaces.data.celeba import CelebA
-from dmlfaces.data.errors import DataFormatError
+from dmlfaces.data.ground_truth import split_ground_truth
 from dmlfaces.eval.clustering import group_tables, grouped_partition_scores, table_scores
 
-GROUND_TRUTH_FILE = "ground_truth.csv"
 CELEBA_SPLIT = "celeba"
 NONE_FOLLOWED = "none"  # no factor agrees beyond its chance level
 
@@ -50,10 +49,27 @@ FACTOR_BINS: dict[str, tuple[float, ...]] = {
 }
 
 REQUIRED_COLUMNS = (
-    "split", "path", "person_gender", "person_skin_label", "person_age_group", "person_hair_colour",
-    "person_hair_style", "person_glasses_frame", "image_beard", "image_glasses", "image_expression", "image_yaw",
-    "image_pitch", "image_light_angle", "image_light_strength", "image_brightness", "image_background",
-    "image_occlusion", "image_blur", "image_noise", "image_low_resolution",
+    "split",
+    "path",
+    "person_gender",
+    "person_skin_label",
+    "person_age_group",
+    "person_hair_colour",
+    "person_hair_style",
+    "person_glasses_frame",
+    "image_beard",
+    "image_glasses",
+    "image_expression",
+    "image_yaw",
+    "image_pitch",
+    "image_light_angle",
+    "image_light_strength",
+    "image_brightness",
+    "image_background",
+    "image_occlusion",
+    "image_blur",
+    "image_noise",
+    "image_low_resolution",
 )
 
 
@@ -64,27 +80,7 @@ def celeba_ground_truth(path: str | Path, celeba: CelebA) -> pd.DataFrame:
         DataFormatError: the file is missing, lacks a column of ``REQUIRED_COLUMNS``, or lists none or not all of
             the images (a real CelebA has no ground truth: the factor analysis is SynthFaces' alone).
     """
-    path = Path(path)
-    fix = "regenerate the data set with 'dmlfaces synth', or run the study without ground truth"
-    if not path.is_file():
-        raise DataFormatError(path, "no SynthFaces ground-truth file", fix=fix)
-    truth = pd.read_csv(path)
-    missing = [c for c in REQUIRED_COLUMNS if c not in truth.columns]
-    if missing:
-        raise DataFormatError(path, f"no column {missing[0]!r} ({len(missing)} of the factor columns missing)", fix=fix)
-    rows = truth[truth["split"] == CELEBA_SPLIT]
-    rows = rows.set_axis(pd.Index(rows["path"].map(lambda p: Path(p).name), name="image"))
-    twice = rows.index.duplicated()
-    if twice.any():
-        line = int(np.flatnonzero(truth["split"] == CELEBA_SPLIT)[np.argmax(twice)]) + 2  # the header is line 1
-        raise DataFormatError(path, f"image {rows.index[np.argmax(twice)]} is listed twice", line=line,
-                              expected="each CelebA-layout image once", fix=fix)
-    names = celeba.attributes.index
-    absent = names.difference(rows.index)
-    if len(absent):
-        raise DataFormatError(path, f"lists {len(names) - len(absent)} of the {len(names)} images of {celeba.root} "
-                                    f"(e.g. not {absent[0]})", fix=fix)
-    return rows.loc[names]
+    return split_ground_truth(path, CELEBA_SPLIT, celeba.attributes.index, columns=REQUIRED_COLUMNS)
 
 
 def _binned(values: pd.Series, edges: tuple[float, ...], names: tuple[str, ...]) -> pd.Series:
@@ -97,8 +93,7 @@ def _illumination(truth: pd.DataFrame) -> pd.Series:
     """flat, or the side of the strongest light (the renderer's ramp: cos > 0 brightens the right, sin > 0 the bottom)."""
     angle = truth["image_light_angle"].to_numpy()
     horizontal = np.abs(np.cos(angle)) >= np.abs(np.sin(angle))
-    side = np.where(horizontal, np.where(np.cos(angle) > 0, "right", "left"),
-                    np.where(np.sin(angle) > 0, "below", "above"))
+    side = np.where(horizontal, np.where(np.cos(angle) > 0, "right", "left"), np.where(np.sin(angle) > 0, "below", "above"))
     flat = truth["image_light_strength"].to_numpy() <= FACTOR_BINS["light_strength"][0]
     return pd.Series(np.where(flat, "flat", side).astype(object), index=truth.index)
 
@@ -121,8 +116,11 @@ IMAGE_FACTORS: dict[str, Callable[[pd.DataFrame], pd.Series]] = {
 """Image-level factors: they vary among one person's images, so they can explain a within-identity split."""
 
 PERSON_FACTORS: dict[str, str] = {
-    "gender": "person_gender", "skin_tone": "person_skin_label", "age": "person_age_group",
-    "hair_colour": "person_hair_colour", "hair_style": "person_hair_style",
+    "gender": "person_gender",
+    "skin_tone": "person_skin_label",
+    "age": "person_age_group",
+    "hair_colour": "person_hair_colour",
+    "hair_style": "person_hair_style",
 }
 """Person-level factors, with the majority of the image-level beard and glasses: what can explain a split of identities."""
 
@@ -151,13 +149,16 @@ def _codes(states: pd.Series) -> np.ndarray:
         ValueError: a state is missing (NaN), naming the factor and the first row: it would be a state of its own.
     """
     if states.isna().any():
-        raise ValueError(f"factor {states.name!r}: no state for row {states.index[int(np.argmax(states.isna()))]!r}; "
-                         "every image needs every factor (regenerate ground_truth.csv with 'dmlfaces synth')")
+        raise ValueError(
+            f"factor {states.name!r}: no state for row {states.index[int(np.argmax(states.isna()))]!r}; "
+            "every image needs every factor (regenerate ground_truth.csv with 'dmlfaces synth')"
+        )
     return np.unique(states.astype(str).to_numpy(), return_inverse=True)[1].reshape(-1)
 
 
-def grouped_factor_agreement(factors: pd.DataFrame, clusters: np.ndarray, groups: np.ndarray, *,
-                             chance_repeats: int = 10, seed: int = 0) -> dict[str, pd.DataFrame]:
+def grouped_factor_agreement(
+    factors: pd.DataFrame, clusters: np.ndarray, groups: np.ndarray, *, chance_repeats: int = 10, seed: int = 0
+) -> dict[str, pd.DataFrame]:
     """Per group, how far the clustering inside it agrees with each factor.
 
     Args:
@@ -168,8 +169,9 @@ def grouped_factor_agreement(factors: pd.DataFrame, clusters: np.ndarray, groups
     """
     scores: dict[str, dict[str, pd.Series]] = {"accuracy": {}, "nmi": {}, "chance_nmi": {}}
     for name in factors.columns:
-        per_group = grouped_partition_scores(_codes(factors[name]), clusters, groups, chance_repeats=chance_repeats,
-                                             seed=seed, chance_nmi=True)
+        per_group = grouped_partition_scores(
+            _codes(factors[name]), clusters, groups, chance_repeats=chance_repeats, seed=seed, chance_nmi=True
+        )
         for key in scores:
             scores[key][name] = per_group[key]
     frames = {key: pd.DataFrame(columns) for key, columns in scores.items()}
@@ -199,11 +201,18 @@ def factor_agreement(factors: pd.DataFrame, clusters: np.ndarray, *, seed: int =
         observed = table_scores(group_tables(np.zeros(len(codes), dtype=np.int64), codes, clusters_code, (1, *shape)))
         shuffled = np.stack([rng.permutation(codes) for _ in range(NULL_SHUFFLES)])
         replicate = np.repeat(np.arange(NULL_SHUFFLES), len(codes))
-        null = table_scores(group_tables(replicate, shuffled.ravel(), np.tile(clusters_code, NULL_SHUFFLES),
-                                          (NULL_SHUFFLES, *shape)))["nmi"]
+        null = table_scores(
+            group_tables(replicate, shuffled.ravel(), np.tile(clusters_code, NULL_SHUFFLES), (NULL_SHUFFLES, *shape))
+        )["nmi"]
         nmi, q95 = float(observed["nmi"][0]), float(np.quantile(null, 0.95))
-        report[name] = {"accuracy": float(observed["accuracy"][0]), "nmi": nmi, "chance_nmi": float(null.mean()),
-                        "excess_nmi": nmi - float(null.mean()), "null_nmi_q95": q95, "beyond_chance": bool(nmi > q95)}
+        report[name] = {
+            "accuracy": float(observed["accuracy"][0]),
+            "nmi": nmi,
+            "chance_nmi": float(null.mean()),
+            "excess_nmi": nmi - float(null.mean()),
+            "null_nmi_q95": q95,
+            "beyond_chance": bool(nmi > q95),
+        }
     return report
 
 
@@ -234,8 +243,9 @@ def shuffled_clusters(clusters: np.ndarray, groups: np.ndarray, seed: int) -> np
     return out
 
 
-def agreement_summary(frames: Mapping[str, pd.DataFrame], null: Mapping[str, pd.DataFrame],
-                      rows: np.ndarray | None = None, seed: int = 0) -> dict:
+def agreement_summary(
+    frames: Mapping[str, pd.DataFrame], null: Mapping[str, pd.DataFrame], rows: np.ndarray | None = None, seed: int = 0
+) -> dict:
     """JSON-able summary over the groups ``rows`` (ids; all when None) of :func:`grouped_factor_agreement`'s frames.
 
     Args:
@@ -256,8 +266,10 @@ def agreement_summary(frames: Mapping[str, pd.DataFrame], null: Mapping[str, pd.
     draws = np.random.default_rng([seed, 29]).integers(0, max(len(top), 1), (BOOTSTRAP, len(top)))
     resampled = hits[draws].mean(1) if len(top) else np.zeros((BOOTSTRAP, len(order)))
     low, high = np.quantile(resampled, [0.025, 0.975], axis=0)
-    excess = {name: {"difference": float(hits[:, i].mean()) if len(top) else 0.0, "low": float(low[i]),
-                     "high": float(high[i])} for i, name in enumerate(order)}
+    excess = {
+        name: {"difference": float(hits[:, i].mean()) if len(top) else 0.0, "low": float(low[i]), "high": float(high[i])}
+        for i, name in enumerate(order)
+    }
     clear = [name for name in order[:-1] if excess[name]["low"] > 0]
     return {
         "problems": int(len(top)),

@@ -110,8 +110,9 @@ def identify(
         allowed = false_accepts_allowed(fpir, len(non_mated_top))
         threshold = non_mated_top[allowed] if allowed < len(non_mated_top) else -np.inf
         tpir[float(fpir)] = float(np.count_nonzero(hit > threshold) / len(hit))
-    return IdentificationResult(rank_accuracy=rank_accuracy, tpir_at_fpir=tpir, mated=int(mated.sum()),
-                                non_mated=int((~mated).sum()))
+    return IdentificationResult(
+        rank_accuracy=rank_accuracy, tpir_at_fpir=tpir, mated=int(mated.sum()), non_mated=int((~mated).sum())
+    )
 
 
 def evaluate_one_to_n(
@@ -140,8 +141,9 @@ def evaluate_one_to_n(
         results[gallery_key] = {}
         for probe_key, probe in probe_lists.items():
             probe_rows = descriptors[template_rows(templates, probe.template_ids)]
-            results[gallery_key][probe_key] = identify(gallery_rows, gallery.subject_ids, probe_rows,
-                                                       probe.subject_ids, ranks=ranks, fpirs=fpirs)
+            results[gallery_key][probe_key] = identify(
+                gallery_rows, gallery.subject_ids, probe_rows, probe.subject_ids, ranks=ranks, fpirs=fpirs
+            )
     return results
 
 

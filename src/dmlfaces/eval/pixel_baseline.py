@@ -39,8 +39,12 @@ def eigenface_crop_features(protocol: IJBProtocol, pca: PCA, pixel_size: int, pr
     """(N, pca_dim) eigenface features of every row of an IJB protocol, aligned from its 5 points; a crop that
     several templates list is computed once."""
     unique = protocol.unique_crops
-    crops = np.stack([grey_pixels(protocol.aligned_crop(i), pixel_size)
-                      for i in tqdm(unique, desc="pixels", mininterval=2.0, disable=not progress)])
+    crops = np.stack(
+        [
+            grey_pixels(protocol.aligned_crop(i), pixel_size)
+            for i in tqdm(unique, desc="pixels", mininterval=2.0, disable=not progress)
+        ]
+    )
     return pca.transform(crops)[pd.Index(protocol.crop_names[unique]).get_indexer(protocol.crop_names)]
 
 
@@ -58,8 +62,9 @@ def pixel_baseline_verification(
     """TAR@FAR of eigenfaces on an IJB-layout protocol: template = mean of crop features, cosine."""
     pca = fit_eigenfaces(train_root, pca_dim, pixel_size, max_train_images, seed)
     protocol = read_ijb(ijb_root)
-    templates, descriptors = mean_template_descriptors(eigenface_crop_features(protocol, pca, pixel_size, progress),
-                                                       protocol.template_ids)
+    templates, descriptors = mean_template_descriptors(
+        eigenface_crop_features(protocol, pca, pixel_size, progress), protocol.template_ids
+    )
     scores = pair_scores(templates, descriptors, protocol.pairs)
     tar = tar_at_far(scores, protocol.pair_labels, fars)
     return {

@@ -22,7 +22,9 @@ REALISM_FARS: tuple[float, ...] = (1e-3, 1e-2)
 
 
 def dlib_realism(
-    features_path: str | os.PathLike[str], faces_path: str | os.PathLike[str], celeba_root: str | os.PathLike[str],
+    features_path: str | os.PathLike[str],
+    faces_path: str | os.PathLike[str],
+    celeba_root: str | os.PathLike[str],
     fars: Sequence[float] = REALISM_FARS,
 ) -> dict[str, object]:
     """dlib's detection counts and its single-image TAR at ``fars`` over all image pairs of a CelebA-layout set.
@@ -43,12 +45,18 @@ def dlib_realism(
     identities = read_celeba(celeba_root).identities
     names = features.names.tolist()
     if found_by.index.tolist() != names:
-        raise DataFormatError(faces_path, f"lists {len(found_by)} images, not the {len(names)} of {features_path} in "
-                              "their order", fix="extract both again with 'dmlfaces extract --dlib'")
+        raise DataFormatError(
+            faces_path,
+            f"lists {len(found_by)} images, not the {len(names)} of {features_path} in their order",
+            fix="extract both again with 'dmlfaces extract --dlib'",
+        )
     unknown = sorted(set(names) - set(identities.index))
     if unknown:
-        raise DataFormatError(features_path, f"{len(unknown)} images have no identity in {celeba_root}, e.g. {unknown[0]}",
-                              fix="extract the features of this CelebA-layout set")
+        raise DataFormatError(
+            features_path,
+            f"{len(unknown)} images have no identity in {celeba_root}, e.g. {unknown[0]}",
+            fix="extract the features of this CelebA-layout set",
+        )
     counts = {way: int(np.count_nonzero(found_by.to_numpy() == way)) for way in (DETECTOR, LANDMARKS, WHOLE_IMAGE)}
     labels = identities.loc[names].to_numpy()
     pairs = all_pairs_tar_at_far(features.features, labels, fars)
@@ -68,13 +76,3 @@ def dlib_realism(
         "detector_only": unaided,
         "published_lfw_accuracy": PUBLISHED_LFW_ACCURACY,
     }
-
-
-def detection_share(rate: float) -> str:
-    """Words for the fraction of images in which the detector found a face: "none", "only a few" (below 10 %),
-    "fewer than half", "half or more" or "all"."""
-    if rate <= 0:
-        return "none"
-    if rate >= 1:
-        return "all"
-    return "only a few" if rate < 0.1 else "fewer than half" if rate < 0.5 else "half or more"

@@ -32,6 +32,21 @@ from dataclasses import dataclass
 import numpy as np
 
 FARS: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)  # insightface ijb_11.py x_labels
+# The FARs of the book's tables (1e-5 and below need more impostor pairs than the SynthFaces protocols have).
+REPORTED_FARS: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1)
+
+
+def far_key(far: float) -> str:
+    """A FAR as the reports' JSON keys write it (``1e-4`` -> ``"0.0001"``)."""
+    return f"{far:g}"
+
+
+def measurable_fars(fars: Sequence[float], impostors: int) -> list[float]:
+    """The FARs of ``fars`` that ``impostors`` impostor pairs can measure: below 1 / impostors not one false
+    accept may be allowed, so TAR there is the share of genuine pairs above every impostor, not a rate."""
+    return [far for far in fars if far * impostors >= 1]
+
+
 _HEAD_MARGIN = 1.25  # impostors kept above the largest target, as a multiple of it
 _HEAD_EXTRA = 64  # and a few more, for small sets
 _CURVE_POINTS = 400  # log-spaced FAR targets of a plotted ROC curve
@@ -72,8 +87,14 @@ class RocHead:
         ordered = scores[index]
         group = np.cumsum(np.r_[False, ordered[1:] != ordered[:-1]])
         genuine = labels[index]
-        return cls(impostor_index=index[~genuine], impostor_group=group[~genuine], genuine_index=index[genuine],
-                   genuine_group=group[genuine], groups=int(group[-1]) + 1, complete=len(index) == len(scores))
+        return cls(
+            impostor_index=index[~genuine],
+            impostor_group=group[~genuine],
+            genuine_index=index[genuine],
+            genuine_group=group[genuine],
+            groups=int(group[-1]) + 1,
+            complete=len(index) == len(scores),
+        )
 
     def counts(
         self, impostor_weight: np.ndarray | None = None, genuine_weight: np.ndarray | None = None
@@ -94,8 +115,9 @@ def check_scores(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np
         raise ValueError(f"scores and labels must be two (P,) arrays, got {scores.shape} and {labels.shape}")
     finite = np.isfinite(scores)
     if not finite.all():
-        raise ValueError(f"{np.count_nonzero(~finite)} scores are NaN or infinite, first at pair"
-                         f" {np.argmax(~finite)}; check the descriptors")
+        raise ValueError(
+            f"{np.count_nonzero(~finite)} scores are NaN or infinite, first at pair {np.argmax(~finite)}; check the descriptors"
+        )
     if np.count_nonzero(labels) != np.count_nonzero(labels == 1):
         raise ValueError("labels must be 1 (genuine) or 0 (impostor)")
     labels = labels.astype(bool)

@@ -47,15 +47,17 @@ def template_rows(templates: np.ndarray, ids: np.ndarray) -> np.ndarray:
         table = np.full(span + 2, -1, dtype=np.int32)
         table[templates - low + 1] = np.arange(len(templates), dtype=np.int32)
         for start in range(0, len(flat), _LOOKUP_CHUNK):
-            offset = flat[start:start + _LOOKUP_CHUNK] - (low - 1)
-            rows[start:start + len(offset)] = np.take(table, offset, mode="clip")
+            offset = flat[start : start + _LOOKUP_CHUNK] - (low - 1)
+            rows[start : start + len(offset)] = np.take(table, offset, mode="clip")
     else:
         position = np.minimum(np.searchsorted(templates, flat), len(templates) - 1)
         rows[:] = np.where(templates[position] == flat, position, -1)
     missing = rows < 0
     if missing.any():
-        raise KeyError(f"template {flat[np.argmax(missing)]} is unknown (it has no crops, so no descriptor or"
-                       f" subject); {np.count_nonzero(missing)} entries name unknown templates")
+        raise KeyError(
+            f"template {flat[np.argmax(missing)]} is unknown (it has no crops, so no descriptor or"
+            f" subject); {np.count_nonzero(missing)} entries name unknown templates"
+        )
     return rows.reshape(ids.shape)
 
 
@@ -65,9 +67,7 @@ def pair_scores(templates: np.ndarray, descriptors: np.ndarray, pairs: np.ndarra
     return np.einsum("pd,pd->p", descriptors[position[:, 0]], descriptors[position[:, 1]])
 
 
-def score_pairs(
-    templates: np.ndarray, descriptors: np.ndarray, pairs: np.ndarray, *, block_bytes: int = 64 << 20
-) -> np.ndarray:
+def score_pairs(templates: np.ndarray, descriptors: np.ndarray, pairs: np.ndarray, *, block_bytes: int = 64 << 20) -> np.ndarray:
     """(P,) float64 cosine scores of template pairs, computed block by block.
 
     Args:
@@ -102,7 +102,7 @@ def score_pairs(
                 column_descriptors = descriptors[columns]
             if len(buffer) < len(block_rows) * len(columns):
                 buffer = np.empty(len(block_rows) * len(columns))
-            tile = buffer[:len(block_rows) * len(columns)].reshape(len(block_rows), len(columns))
+            tile = buffer[: len(block_rows) * len(columns)].reshape(len(block_rows), len(columns))
             np.matmul(descriptors[block_rows], column_descriptors.T, out=tile)  # BLAS reads the transpose in place
             scores[selection] = tile.reshape(-1)[local_rows * len(columns) + column[pair_second]]
         else:
@@ -111,7 +111,8 @@ def score_pairs(
             for start in range(0, len(values), _GATHER_ROWS):
                 stop = start + _GATHER_ROWS
                 values[start:stop] = np.einsum(
-                    "pd,pd->p", descriptors[pair_first[start:stop]], descriptors[pair_second[start:stop]])
+                    "pd,pd->p", descriptors[pair_first[start:stop]], descriptors[pair_second[start:stop]]
+                )
             scores[selection] = values
     return scores
 
@@ -143,8 +144,8 @@ def _row_blocks(
     order = np.argsort(block_of_pair.astype(np.uint16 if blocks <= 1 << 16 else np.int64), kind="stable")
     bounds = np.r_[0, np.cumsum(np.bincount(block_of_pair, minlength=blocks))]
     for b in range(blocks):
-        index = order[bounds[b]:bounds[b + 1]]
-        yield index, rank[first[index]] - b * rows_per_block, first_rows[b * rows_per_block:(b + 1) * rows_per_block]
+        index = order[bounds[b] : bounds[b + 1]]
+        yield index, rank[first[index]] - b * rows_per_block, first_rows[b * rows_per_block : (b + 1) * rows_per_block]
 
 
 def _check_unit(templates: np.ndarray, descriptors: np.ndarray) -> None:
@@ -153,5 +154,7 @@ def _check_unit(templates: np.ndarray, descriptors: np.ndarray) -> None:
     bad = ~(np.abs(norms - 1.0) < 1e-3)  # NaN compares False, so it is caught too
     if bad.any():
         named = ", ".join(str(t) for t in np.asarray(templates)[bad][:5])
-        raise ValueError(f"{np.count_nonzero(bad)} template descriptors are not finite unit vectors (norms"
-                         f" {norms[bad][:5].round(4).tolist()}), e.g. templates {named}; L2-normalise them first")
+        raise ValueError(
+            f"{np.count_nonzero(bad)} template descriptors are not finite unit vectors (norms"
+            f" {norms[bad][:5].round(4).tolist()}), e.g. templates {named}; L2-normalise them first"
+        )

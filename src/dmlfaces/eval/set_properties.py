@@ -12,8 +12,9 @@ from dmlfaces.models.coreset import farthest_point_picks
 from dmlfaces.models.templates import group_crops, pad_sets
 
 
-def add_bursts(features: np.ndarray, norms: np.ndarray, template_ids: np.ndarray, media_ids: np.ndarray,
-               copies: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def add_bursts(
+    features: np.ndarray, norms: np.ndarray, template_ids: np.ndarray, media_ids: np.ndarray, copies: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Append ``copies`` copies of one randomly chosen crop to every template, as one new video (media).
 
     Args:
@@ -26,12 +27,17 @@ def add_bursts(features: np.ndarray, norms: np.ndarray, template_ids: np.ndarray
     chosen = order[starts[:-1] + (rng.random(len(templates)) * np.diff(starts)).astype(np.int64)]
     burst = np.repeat(chosen, copies)
     new_media = np.repeat(media_ids.max() + 1 + np.arange(len(templates)), copies)
-    return (np.concatenate([features, features[burst]]), np.concatenate([norms, norms[burst]]),
-            np.concatenate([template_ids, template_ids[burst]]), np.concatenate([media_ids, new_media]))
+    return (
+        np.concatenate([features, features[burst]]),
+        np.concatenate([norms, norms[burst]]),
+        np.concatenate([template_ids, template_ids[burst]]),
+        np.concatenate([media_ids, new_media]),
+    )
 
 
-def burst_shift(before: Mapping[str, tuple[np.ndarray, np.ndarray]], after: Mapping[str, tuple[np.ndarray, np.ndarray]]
-                ) -> dict[str, np.ndarray]:
+def burst_shift(
+    before: Mapping[str, tuple[np.ndarray, np.ndarray]], after: Mapping[str, tuple[np.ndarray, np.ndarray]]
+) -> dict[str, np.ndarray]:
     """How far a burst moves each template's descriptor: (T,) ``1 - cos(before, after)`` per method of ``after``.
 
     Args:
@@ -48,8 +54,9 @@ def burst_shift(before: Mapping[str, tuple[np.ndarray, np.ndarray]], after: Mapp
 
 
 @torch.no_grad()
-def picked_quality(aggregator: CoresetAggregator, features: np.ndarray, norms: np.ndarray, template_ids: np.ndarray,
-                   quality: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def picked_quality(
+    aggregator: CoresetAggregator, features: np.ndarray, norms: np.ndarray, template_ids: np.ndarray, quality: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean ground-truth quality of the coreset picks of every template, beside the template's mean quality.
 
     Args:
@@ -58,7 +65,7 @@ def picked_quality(aggregator: CoresetAggregator, features: np.ndarray, norms: n
         picked (T,) and overall (T,) mean quality, templates in sorted id order.
     """
     templates, order, starts = group_crops(template_ids)
-    members = [order[starts[t]:starts[t + 1]] for t in range(len(templates))]
+    members = [order[starts[t] : starts[t + 1]] for t in range(len(templates))]
     # The crop index rides in the media slot, so the picks map back to crops without a second padding.
     batch_features, batch_norms, mask, crop_of_slot = pad_sets(features, norms, np.arange(len(norms)), members)
     picks, pick_mask = farthest_point_picks(batch_features, batch_norms, mask, aggregator.k, aggregator.gamma, sample=False)

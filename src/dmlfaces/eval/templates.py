@@ -51,8 +51,8 @@ def check_crop_features(features: np.ndarray, crop_names: Sequence[str] | np.nda
     features = np.asarray(features)
     norms = np.empty(len(features))
     for start in range(0, len(features), _CHUNK_ROWS):
-        block = features[start:start + _CHUNK_ROWS].astype(np.float64)
-        norms[start:start + len(block)] = np.sqrt(np.einsum("nd,nd->n", block, block))
+        block = features[start : start + _CHUNK_ROWS].astype(np.float64)
+        norms[start : start + len(block)] = np.sqrt(np.einsum("nd,nd->n", block, block))
     bad = ~np.isfinite(norms) | (norms == 0)
     if bad.any():
         raise ValueError(_crop_problems(np.flatnonzero(bad), norms[bad], crop_names))
@@ -93,8 +93,10 @@ def insightface_template_descriptors(
     count = len(features)
     template_ids, media_ids = np.asarray(template_ids), np.asarray(media_ids)
     if features.ndim != 2 or template_ids.shape != (count,) or media_ids.shape != (count,):
-        raise ValueError(f"features must be (N, D) with template_ids and media_ids (N,); got {features.shape},"
-                         f" {template_ids.shape} and {media_ids.shape}")
+        raise ValueError(
+            f"features must be (N, D) with template_ids and media_ids (N,); got {features.shape},"
+            f" {template_ids.shape} and {media_ids.shape}"
+        )
     if flip_halves and features.shape[1] % 2:
         raise ValueError(f"flip_halves needs an even feature width, got {features.shape[1]}")
     if weights is None:
@@ -104,8 +106,10 @@ def insightface_template_descriptors(
         raise ValueError(f"weights must have shape ({count},), got {weights.shape}")
     bad_weight = ~np.isfinite(weights) | (weights < 0)
     if bad_weight.any():
-        raise ValueError(f"{np.count_nonzero(bad_weight)} crop weights are negative or not finite:"
-                         f" {_name_rows(np.flatnonzero(bad_weight), crop_names)}")
+        raise ValueError(
+            f"{np.count_nonzero(bad_weight)} crop weights are negative or not finite:"
+            f" {_name_rows(np.flatnonzero(bad_weight), crop_names)}"
+        )
 
     templates, template_index = np.unique(template_ids, return_inverse=True)
     _, media_index = np.unique(media_ids, return_inverse=True)
@@ -133,15 +137,18 @@ def insightface_template_descriptors(
         chunk_templates, local = np.unique(template_index[rows], return_inverse=True)
         combine = sparse.csr_matrix(
             (coefficient[rows] / norms if normalise else coefficient[rows], (local, np.arange(len(local)))),
-            shape=(len(chunk_templates), len(local)))
+            shape=(len(chunk_templates), len(local)),
+        )
         sums[chunk_templates] += combine @ block  # unique indices: fancy-index += is safe
     if bad_rows:
         raise ValueError(_crop_problems(np.concatenate(bad_rows), np.concatenate(bad_norms), crop_names))
     norms = np.sqrt(np.einsum("td,td->t", sums, sums))
     if np.any(norms == 0):
         empty = templates[norms == 0]
-        raise ValueError(f"{len(empty)} templates have a zero descriptor (all their crop weights are zero):"
-                         f" {', '.join(str(t) for t in empty[:_NAMED])}{', ...' if len(empty) > _NAMED else ''}")
+        raise ValueError(
+            f"{len(empty)} templates have a zero descriptor (all their crop weights are zero):"
+            f" {', '.join(str(t) for t in empty[:_NAMED])}{', ...' if len(empty) > _NAMED else ''}"
+        )
     return templates, sums / norms[:, None]
 
 

@@ -22,8 +22,18 @@ from dmlfaces.eval.templates import check_crop_features, mean_template_descripto
 _METHODS_AT_ONCE = 2  # methods evaluated side by side (threads): the two cores of the CPU hosts the study runs on
 
 __all__ = [
-    "FARS", "AllPairsResult", "MethodResult", "OneToOneReport", "PairedDifference", "all_pairs_tar_at_far", "evaluate_one_to_one",
-    "mean_template_descriptors", "pair_scores", "single_image_pairs", "tar_at_far", "unit_rows",
+    "FARS",
+    "AllPairsResult",
+    "MethodResult",
+    "OneToOneReport",
+    "PairedDifference",
+    "all_pairs_tar_at_far",
+    "evaluate_one_to_one",
+    "mean_template_descriptors",
+    "pair_scores",
+    "single_image_pairs",
+    "tar_at_far",
+    "unit_rows",
 ]
 
 
@@ -93,26 +103,49 @@ class OneToOneReport:
             for far in self.fars:
                 low, high = result.interval_nearest.get(far, (None, None))
                 low_exact, high_exact = result.interval_exact.get(far, (None, None))
-                rows[f"{far:g}"] = {"tar_nearest": result.tar_nearest[far], "tar_exact": result.tar_exact[far],
-                                    "ci_low": low, "ci_high": high, "ci_low_exact": low_exact,
-                                    "ci_high_exact": high_exact}
+                rows[f"{far:g}"] = {
+                    "tar_nearest": result.tar_nearest[far],
+                    "tar_exact": result.tar_exact[far],
+                    "ci_low": low,
+                    "ci_high": high,
+                    "ci_low_exact": low_exact,
+                    "ci_high_exact": high_exact,
+                }
             methods[name] = rows
         differences = {
             f"{method} - {baseline}": {
-                f"{far:g}": {"difference": d.exact[far], "ci_low": d.interval_exact[far][0],
-                             "ci_high": d.interval_exact[far][1], "difference_nearest": d.nearest[far],
-                             "ci_low_nearest": d.interval_nearest[far][0], "ci_high_nearest": d.interval_nearest[far][1]}
-                for far in self.fars}
-            for (method, baseline), d in self.differences.items()}
-        return {
-            "methods": methods,
-            "genuine_pairs": self.genuine_pairs,
-            "impostor_pairs": self.impostor_pairs,
-            "bootstrap": {"unit": "subject", "resamples": self.resamples, "confidence": self.confidence,
-                          "interval": "percentile", "seed": self.seed},
-        } | ({"differences": differences} if differences else {}) | (
-            {"lost_crops": [{"template": t, "lost": k, "crops": n} for t, (k, n) in self.lost_crops.items()]}
-            if self.lost_crops else {})
+                f"{far:g}": {
+                    "difference": d.exact[far],
+                    "ci_low": d.interval_exact[far][0],
+                    "ci_high": d.interval_exact[far][1],
+                    "difference_nearest": d.nearest[far],
+                    "ci_low_nearest": d.interval_nearest[far][0],
+                    "ci_high_nearest": d.interval_nearest[far][1],
+                }
+                for far in self.fars
+            }
+            for (method, baseline), d in self.differences.items()
+        }
+        return (
+            {
+                "methods": methods,
+                "genuine_pairs": self.genuine_pairs,
+                "impostor_pairs": self.impostor_pairs,
+                "bootstrap": {
+                    "unit": "subject",
+                    "resamples": self.resamples,
+                    "confidence": self.confidence,
+                    "interval": "percentile",
+                    "seed": self.seed,
+                },
+            }
+            | ({"differences": differences} if differences else {})
+            | (
+                {"lost_crops": [{"template": t, "lost": k, "crops": n} for t, (k, n) in self.lost_crops.items()]}
+                if self.lost_crops
+                else {}
+            )
+        )
 
 
 def evaluate_one_to_one(
@@ -166,8 +199,13 @@ def evaluate_one_to_one(
             for rule, interval in intervals.items():
                 low, high = samples.interval(rule, confidence)
                 interval.update({far: (float(lo), float(hi)) for far, lo, hi in zip(fars, low, high)})
-        return MethodResult(tar_nearest=nearest, tar_exact=exact, interval_nearest=intervals["nearest"],
-                            interval_exact=intervals["exact"], scores=scores if keep_scores else None), samples
+        return MethodResult(
+            tar_nearest=nearest,
+            tar_exact=exact,
+            interval_nearest=intervals["nearest"],
+            interval_exact=intervals["exact"],
+            scores=scores if keep_scores else None,
+        ), samples
 
     # NumPy releases the GIL in the heavy loops (the scoring products, partitions, cumulative sums), so methods
     # evaluated side by side use the cores a single one leaves idle; each method's numbers are its own.
@@ -186,10 +224,20 @@ def evaluate_one_to_one(
         differences[(method, baseline)] = PairedDifference(
             nearest={far: methods[method].tar_nearest[far] - methods[baseline].tar_nearest[far] for far in fars},
             exact={far: methods[method].tar_exact[far] - methods[baseline].tar_exact[far] for far in fars},
-            interval_nearest=intervals["nearest"], interval_exact=intervals["exact"])
+            interval_nearest=intervals["nearest"],
+            interval_exact=intervals["exact"],
+        )
     genuine = int(np.count_nonzero(labels))
-    return OneToOneReport(fars=fars, methods=methods, genuine_pairs=genuine, impostor_pairs=len(labels) - genuine,
-                          resamples=resamples, confidence=confidence, seed=seed, differences=differences)
+    return OneToOneReport(
+        fars=fars,
+        methods=methods,
+        genuine_pairs=genuine,
+        impostor_pairs=len(labels) - genuine,
+        resamples=resamples,
+        confidence=confidence,
+        seed=seed,
+        differences=differences,
+    )
 
 
 def single_image_pairs(
@@ -245,12 +293,19 @@ class AllPairsResult:
 
     def to_dict(self) -> dict[str, object]:
         """JSON-able: ``tar_at_far`` keyed ``f"{far:g}"`` (as the other reports), the two pair counts and the rule."""
-        return {"tar_at_far": {f"{far:g}": tar for far, tar in self.tar.items()}, "rule": "exact",
-                "genuine_pairs": self.genuine_pairs, "impostor_pairs": self.impostor_pairs}
+        return {
+            "tar_at_far": {f"{far:g}": tar for far, tar in self.tar.items()},
+            "rule": "exact",
+            "genuine_pairs": self.genuine_pairs,
+            "impostor_pairs": self.impostor_pairs,
+        }
 
 
 def all_pairs_tar_at_far(
-    features: np.ndarray, identities: np.ndarray, fars: Sequence[float] = FARS, *,
+    features: np.ndarray,
+    identities: np.ndarray,
+    fars: Sequence[float] = FARS,
+    *,
     block_rows: int = _ALL_PAIRS_BLOCK_ROWS,
 ) -> AllPairsResult:
     """TAR at each target FAR when every image is compared with every other: the cosine of their features,
@@ -281,9 +336,8 @@ def all_pairs_tar_at_far(
         stop = min(start + block_rows, count)
         tile = unit[start:stop] @ unit[start:].T  # rows start..stop against every later image
         rows, columns = np.triu_indices(stop - start, 1, count - start)  # each pair once: column after row
-        scores[filled:filled + len(rows)] = tile[rows, columns]
-        genuine[filled:filled + len(rows)] = codes[start + rows] == codes[start + columns]
+        scores[filled : filled + len(rows)] = tile[rows, columns]
+        genuine[filled : filled + len(rows)] = codes[start + rows] == codes[start + columns]
         filled += len(rows)
     genuines = int(np.count_nonzero(genuine))
-    return AllPairsResult(tar=tar_at_far(scores, genuine, fars), genuine_pairs=genuines,
-                          impostor_pairs=len(scores) - genuines)
+    return AllPairsResult(tar=tar_at_far(scores, genuine, fars), genuine_pairs=genuines, impostor_pairs=len(scores) - genuines)

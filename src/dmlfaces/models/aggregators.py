@@ -33,8 +33,9 @@ def _unit(aggregate: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def _check_sets(mask: torch.Tensor) -> None:
     empty = (~mask).all(dim=1)
     if empty.any():
-        raise ValueError(f"sets {empty.nonzero().flatten().tolist()[:10]} of the batch have no faces; "
-                         "every template needs at least one crop")
+        raise ValueError(
+            f"sets {empty.nonzero().flatten().tolist()[:10]} of the batch have no faces; every template needs at least one crop"
+        )
 
 
 class MeanAggregator(nn.Module):
@@ -220,14 +221,29 @@ class CoresetAggregator(nn.Module):
 
     STREAM_ABOVE = 8192  # faces; a single set larger than this is evaluated in chunks of this size
 
-    def __init__(self, dim: int = 512, heads: int = 8, k: int = 3, dropout: float = 0.1, gamma: float = 0.01,
-                 learn_gamma: bool = True, tau: float = 1.0, pick_logits: str = "log_distance",
-                 first_pick: str = "argmax", norm_encoding: str = "sin_cos_halves", attention: str = "ours") -> None:
+    def __init__(
+        self,
+        dim: int = 512,
+        heads: int = 8,
+        k: int = 3,
+        dropout: float = 0.1,
+        gamma: float = 0.01,
+        learn_gamma: bool = True,
+        tau: float = 1.0,
+        pick_logits: str = "log_distance",
+        first_pick: str = "argmax",
+        norm_encoding: str = "sin_cos_halves",
+        attention: str = "ours",
+    ) -> None:
         super().__init__()
         if k < 1:
             raise ValueError(f"coreset k = {k}; it must be at least 1")
-        for name, value, choices in (("pick_logits", pick_logits, PICK_LOGITS), ("first_pick", first_pick, FIRST_PICKS),
-                                     ("norm_encoding", norm_encoding, NORM_ENCODINGS), ("attention", attention, ATTENTION_LAYERS)):
+        for name, value, choices in (
+            ("pick_logits", pick_logits, PICK_LOGITS),
+            ("first_pick", first_pick, FIRST_PICKS),
+            ("norm_encoding", norm_encoding, NORM_ENCODINGS),
+            ("attention", attention, ATTENTION_LAYERS),
+        ):
             if value not in choices:
                 raise ValueError(f"coreset {name} = {value!r}; choose one of {choices}")
         self.dim, self.k, self.tau = dim, k, tau
@@ -269,20 +285,23 @@ class CoresetAggregator(nn.Module):
 
             def chunks():
                 for start in range(0, len(face_norms), self.STREAM_ABOVE):
-                    yield face_features[start:start + self.STREAM_ABOVE], face_norms[start:start + self.STREAM_ABOVE]
+                    yield face_features[start : start + self.STREAM_ABOVE], face_norms[start : start + self.STREAM_ABOVE]
 
             descriptor, norm = self.forward_stream(chunks)
             return descriptor[None], norm[None]
         x = features * norms[..., None]
-        picks, pick_mask = farthest_point_picks(features, norms, mask, self.k, self.gamma, self.training, self.tau,
-                                                self.pick_logits, self.first_pick)
+        picks, pick_mask = farthest_point_picks(
+            features, norms, mask, self.k, self.gamma, self.training, self.tau, self.pick_logits, self.first_pick
+        )
         core = picks @ x
         queries = self._queries(core, pick_mask)
         attended = self.cross_attention(queries, x + self.pe(norms), x, mask)
         return self._finish(core, attended, pick_mask)
 
     @torch.no_grad()
-    def forward_stream(self, chunks: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_stream(
+        self, chunks: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Evaluation descriptor of ONE set too large for memory, read as chunks; equals ``forward``.
 
         Args:

@@ -16,19 +16,42 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Protocol
 
 import torch
+from torch import nn
 
 from dmlfaces.errors import UserError
 from dmlfaces.io import atomic_path
 from dmlfaces.models.backbones import DEPTHS, WIDTHS, IResNet, build_backbone
 
+
+class EmbeddingSettings(Protocol):
+    """What a ``backbone.pt`` records of its training run (``train.embedding.EmbeddingConfig`` has both)."""
+
+    backbone: str
+    embedding_dim: int
+
+
 # AdaFace module index -> arcface_torch name, inside one residual unit and around the body.
-_UNIT_PARTS = {"res_layer.0": "bn1", "res_layer.1": "conv1", "res_layer.2": "bn2", "res_layer.3": "prelu",
-               "res_layer.4": "conv2", "res_layer.5": "bn3", "shortcut_layer.0": "downsample.0",
-               "shortcut_layer.1": "downsample.1"}
-_OUTER_PARTS = {"input_layer.0": "conv1", "input_layer.1": "bn1", "input_layer.2": "prelu",
-                "output_layer.0": "bn2", "output_layer.3": "fc", "output_layer.4": "features"}
+_UNIT_PARTS = {
+    "res_layer.0": "bn1",
+    "res_layer.1": "conv1",
+    "res_layer.2": "bn2",
+    "res_layer.3": "prelu",
+    "res_layer.4": "conv2",
+    "res_layer.5": "bn3",
+    "shortcut_layer.0": "downsample.0",
+    "shortcut_layer.1": "downsample.1",
+}
+_OUTER_PARTS = {
+    "input_layer.0": "conv1",
+    "input_layer.1": "bn1",
+    "input_layer.2": "prelu",
+    "output_layer.0": "bn2",
+    "output_layer.3": "fc",
+    "output_layer.4": "features",
+}
 
 
 class CheckpointError(UserError, ValueError):
@@ -38,8 +61,15 @@ class CheckpointError(UserError, ValueError):
 class CheckpointKeyError(CheckpointError):
     """The checkpoint's keys do not match the model: names the missing and unexpected keys."""
 
-    def __init__(self, path: str | os.PathLike[str], layout: str, missing: list[str], unexpected: list[str],
-                 model: str = "the backbone", fix: str = "check the backbone depth (r18/r34/r50/r100) and the layout") -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        layout: str,
+        missing: list[str],
+        unexpected: list[str],
+        model: str = "the backbone",
+        fix: str = "check the backbone depth (r18/r34/r50/r100) and the layout",
+    ) -> None:
         def show(keys: list[str]) -> str:
             return ", ".join(keys[:8]) + (f" (+{len(keys) - 8} more)" if len(keys) > 8 else "") if keys else "none"
 
@@ -70,7 +100,7 @@ def _adaface_to_ours(key: str, layers: tuple[int, ...]) -> str | None:
     """Our name for an AdaFace backbone key, or None when it is not a backbone key."""
     if not key.startswith("model."):
         return None
-    key = key[len("model."):]
+    key = key[len("model.") :]
     match = re.fullmatch(r"body\.(\d+)\.((?:res_layer|shortcut_layer)\.\d+)\.(.+)", key)
     if match:
         index, part, leaf = int(match[1]), match[2], match[3]
@@ -81,7 +111,7 @@ def _adaface_to_ours(key: str, layers: tuple[int, ...]) -> str | None:
         return f"layer{stage}.{unit}.{_UNIT_PARTS[part]}.{leaf}"
     for prefix, ours in _OUTER_PARTS.items():
         if key.startswith(prefix + "."):
-            return ours + key[len(prefix):]
+            return ours + key[len(prefix) :]
     return f"unmapped.{key}"
 
 
@@ -92,10 +122,10 @@ def _ours_to_adaface(key: str, layers: tuple[int, ...]) -> str:
         index = _unit_index(layers).index((stage, unit))
         for theirs, ours in _UNIT_PARTS.items():
             if rest.startswith(ours + "."):
-                return f"model.body.{index}.{theirs}{rest[len(ours):]}"
+                return f"model.body.{index}.{theirs}{rest[len(ours) :]}"
     for theirs, ours in _OUTER_PARTS.items():
         if key.startswith(ours + "."):
-            return f"model.{theirs}{key[len(ours):]}"
+            return f"model.{theirs}{key[len(ours) :]}"
     raise KeyError(key)
 
 
@@ -153,18 +183,39 @@ def load_adaface(path: str | os.PathLike[str], name: str | None = None) -> IResN
     return _strict_load(adaface_backbone(name, affine), state, path, "AdaFace")
 
 
+def write_checkpoint(state: object, path: str | os.PathLike[str]) -> None:
+    """``torch.save`` ``state`` to ``path`` atomically, the same state giving the same bytes.
+
+    Saved through a file object: given a path, ``torch.save`` names the archive's inner folder after the file,
+    here the temporary's random name, so two identical runs would write different bytes.
+    """
+    with atomic_path(path) as tmp, open(tmp, "wb") as stream:
+        torch.save(state, stream)
+
+
+def save_backbone(backbone: nn.Module, config: EmbeddingSettings, path: str | os.PathLike[str]) -> None:
+    """Write a trained backbone as this package's ``backbone.pt``, with the settings that rebuild it (read by
+    ``load_backbone``); ``config`` is the run's ``EmbeddingConfig`` (its ``backbone`` and ``embedding_dim``)."""
+    write_checkpoint(
+        {
+            "dmlfaces_backbone": config.backbone,
+            "embedding_dim": config.embedding_dim,
+            "state_dict": {k: v.detach().cpu() for k, v in backbone.state_dict().items()},
+        },
+        path,
+    )
+
+
 def save_arcface_torch(model: IResNet, path: str | os.PathLike[str]) -> None:
     """Write ``model`` as an arcface_torch ``backbone.pth`` (atomically)."""
-    with atomic_path(path) as tmp:
-        torch.save(model.state_dict(), tmp)
+    write_checkpoint(model.state_dict(), path)
 
 
 def save_adaface(model: IResNet, name: str, path: str | os.PathLike[str]) -> None:
     """Write ``model`` as an AdaFace-style Lightning checkpoint (atomically)."""
     layers = DEPTHS[name]
     state = {_ours_to_adaface(k, layers): v for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        torch.save({"state_dict": state}, tmp)
+    write_checkpoint({"state_dict": state}, path)
 
 
 def load_backbone(path: str | os.PathLike[str], name: str | None = None) -> IResNet:

@@ -24,14 +24,29 @@ from dmlfaces.models.checkpoints import CheckpointError, CheckpointKeyError
 PREFIX = "aggregate_model."
 HEADS = 8  # TransformerDecoderLayerOrig(nhead=8) in TemplateAggregateModel
 DROPOUT = 0.1
-_DIRECT = {"gamma": "gamma", "pos_trans_norm.weight": "encode_norm.weight", "pos_trans_norm.bias": "encode_norm.bias",
-           "decoder_layer1.norm1.weight": "norm1.weight", "decoder_layer1.norm1.bias": "norm1.bias",
-           "decoder_layer1.norm2.weight": "norm2.weight", "decoder_layer1.norm2.bias": "norm2.bias"}
+_DIRECT = {
+    "gamma": "gamma",
+    "pos_trans_norm.weight": "encode_norm.weight",
+    "pos_trans_norm.bias": "encode_norm.bias",
+    "decoder_layer1.norm1.weight": "norm1.weight",
+    "decoder_layer1.norm1.bias": "norm1.bias",
+    "decoder_layer1.norm2.weight": "norm2.weight",
+    "decoder_layer1.norm2.bias": "norm2.bias",
+}
 _ATTENTION = {"decoder_layer1.self_attn1": "self_attention", "decoder_layer1.multihead_attn1": "cross_attention"}
 # Built by the official __init__, never called by its forward (the learned tau is read only in a comment).
-UNUSED = ("tau", "feature_norm_normalizer", "ur_center", "dist_from_ur_center_norm_size_balance", "quality_measure.",
-          "decoder_layer1.self_attn2.", "decoder_layer1.multihead_attn2.", "decoder_layer1.multihead_attn3.",
-          "decoder_layer1.norm3.", "decoder_layer1.norm4.")
+UNUSED = (
+    "tau",
+    "feature_norm_normalizer",
+    "ur_center",
+    "dist_from_ur_center_norm_size_balance",
+    "quality_measure.",
+    "decoder_layer1.self_attn2.",
+    "decoder_layer1.multihead_attn2.",
+    "decoder_layer1.multihead_attn3.",
+    "decoder_layer1.norm3.",
+    "decoder_layer1.norm4.",
+)
 
 
 class _LightningUnpickler(pickle.Unpickler):
@@ -69,7 +84,7 @@ def _map_attention(key: str, value: torch.Tensor) -> dict[str, torch.Tensor] | N
     for theirs, ours in _ATTENTION.items():
         if not key.startswith(theirs + "."):
             continue
-        leaf = key[len(theirs) + 1:]
+        leaf = key[len(theirs) + 1 :]
         if leaf in ("in_proj_weight", "in_proj_bias"):
             kind = leaf.removeprefix("in_proj_")
             return {f"{ours}.{part}.{kind}": chunk for part, chunk in zip(("query", "key", "value"), value.chunk(3))}
@@ -95,22 +110,34 @@ def load_official_coreset(path: str | os.PathLike[str], k: int | None = None) ->
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such checkpoint; give the official FaceCoresetNet.ckpt") from None
     except (pickle.UnpicklingError, EOFError, RuntimeError, ModuleNotFoundError, AttributeError) as error:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({error}); give the official FaceCoresetNet.ckpt "
-                         "(a PyTorch Lightning checkpoint)") from None
+        raise CheckpointError(
+            f"{path}: not a readable PyTorch checkpoint ({error}); give the official FaceCoresetNet.ckpt "
+            "(a PyTorch Lightning checkpoint)"
+        ) from None
     state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, Mapping) else None
     if not isinstance(state, Mapping) or not any(str(key).startswith(PREFIX) for key in state):
-        raise CheckpointError(f"{path}: no '{PREFIX}*' keys, so not a FaceCoresetNet checkpoint; give the Lightning .ckpt "
-                         "of the official repository (pretrained_models/FaceCoresetNet.ckpt)")
+        raise CheckpointError(
+            f"{path}: no '{PREFIX}*' keys, so not a FaceCoresetNet checkpoint; give the Lightning .ckpt "
+            "of the official repository (pretrained_models/FaceCoresetNet.ckpt)"
+        )
     k = k if k is not None else _hyper_parameter(checkpoint, "coreset_size")
     if not isinstance(k, int) or k < 1:
         raise CheckpointError(f"{path}: hyper_parameters.coreset_size is {k!r}; pass k (the released model uses 3)")
-    theirs = {key[len(PREFIX):]: value for key, value in state.items() if key.startswith(PREFIX)}
+    theirs = {key[len(PREFIX) :]: value for key, value in state.items() if key.startswith(PREFIX)}
     if "gamma" not in theirs and isinstance(_hyper_parameter(checkpoint, "gamma"), (int, float)):
         theirs["gamma"] = torch.tensor(float(_hyper_parameter(checkpoint, "gamma")))  # a fixed gamma is not saved
     norm_weight = theirs.get("pos_trans_norm.weight")
     dim = norm_weight.shape[0] if isinstance(norm_weight, torch.Tensor) else 512
-    model = CoresetAggregator(dim, heads=HEADS, k=k, dropout=DROPOUT, pick_logits="distance", first_pick="sample",
-                              norm_encoding="interleaved_2pi", attention="official")
+    model = CoresetAggregator(
+        dim,
+        heads=HEADS,
+        k=k,
+        dropout=DROPOUT,
+        pick_logits="distance",
+        first_pick="sample",
+        norm_encoding="interleaved_2pi",
+        attention="official",
+    )
     ours: dict[str, torch.Tensor] = {}
     ignored, unexpected = [], []
     for key, value in theirs.items():
@@ -124,15 +151,25 @@ def load_official_coreset(path: str | os.PathLike[str], k: int | None = None) ->
             unexpected.append(PREFIX + key)
     expected = model.state_dict()
     missing = sorted({_official_name(key) for key in set(expected) - set(ours)})
-    shapes = sorted(f"{_official_name(key)} {tuple(value.shape)}, expected {tuple(expected[key].shape)}"
-                    for key, value in ours.items() if value.shape != expected[key].shape)
+    shapes = sorted(
+        f"{_official_name(key)} {tuple(value.shape)}, expected {tuple(expected[key].shape)}"
+        for key, value in ours.items()
+        if value.shape != expected[key].shape
+    )
     if missing or unexpected:
-        raise CheckpointKeyError(path, "FaceCoresetNet", missing, sorted(unexpected),
-                                 model=f"the official aggregator (dim {dim}, {HEADS} heads)",
-                                 fix="give the official FaceCoresetNet.ckpt, or a checkpoint of its net_template.py at 6e13498")
+        raise CheckpointKeyError(
+            path,
+            "FaceCoresetNet",
+            missing,
+            sorted(unexpected),
+            model=f"the official aggregator (dim {dim}, {HEADS} heads)",
+            fix="give the official FaceCoresetNet.ckpt, or a checkpoint of its net_template.py at 6e13498",
+        )
     if shapes:
-        raise CheckpointError(f"{path}: FaceCoresetNet checkpoint tensors of the wrong shape for dim {dim}: {'; '.join(shapes[:8])}; "
-                         "give the official FaceCoresetNet.ckpt, or a checkpoint of its net_template.py at 6e13498")
+        raise CheckpointError(
+            f"{path}: FaceCoresetNet checkpoint tensors of the wrong shape for dim {dim}: {'; '.join(shapes[:8])}; "
+            "give the official FaceCoresetNet.ckpt, or a checkpoint of its net_template.py at 6e13498"
+        )
     model.load_state_dict(ours)
     model.flip_test = False  # its evaluation reads single-pass crop features (dmlfaces.verify.reads_flip_test)
     return model.eval(), sorted(ignored)

@@ -54,8 +54,7 @@ class NoDetectionError(UserError, ValueError):
 
 
 def _missing(what: str) -> str:
-    return (f"{what} is not installed: install this package's {DLIB_EXTRA!r} extra "
-            f"(pip install 'dmlfaces[{DLIB_EXTRA}]')")
+    return f"{what} is not installed: install this package's {DLIB_EXTRA!r} extra (pip install 'dmlfaces[{DLIB_EXTRA}]')"
 
 
 def _import_dlib() -> ModuleType:
@@ -103,14 +102,18 @@ def check_landmarks(landmarks: np.ndarray, count: int) -> np.ndarray:
     (``dmlfaces.data.align.landmark_problems``: not finite, coinciding, on one line)."""
     array = np.asarray(landmarks, dtype=np.float64)
     if array.shape != (count, 5, 2):
-        raise ValueError(f"landmarks must be ({count}, 5, 2): x, y of the left eye, right eye, nose tip, left and "
-                         f"right mouth corner of each of the {count} images; got shape {array.shape} (CelebA's "
-                         "(N, 10) landmark table reshapes with .reshape(-1, 5, 2))")
+        raise ValueError(
+            f"landmarks must be ({count}, 5, 2): x, y of the left eye, right eye, nose tip, left and "
+            f"right mouth corner of each of the {count} images; got shape {array.shape} (CelebA's "
+            "(N, 10) landmark table reshapes with .reshape(-1, 5, 2))"
+        )
     problems = landmark_problems(array)
     if problems:
         index, problem = problems[0]
-        raise ValueError(f"landmarks of image {index} cannot be aligned: {problem} ({len(problems)} images in all); "
-                         "correct them, or extract without landmarks")
+        raise ValueError(
+            f"landmarks of image {index} cannot be aligned: {problem} ({len(problems)} images in all); "
+            "correct them, or extract without landmarks"
+        )
     return array
 
 
@@ -177,14 +180,20 @@ class DlibEmbedder:
         dlib = self._dlib
         rounded = np.rint(np.asarray(points, dtype=np.float64)).astype(int)  # dlib's points are integer pixels
         (left, top), (right, bottom) = rounded.min(axis=0), rounded.max(axis=0)
-        shape = dlib.full_object_detection(dlib.rectangle(int(left), int(top), int(right), int(bottom)),
-                                           [dlib.point(int(x), int(y)) for x, y in rounded])
+        shape = dlib.full_object_detection(
+            dlib.rectangle(int(left), int(top), int(right), int(bottom)), [dlib.point(int(x), int(y)) for x, y in rounded]
+        )
         descriptor = self._network.compute_face_descriptor(_rgb(image), shape, self.jitters)
         return np.asarray(descriptor, dtype=np.float32)
 
     def extract(
-        self, load: Callable[[int], np.ndarray], count: int, *, landmarks: np.ndarray | None = None,
-        progress: bool = True, pool: Callable[[np.ndarray], np.ndarray] | None = None,
+        self,
+        load: Callable[[int], np.ndarray],
+        count: int,
+        *,
+        landmarks: np.ndarray | None = None,
+        progress: bool = True,
+        pool: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Descriptors of images ``load(0) .. load(count - 1)``, shaped like :func:`dmlfaces.features.extract_features`.
 
@@ -226,7 +235,8 @@ class DlibEmbedder:
                     f"dlib's detector found a face in none of the {count} images, so there is nothing to calibrate the "
                     "landmark alignment on; describe the images without landmarks (each taken whole: "
                     "DlibEmbedder.extract(..., landmarks=None), 'dmlfaces extract --dlib --no-landmarks'), or add "
-                    "images in which dlib detects faces")
+                    "images in which dlib detects faces"
+                )
             # The median, not the mean: a detection that went wrong (a box on the hair) must not move it.
             template = np.median(samples, axis=0) if len(samples) else None
             for index in tqdm(undetected, desc="dlib (landmarks)", disable=not progress, mininterval=2.0):
@@ -246,8 +256,10 @@ def write_found_by(path: str | os.PathLike[str], names: Sequence[str], found_by:
     """Write ``name,found_by`` per image (``found_by`` (N,) values of ``FOUND_BY``) to ``path`` atomically."""
     found_by = np.asarray(found_by)
     if found_by.shape != (len(names),) or not np.isin(found_by, FOUND_BY).all():
-        raise ValueError(f"found_by must be ({len(names)},) values of {FOUND_BY}, got {found_by.shape} "
-                         f"{sorted(set(found_by.ravel().tolist()) - set(FOUND_BY))[:3]}")
+        raise ValueError(
+            f"found_by must be ({len(names)},) values of {FOUND_BY}, got {found_by.shape} "
+            f"{sorted(set(found_by.ravel().tolist()) - set(FOUND_BY))[:3]}"
+        )
     table = io.StringIO()
     writer = csv.writer(table, lineterminator="\n")
     writer.writerow(["name", "found_by"])
@@ -274,11 +286,17 @@ def read_found_by(path: str | os.PathLike[str]) -> pd.Series:
     bad = ~frame["found_by"].isin(FOUND_BY)
     if bad.any():
         row = int(np.argmax(bad))
-        raise DataFormatError(path, f"image {frame['name'][row]}: found_by {frame['found_by'][row]!r}", line=row + 2,
-                              expected=" or ".join(FOUND_BY), fix=fix)
+        raise DataFormatError(
+            path,
+            f"image {frame['name'][row]}: found_by {frame['found_by'][row]!r}",
+            line=row + 2,
+            expected=" or ".join(FOUND_BY),
+            fix=fix,
+        )
     twice = frame["name"].duplicated()
     if twice.any():
         row = int(np.argmax(twice))
-        raise DataFormatError(path, f"image {frame['name'][row]} is listed twice", line=row + 2, expected="each image once",
-                              fix=fix)
+        raise DataFormatError(
+            path, f"image {frame['name'][row]} is listed twice", line=row + 2, expected="each image once", fix=fix
+        )
     return pd.Series(frame["found_by"].to_numpy(), index=pd.Index(frame["name"], name="name"), name="found_by")

@@ -37,8 +37,14 @@ class AdaFaceLoss(nn.Module):
     """
 
     def __init__(
-        self, num_classes: int, embedding_dim: int, margin: float = 0.4, h: float = 0.333, scale: float = 64.0,
-        t_alpha: float = 0.01, eps: float = 1e-3,
+        self,
+        num_classes: int,
+        embedding_dim: int,
+        margin: float = 0.4,
+        h: float = 0.333,
+        scale: float = 64.0,
+        t_alpha: float = 0.01,
+        eps: float = 1e-3,
     ) -> None:
         super().__init__()
         self.margin, self.h, self.scale, self.t_alpha, self.eps = margin, h, scale, t_alpha, eps
@@ -112,7 +118,9 @@ def build_loss(name: str, num_classes: int, embedding_dim: int, margin: float | 
         degrees = math.degrees(0.5 if margin is None else margin)  # the library takes degrees
         return _FloatInputs(losses.ArcFaceLoss(num_classes, embedding_dim, margin=degrees, scale=scale))
     if name == "cosface":
-        return _FloatInputs(losses.CosFaceLoss(num_classes, embedding_dim, margin=0.35 if margin is None else margin, scale=scale))
+        return _FloatInputs(
+            losses.CosFaceLoss(num_classes, embedding_dim, margin=0.35 if margin is None else margin, scale=scale)
+        )
     if name == "triplet":
         return TripletLoss(margin=0.2 if margin is None else margin)
     raise ValueError(f"unknown loss {name!r}; choose one of {list(LOSSES)}")

@@ -94,13 +94,17 @@ def describe_templates_by(
     """
     bad = ~np.isfinite(features).all(axis=1) | ~np.isfinite(norms)
     if bad.any():
-        raise ValueError(f"{int(bad.sum())} crops have NaN or infinite features or norms (rows {np.flatnonzero(bad)[:5].tolist()})")
+        raise ValueError(
+            f"{int(bad.sum())} crops have NaN or infinite features or norms (rows {np.flatnonzero(bad)[:5].tolist()})"
+        )
     target = resolve_device(device)
     modules = {name: aggregator.to(target).eval() for name, aggregator in aggregators.items()}
     templates, order, starts = group_crops(np.asarray(template_ids))
     sizes = np.diff(starts)
-    outputs = {name: (np.zeros((len(templates), features.shape[1]), np.float32), np.zeros(len(templates), np.float32))
-               for name in modules}
+    outputs = {
+        name: (np.zeros((len(templates), features.shape[1]), np.float32), np.zeros(len(templates), np.float32))
+        for name in modules
+    }
     by_size = np.argsort(sizes, kind="stable")
     first = 0
     while first < len(by_size):
@@ -109,7 +113,7 @@ def describe_templates_by(
         while last < len(by_size) and (last - first + 1) * sizes[by_size[last]] <= crops_per_batch:
             last += 1
         chosen = by_size[first:last]
-        batch = pad_sets(features, norms, media_ids, [order[starts[t]:starts[t + 1]] for t in chosen])
+        batch = pad_sets(features, norms, media_ids, [order[starts[t] : starts[t + 1]] for t in chosen])
         batch = [None if t is None else t.to(target) for t in batch]
         for name, aggregator in modules.items():
             descriptor, norm = aggregator(*batch)

@@ -33,7 +33,7 @@ from dmlfaces.errors import ParameterError
 from dmlfaces.features import extract_features
 from dmlfaces.io import atomic_path, write_json
 from dmlfaces.models.aggregators import build_aggregator
-from dmlfaces.models.checkpoints import load_backbone
+from dmlfaces.models.checkpoints import load_backbone, write_checkpoint
 from dmlfaces.models.losses import AdaFaceLoss
 from dmlfaces.params import check_choice
 from dmlfaces.train.aggregator_config import CLIP_VIEWS, AggregatorConfig
@@ -47,8 +47,16 @@ HISTORY_FILE = "history.json"
 OFFICIAL_LR_DROP_AT = 20 / 150
 
 
-def precompute_views(backbone_path: str | Path, train_root: str | Path, views: int, seed: int, out: str | Path,
-                     device: str = "auto", clips_root: str | Path | None = None, augmentation: str = "ours") -> None:
+def precompute_views(
+    backbone_path: str | Path,
+    train_root: str | Path,
+    views: int,
+    seed: int,
+    out: str | Path,
+    device: str = "auto",
+    clips_root: str | Path | None = None,
+    augmentation: str = "ours",
+) -> None:
     """Write the features of every training image, of ``views`` augmented copies, and of video frames to ``out`` (npz).
 
     The file holds ``augmentation`` (the name below), ``features`` (I, 1 + views, D) float32 unit rows, ``norms``
@@ -83,15 +91,23 @@ def precompute_views(backbone_path: str | Path, train_root: str | Path, views: i
         return official_copy_augmentation(seed_image, np.random.default_rng([seed, 4127, image, view]))
 
     count = len(folder.paths) * per_image
-    features, norms = extract_features(load_backbone(backbone_path), load, count + len(frames.paths), device=device,
-                                       flip=augmentation == "ours")
+    features, norms = extract_features(
+        load_backbone(backbone_path), load, count + len(frames.paths), device=device, flip=augmentation == "ours"
+    )
     label_of = {name: label for label, name in enumerate(folder.identities)}
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as handle:
-            np.savez(handle, augmentation=np.array(augmentation), features=features[:count].reshape(len(folder.paths), per_image, -1),
-                     norms=norms[:count].reshape(len(folder.paths), per_image), labels=folder.labels.astype(np.int64),
-                     clip_features=features[count:], clip_norms=norms[count:], clip_ids=frames.clips,
-                     clip_labels=np.array([label_of[name] for name in frames.clip_identities], dtype=np.int64))
+            np.savez(
+                handle,
+                augmentation=np.array(augmentation),
+                features=features[:count].reshape(len(folder.paths), per_image, -1),
+                norms=norms[:count].reshape(len(folder.paths), per_image),
+                labels=folder.labels.astype(np.int64),
+                clip_features=features[count:],
+                clip_norms=norms[count:],
+                clip_ids=frames.clips,
+                clip_labels=np.array([label_of[name] for name in frames.clip_identities], dtype=np.int64),
+            )
 
 
 def _clip_frames_of(identities: list[str], clips_root: str | Path | None) -> ClipFolder:
@@ -101,9 +117,12 @@ def _clip_frames_of(identities: list[str], clips_root: str | Path | None) -> Cli
     frames = read_clip_folder(clips_root)
     unknown = sorted(set(frames.clip_identities) - set(identities))
     if unknown:
-        raise DataFormatError(Path(clips_root) / unknown[0], f"{len(unknown)} clip identities have no training images",
-                              expected="clip identity folders named like the training image folders",
-                              fix="rename the clip folders after their identities' training folders, or remove them")
+        raise DataFormatError(
+            Path(clips_root) / unknown[0],
+            f"{len(unknown)} clip identities have no training images",
+            expected="clip identity folders named like the training image folders",
+            fix="rename the clip folders after their identities' training folders, or remove them",
+        )
     return frames
 
 
@@ -128,9 +147,11 @@ class TemplateBatches:
         self.config = config
         images, per_image, dim = views["features"].shape
         if config.clip_views == "official" and per_image - 1 < config.max_clip:
-            raise ParameterError(f"clip_views official draws up to max_clip = {config.max_clip} distinct augmented views "
-                                 f"per clip, but {source} holds {per_image - 1} per image; extract at least "
-                                 f"{config.max_clip} (aggregator_views.official_views)")
+            raise ParameterError(
+                f"clip_views official draws up to max_clip = {config.max_clip} distinct augmented views "
+                f"per clip, but {source} holds {per_image - 1} per image; extract at least "
+                f"{config.max_clip} (aggregator_views.official_views)"
+            )
         self.labels, self.views_per_image = views["labels"], per_image
         self.pool_features = np.concatenate([views["features"].reshape(-1, dim), views["clip_features"]])
         self.pool_norms = np.concatenate([views["norms"].reshape(-1), views["clip_norms"]])
@@ -193,15 +214,19 @@ class TemplateBatches:
         """(B, N, D) features, (B, N) norms, (B, N) mask (all True), (B,) labels."""
         size = self._set_size(int(indices[0]), epoch)
         rows = np.stack([self.template(int(i), epoch, size) for i in indices])
-        return (torch.from_numpy(self.pool_features[rows]), torch.from_numpy(self.pool_norms[rows]),
-                torch.ones(rows.shape, dtype=torch.bool), torch.from_numpy(self.pool_labels[rows[:, 0]]))
+        return (
+            torch.from_numpy(self.pool_features[rows]),
+            torch.from_numpy(self.pool_norms[rows]),
+            torch.ones(rows.shape, dtype=torch.bool),
+            torch.from_numpy(self.pool_labels[rows[:, 0]]),
+        )
 
 
 def _members(labels: np.ndarray, classes: int) -> list[np.ndarray]:
     """For each class 0 .. classes-1, the indices i with labels[i] == class (ascending)."""
     order = np.argsort(labels, kind="stable")
     starts = np.searchsorted(labels[order], np.arange(classes + 1))
-    return [order[starts[c]:starts[c + 1]] for c in range(classes)]
+    return [order[starts[c] : starts[c + 1]] for c in range(classes)]
 
 
 class AggregatorModel(nn.Module):
@@ -219,19 +244,31 @@ class AggregatorModel(nn.Module):
 def build_aggregator_from_config(config: AggregatorConfig, dim: int) -> nn.Module:
     """The (untrained) aggregator of ``config``."""
     if config.method == "coreset":
-        return build_aggregator("coreset", dim, heads=config.heads, k=config.k, dropout=config.dropout,
-                                gamma=config.gamma, learn_gamma=config.learn_gamma, tau=config.tau,
-                                pick_logits=config.pick_logits, first_pick=config.first_pick,
-                                norm_encoding=config.norm_encoding, attention=config.attention)
+        return build_aggregator(
+            "coreset",
+            dim,
+            heads=config.heads,
+            k=config.k,
+            dropout=config.dropout,
+            gamma=config.gamma,
+            learn_gamma=config.learn_gamma,
+            tau=config.tau,
+            pick_logits=config.pick_logits,
+            first_pick=config.first_pick,
+            norm_encoding=config.norm_encoding,
+            attention=config.attention,
+        )
     return build_aggregator(config.method, dim)
 
 
 def save_aggregator(aggregator: nn.Module, config: AggregatorConfig, dim: int, path: str | Path) -> None:
     """Write the trained aggregator with the settings that rebuild it (read by ``load_aggregator``)."""
-    state = {"config": dataclasses.asdict(config), "dim": dim,
-             "state_dict": {k: v.detach().cpu() for k, v in aggregator.state_dict().items()}}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    state = {
+        "config": dataclasses.asdict(config),
+        "dim": dim,
+        "state_dict": {k: v.detach().cpu() for k, v in aggregator.state_dict().items()},
+    }
+    write_checkpoint(state, path)
 
 
 def load_aggregator(path: str | Path) -> nn.Module:
@@ -245,8 +282,13 @@ def load_aggregator(path: str | Path) -> nn.Module:
     return aggregator.eval()
 
 
-def train_aggregator(views_path: str | Path, out_dir: str | Path, config: AggregatorConfig, resume: bool = False,
-                     official_views_path: str | Path | None = None) -> dict:
+def train_aggregator(
+    views_path: str | Path,
+    out_dir: str | Path,
+    config: AggregatorConfig,
+    resume: bool = False,
+    official_views_path: str | Path | None = None,
+) -> dict:
     """Train on templates drawn from the view features ``views_path`` (:func:`precompute_views`), or from
     ``official_views_path`` (written with ``augmentation="official"``) when ``config.clip_views`` is "official".
 
@@ -254,17 +296,21 @@ def train_aggregator(views_path: str | Path, out_dir: str | Path, config: Aggreg
     """
     if config.clip_views == "official":
         if official_views_path is None:
-            raise ParameterError("aggregator clip_views is 'official': pass the views written by 'extract-views "
-                                 "--augmentation official' as --official-views")
+            raise ParameterError(
+                "aggregator clip_views is 'official': pass the views written by 'extract-views "
+                "--augmentation official' as --official-views"
+            )
         views_path = official_views_path
     context = init_distributed(config.device)
     out_dir = Path(out_dir)
     views = read_views(views_path)
     made_by = str(views.get("augmentation", "ours"))  # files of earlier versions hold our views
     if made_by != config.clip_views:
-        raise ParameterError(f"{views_path} holds views of the {made_by!r} augmentation, but aggregator clip_views is "
-                             f"{config.clip_views!r}: pass the views of 'extract-views --augmentation {config.clip_views}'"
-                             + (" as --official-views" if config.clip_views == "official" else " as --views"))
+        raise ParameterError(
+            f"{views_path} holds views of the {made_by!r} augmentation, but aggregator clip_views is "
+            f"{config.clip_views!r}: pass the views of 'extract-views --augmentation {config.clip_views}'"
+            + (" as --official-views" if config.clip_views == "official" else " as --views")
+        )
     source = TemplateBatches(views, config, source=str(views_path))
     dim = views["features"].shape[-1]
     torch.manual_seed(config.seed)
@@ -281,25 +327,47 @@ def train_aggregator(views_path: str | Path, out_dir: str | Path, config: Aggreg
     rest = [p for n, p in model.named_parameters() if not n.endswith("gamma")]
     # foreach: one kernel per update step for all tensors (torch picks it on GPUs only); the same bits as the
     # per-tensor loop (tests/train/test_aggregator.py) at a fraction of a CPU step's optimizer time.
-    optimizer = torch.optim.AdamW([{"params": rest, "weight_decay": config.weight_decay},
-                                   {"params": gamma, "weight_decay": 0.0, "lr": config.gamma_lr or config.lr}], lr=config.lr,
-                                  foreach=True)
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": rest, "weight_decay": config.weight_decay},
+            {"params": gamma, "weight_decay": 0.0, "lr": config.gamma_lr or config.lr},
+        ],
+        lr=config.lr,
+        foreach=True,
+    )
     scheduler = None
     if config.lr_schedule == "multistep":
         total_steps = config.epochs * (len(source) // config.batch_size)
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [max(1, round(total_steps * OFFICIAL_LR_DROP_AT))], gamma=0.1)
-    loop = LoopConfig(epochs=config.epochs, batch_size=config.batch_size, checkpoint_dir=out_dir / "checkpoints",
-                      checkpoint_every=config.checkpoint_every, seed=config.seed, max_grad_norm=config.max_grad_norm,
-                      amp=config.amp, description=f"aggregator ({config.method})", on_step=kill_switch(),
-                      fingerprint=json.dumps({"config": dataclasses.asdict(config), "views": _md5(views_path),
-                                              "templates": len(source)}, sort_keys=True))
+    loop = LoopConfig(
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        checkpoint_dir=out_dir / "checkpoints",
+        checkpoint_every=config.checkpoint_every,
+        seed=config.seed,
+        max_grad_norm=config.max_grad_norm,
+        amp=config.amp,
+        description=f"aggregator ({config.method})",
+        on_step=kill_switch(),
+        fingerprint=json.dumps(
+            {"config": dataclasses.asdict(config), "views": _md5(views_path), "templates": len(source)}, sort_keys=True
+        ),
+    )
     history = train_loop(model, optimizer, scheduler, source, loop, context, resume=resume)
     if context.is_main:
         save_aggregator(model.aggregator, config, dim, out_dir / AGGREGATOR_FILE)
-        write_json(out_dir / HISTORY_FILE, {"config": dataclasses.asdict(config), "identities": source.identities,
-                                            "templates_per_epoch": len(source), "world_size": context.world_size,
-                                            "gamma": float(model.aggregator.gamma.detach()) if config.method == "coreset" else None,
-                                            "device": str(context.device), **history})
+        write_json(
+            out_dir / HISTORY_FILE,
+            {
+                "config": dataclasses.asdict(config),
+                "identities": source.identities,
+                "templates_per_epoch": len(source),
+                "world_size": context.world_size,
+                "gamma": float(model.aggregator.gamma.detach()) if config.method == "coreset" else None,
+                "device": str(context.device),
+                **history,
+            },
+        )
     return history
 
 

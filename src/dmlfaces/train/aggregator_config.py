@@ -39,7 +39,7 @@ class AggregatorConfig:
     epochs: int = 6
     batch_size: int = 20
     lr: float = 1e-4
-    gamma_lr: float | None = None  # learning rate of gamma's own group (None: lr)
+    gamma_lr: float | None = 0.01  # learning rate of gamma's own group (None: lr); at lr 1e-4 gamma stays near its 0.01 start
     weight_decay: float = 1e-3
     max_grad_norm: float = 1.0
     margin: float = 0.8
@@ -61,12 +61,21 @@ class AggregatorConfig:
 
     def __post_init__(self) -> None:
         check_choice("aggregator", "method", self.method, TRAINABLE)
-        for key, choices in (("pick_logits", PICK_LOGITS), ("first_pick", FIRST_PICKS), ("norm_encoding", NORM_ENCODINGS),
-                             ("attention", ATTENTION_LAYERS), ("head_init", HEAD_INITS), ("clip_views", CLIP_VIEWS),
-                             ("lr_schedule", LR_SCHEDULES)):
+        for key, choices in (
+            ("pick_logits", PICK_LOGITS),
+            ("first_pick", FIRST_PICKS),
+            ("norm_encoding", NORM_ENCODINGS),
+            ("attention", ATTENTION_LAYERS),
+            ("head_init", HEAD_INITS),
+            ("clip_views", CLIP_VIEWS),
+            ("lr_schedule", LR_SCHEDULES),
+        ):
             check_choice("aggregator", key, getattr(self, key), choices)
-        check_positive_ints(self, "aggregator", ("k", "heads", "max_set_size", "max_clip", "templates_per_identity",
-                                                 "epochs", "batch_size", "checkpoint_every"))
+        check_positive_ints(
+            self,
+            "aggregator",
+            ("k", "heads", "max_set_size", "max_clip", "templates_per_identity", "epochs", "batch_size", "checkpoint_every"),
+        )
         check_range("aggregator", "dropout", self.dropout, 0.0, 1.0, high_open=True)
         check_range("aggregator", "real_clip_rate", self.real_clip_rate, 0.0, 1.0)
         for key in ("lr", "gamma_lr", "tau", "scale", "h", "max_grad_norm"):
@@ -85,16 +94,21 @@ def load_config(params_path: str | Path, variant: str | None = None) -> Aggregat
         return config
     ablations = read_params(params_path).get("aggregator_variants") or {}
     if not isinstance(ablations, dict) or variant not in ablations:
-        raise ParameterError(f"{params_path}: no variant {variant!r} in aggregator_variants; "
-                             f"found {sorted(ablations) if isinstance(ablations, dict) else ablations!r}")
+        raise ParameterError(
+            f"{params_path}: no variant {variant!r} in aggregator_variants; "
+            f"found {sorted(ablations) if isinstance(ablations, dict) else ablations!r}"
+        )
     changes = ablations[variant] or {}
     if not isinstance(changes, dict):
-        raise ParameterError(f"{params_path}: aggregator_variants.{variant} must be a mapping of aggregator keys "
-                             f"to values, not {changes!r}")
+        raise ParameterError(
+            f"{params_path}: aggregator_variants.{variant} must be a mapping of aggregator keys to values, not {changes!r}"
+        )
     unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(AggregatorConfig)})
     if unknown:
-        raise ParameterError(f"{params_path}: unknown keys {unknown} in aggregator_variants.{variant}; "
-                             f"allowed: the aggregator keys {sorted(f.name for f in dataclasses.fields(AggregatorConfig))}")
+        raise ParameterError(
+            f"{params_path}: unknown keys {unknown} in aggregator_variants.{variant}; "
+            f"allowed: the aggregator keys {sorted(f.name for f in dataclasses.fields(AggregatorConfig))}"
+        )
     try:
         check_types(AggregatorConfig, "aggregator", changes)
         return dataclasses.replace(config, **changes)

@@ -25,10 +25,11 @@ from dmlfaces.data.images import load_rgb
 from dmlfaces.data.transforms import augment_face, to_input_tensor
 from dmlfaces.io import write_json
 from dmlfaces.models.backbones import DEPTHS, build_backbone
+from dmlfaces.models.checkpoints import save_backbone
 from dmlfaces.models.losses import LOSSES, build_loss
 from dmlfaces.params import check_choice, check_device, check_positive_ints, check_range, load_section
 from dmlfaces.train.distributed import init_distributed
-from dmlfaces.train.loop import LoopConfig, save_state, train_loop
+from dmlfaces.train.loop import LoopConfig, train_loop
 
 BACKBONE_FILE = "backbone.pt"
 HISTORY_FILE = "history.json"
@@ -42,8 +43,8 @@ class EmbeddingConfig:
     embedding_dim: int = 512
     loss: str = "adaface"
     margin: float | None = None
-    scale: float = 64.0
-    epochs: int = 12
+    scale: float = 16.0  # AdaFace used 64 on WebFace4M; params.yaml says why 16 here
+    epochs: int = 20
     batch_size: int = 128
     lr: float = 0.1
     momentum: float = 0.9
@@ -102,6 +103,7 @@ class FaceBatches:
         flips = (np.random.default_rng([self.seed, 104729, epoch]).random(len(self)) < 0.5)[indices]
         images[flips] = images[flips, :, ::-1]  # in place: only the flipped half is rewritten
         if self.augment > 0:
+
             def view(j: int) -> np.ndarray:
                 return augment_face(images[j], np.random.default_rng([self.seed, 7919, epoch, int(indices[j])]), self.augment)
 
@@ -128,13 +130,6 @@ def build_model(config: EmbeddingConfig, num_classes: int) -> EmbeddingModel:
     return EmbeddingModel(backbone, build_loss(config.loss, num_classes, config.embedding_dim, config.margin, config.scale))
 
 
-def save_backbone(backbone: nn.Module, config: EmbeddingConfig, path: str | os.PathLike[str]) -> None:
-    """Write the trained backbone with the settings that rebuild it (read by ``load_backbone``)."""
-    state = {"dmlfaces_backbone": config.backbone, "embedding_dim": config.embedding_dim,
-             "state_dict": {k: v.detach().cpu() for k, v in backbone.state_dict().items()}}
-    save_state(state, path)
-
-
 def kill_switch() -> Callable[[int], None] | None:
     """Fault injection for the resume tests: ``DMLFACES_FAULT_KILL_AT_STEP=N`` SIGKILLs the process after step N."""
     at = os.environ.get("DMLFACES_FAULT_KILL_AT_STEP")
@@ -156,28 +151,44 @@ def train_embedding(train_root: str | Path, out_dir: str | Path, config: Embeddi
     """
     context = init_distributed(config.device)
     out_dir = Path(out_dir)
-    source = FaceBatches(train_root, config.seed, cache=config.cache_images, threads=config.loader_threads,
-                         augment=config.augment)
+    source = FaceBatches(
+        train_root, config.seed, cache=config.cache_images, threads=config.loader_threads, augment=config.augment
+    )
     model = build_model(config, source.num_classes)
     # foreach: one kernel per update step for all tensors (torch picks it on GPUs only); the same bits as the
     # per-tensor loop (tests/train/test_embedding.py), a few percent of a CPU step saved.
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
-                                foreach=True)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, foreach=True
+    )
     total_steps = config.epochs * (len(source) // config.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.5 * (1 + np.cos(np.pi * min(step, total_steps) / max(total_steps, 1)))
     )
-    loop = LoopConfig(epochs=config.epochs, batch_size=config.batch_size, checkpoint_dir=out_dir / "checkpoints",
-                      checkpoint_every=config.checkpoint_every, seed=config.seed, amp=config.amp, description="embedding",
-                      on_step=kill_switch(),
-                      fingerprint=json.dumps({"config": dataclasses.asdict(config), "images_digest": source.digest},
-                                             sort_keys=True))
+    loop = LoopConfig(
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        checkpoint_dir=out_dir / "checkpoints",
+        checkpoint_every=config.checkpoint_every,
+        seed=config.seed,
+        amp=config.amp,
+        description="embedding",
+        on_step=kill_switch(),
+        fingerprint=json.dumps({"config": dataclasses.asdict(config), "images_digest": source.digest}, sort_keys=True),
+    )
     history = train_loop(model, optimizer, scheduler, source, loop, context, resume=resume)
     if context.is_main:
         save_backbone(model.backbone, config, out_dir / BACKBONE_FILE)
-        write_json(out_dir / HISTORY_FILE, {"config": dataclasses.asdict(config), "identities": source.num_classes,
-                                            "images": len(source), "world_size": context.world_size,
-                                            "device": str(context.device), **history})
+        write_json(
+            out_dir / HISTORY_FILE,
+            {
+                "config": dataclasses.asdict(config),
+                "identities": source.num_classes,
+                "images": len(source),
+                "world_size": context.world_size,
+                "device": str(context.device),
+                **history,
+            },
+        )
     return history
 
 

@@ -16,7 +16,6 @@ A trainer supplies a module whose ``forward(*batch)`` returns the loss, an optim
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,8 +28,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from dmlfaces.io import atomic_path
 from dmlfaces.devices import DistributedContext
+from dmlfaces.models.checkpoints import write_checkpoint
 from dmlfaces.train.distributed import synchronise_batchnorm
 
 CHECKPOINT_NAME = "last.pt"
@@ -58,16 +57,6 @@ class LoopConfig:
     description: str = "train"
     fingerprint: str = ""  # what the run trains; a checkpoint of another run is never resumed
     on_step: Callable[[int], None] | None = field(default=None, repr=False)  # test hook, called after each step
-
-
-def save_state(state: dict, path: str | os.PathLike[str]) -> None:
-    """``torch.save`` ``state`` to ``path`` atomically, the same state giving the same bytes.
-
-    Saved through a file object: given a path, ``torch.save`` names the archive's inner folder after the file,
-    here the temporary's random name, so two identical runs would write different bytes.
-    """
-    with atomic_path(path) as tmp, open(tmp, "wb") as stream:
-        torch.save(state, stream)
 
 
 def epoch_order(seed: int, epoch: int, size: int) -> np.ndarray:
@@ -134,7 +123,11 @@ def train_loop(
     history: dict[str, list] = {"steps": [], "epochs": []}
     epoch, start_batch, step = 0, 0, 0
     checkpoint_path = Path(config.checkpoint_dir) / CHECKPOINT_NAME
-    state = torch.load(checkpoint_path, map_location=context.device, weights_only=False) if resume and checkpoint_path.exists() else None
+    state = (
+        torch.load(checkpoint_path, map_location=context.device, weights_only=False)
+        if resume and checkpoint_path.exists()
+        else None
+    )
     if state is not None and state.get("fingerprint") != config.fingerprint:
         if context.is_main:
             print(f"{checkpoint_path}: written by a run with other settings; starting afresh", flush=True)
@@ -151,21 +144,34 @@ def train_loop(
     def save(next_epoch: int, next_batch: int) -> None:
         if not context.is_main:
             return
-        state = {"module": _unwrap(module).state_dict(), "optimizer": optimizer.state_dict(),
-                 "scheduler": scheduler.state_dict() if scheduler is not None else None, "scaler": scaler.state_dict(),
-                 "epoch": next_epoch, "batch": next_batch, "step": step, "history": history, "rng": torch.get_rng_state(),
-                 "fingerprint": config.fingerprint}
-        save_state(state, checkpoint_path)
+        state = {
+            "module": _unwrap(module).state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "scaler": scaler.state_dict(),
+            "epoch": next_epoch,
+            "batch": next_batch,
+            "step": step,
+            "history": history,
+            "rng": torch.get_rng_state(),
+            "fingerprint": config.fingerprint,
+        }
+        write_checkpoint(state, checkpoint_path)
 
     module.train()
     while epoch < config.epochs:
         order = epoch_order(config.seed, epoch, len(source))
         started, seen = time.perf_counter(), 0
-        bar = tqdm(range(start_batch, batches_per_epoch), desc=f"{config.description} epoch {epoch + 1}/{config.epochs}",
-                   disable=not context.is_main, mininterval=2.0, leave=False)
+        bar = tqdm(
+            range(start_batch, batches_per_epoch),
+            desc=f"{config.description} epoch {epoch + 1}/{config.epochs}",
+            disable=not context.is_main,
+            mininterval=2.0,
+            leave=False,
+        )
         for b in bar:
-            global_batch = order[b * config.batch_size:(b + 1) * config.batch_size]
-            indices = global_batch[context.rank * local:(context.rank + 1) * local]
+            global_batch = order[b * config.batch_size : (b + 1) * config.batch_size]
+            indices = global_batch[context.rank * local : (context.rank + 1) * local]
             batch = _to_device(source.batch(indices, epoch), context.device)
             with torch.autocast(context.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 loss = module(*batch)
@@ -192,8 +198,14 @@ def train_loop(
         elapsed = time.perf_counter() - started
         # The epoch's mean loss comes from the step history, so a resumed epoch reports the same mean.
         epoch_losses = [value for s, value in history["steps"] if s > epoch * batches_per_epoch]
-        history["epochs"].append({"epoch": epoch + 1, "loss": float(np.mean(epoch_losses)),
-                                  "images_per_s": seen / max(elapsed, 1e-9), "seconds": elapsed})
+        history["epochs"].append(
+            {
+                "epoch": epoch + 1,
+                "loss": float(np.mean(epoch_losses)),
+                "images_per_s": seen / max(elapsed, 1e-9),
+                "seconds": elapsed,
+            }
+        )
         epoch, start_batch = epoch + 1, 0
         save(epoch, 0)
     if context.distributed:
@@ -206,8 +218,9 @@ def _ranks_in_sync(module: nn.Module, context: DistributedContext) -> bool:
     import torch.distributed as dist
 
     tensors = list(module.state_dict().values())
-    checksum = torch.stack([t.double().sum() + (t.double().flatten() * torch.arange(t.numel(), device=t.device) % 7).sum()
-                            for t in tensors])
+    checksum = torch.stack(
+        [t.double().sum() + (t.double().flatten() * torch.arange(t.numel(), device=t.device) % 7).sum() for t in tensors]
+    )
     gathered = [torch.empty_like(checksum) for _ in range(context.world_size)]
     dist.all_gather(gathered, checksum)
     return all(torch.equal(gathered[0], other) for other in gathered[1:])

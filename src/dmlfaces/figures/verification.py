@@ -1,4 +1,5 @@
-"""Verification figures: ROC and DET curves of several methods on log-scale FAR, and TAR intervals."""
+"""Verification figures: ROC and DET curves of several methods on log-scale FAR (every chapter's one
+implementation), and the quality of the coreset's picks against their template's."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ import seaborn as sns
 from dmlfaces.eval.roc import FARS, RocCurve
 
 
-def plot_roc(
-    curves: Mapping[str, RocCurve], *, fars: Sequence[float] = FARS, ax: plt.Axes | None = None,
+def roc(
+    curves: Mapping[str, RocCurve],
+    *,
+    fars: Sequence[float] = FARS,
+    ax: plt.Axes | None = None,
     title: str = "ROC",
 ) -> plt.Figure:
     """TAR against FAR (log scale) per method, with dotted lines at the target FARs.
@@ -31,8 +35,11 @@ def plot_roc(
     return fig
 
 
-def plot_det(
-    curves: Mapping[str, RocCurve], *, fars: Sequence[float] = FARS, ax: plt.Axes | None = None,
+def det(
+    curves: Mapping[str, RocCurve],
+    *,
+    fars: Sequence[float] = FARS,
+    ax: plt.Axes | None = None,
     title: str = "DET",
 ) -> plt.Figure:
     """False reject rate (1 - TAR) against FAR, both log scale, per method: lower is better."""
@@ -41,35 +48,21 @@ def plot_det(
         visible = (curve.far > 0) & (curve.tar < 1)  # both axes are logarithmic
         ax.step(curve.far[visible], 1 - curve.tar[visible], where="post", color=colour, lw=1.5, label=name)
     _mark_targets(ax, fars)
-    ax.set(xscale="log", yscale="log", xlabel="false accept rate (FAR)", ylabel="false reject rate (1 - TAR)",
-           title=title)
+    ax.set(xscale="log", yscale="log", xlabel="false accept rate (FAR)", ylabel="false reject rate (1 - TAR)", title=title)
     ax.legend(loc="upper right", fontsize=8)
     return fig
 
 
-def plot_tar_intervals(
-    report: Mapping[str, object], *, rule: str = "nearest", ax: plt.Axes | None = None
-) -> plt.Figure:
-    """TAR at each target FAR per method with its bootstrap interval as an error bar.
-
-    Args:
-        report: ``OneToOneReport.to_dict()`` (or the JSON read back); ``rule`` "nearest" or "exact".
-    """
-    fig, ax = _axes(ax)
-    methods: Mapping[str, Mapping[str, Mapping[str, float | None]]] = report["methods"]  # type: ignore[assignment]
-    suffix = "" if rule == "nearest" else "_exact"
-    width = 0.8 / max(len(methods), 1)  # the methods sit side by side around each FAR tick
-    for i, ((name, rows), colour) in enumerate(zip(methods.items(), sns.color_palette("colorblind", len(methods)))):
-        keys = list(rows)
-        # dtype=float turns a missing interval (None) into NaN, drawn as no bar.
-        tar, low, high = (np.array([rows[k][field] for k in keys], dtype=float)
-                          for field in (f"tar_{rule}", f"ci_low{suffix}", f"ci_high{suffix}"))
-        x = np.arange(len(keys)) + (i - (len(methods) - 1) / 2) * width
-        ax.errorbar(x, tar, yerr=np.nan_to_num([tar - low, high - tar]), fmt="o", ms=4, capsize=2, color=colour,
-                    label=name)
-        ax.set_xticks(np.arange(len(keys)), keys)
-    ax.set(xlabel="target FAR", ylabel=f"TAR ({rule} rule)", title="TAR at FAR with bootstrap intervals")
-    ax.legend(fontsize=8)
+def picked_quality(picked: np.ndarray, overall: np.ndarray) -> plt.Figure:
+    """Mean true quality of the coreset picks against the template's mean quality, one point per template."""
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.scatter(overall, picked, s=8, alpha=0.5)
+    ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--")
+    ax.set_xlabel("template mean quality")
+    ax.set_ylabel("mean quality of the picks")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    fig.tight_layout()
     return fig
 
 
@@ -84,3 +77,12 @@ def _mark_targets(ax: plt.Axes, fars: Sequence[float]) -> None:
     for far in fars:
         ax.axvline(far, color="0.75", lw=0.8, ls=":", zorder=0)
     ax.grid(True, which="major", lw=0.4, alpha=0.5)
+
+
+def roc_det(curves: Mapping[str, RocCurve], fars: Sequence[float]) -> plt.Figure:
+    """ROC (left) and DET (right) of every method side by side, dotted lines at ``fars``."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    roc(curves, fars=fars, ax=left)
+    det(curves, fars=fars, ax=right)
+    fig.tight_layout()
+    return fig

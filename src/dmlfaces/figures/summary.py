@@ -1,8 +1,8 @@
-"""Figures of the book's summary pages: TAR with intervals, attribute accuracy against its floors, the pipeline
-and its stages' wall times.
+"""Figures of the book's summary pages: TAR with intervals (the book's one interval plot), attribute accuracy
+against its floors, the pipeline and its stages' wall times.
 
-Apart from ``plots`` (the chapters' figures) so that a change here does not rerun chapters 01-05, whose
-stages depend on ``plots.py``.
+Apart from the chapters' figures so that the summary pages' stage depends on this module alone: it imports
+neither torch nor a chapter's figure module.
 """
 
 from __future__ import annotations
@@ -89,14 +89,29 @@ def pipeline_figure(needs: Mapping[str, Sequence[str]]) -> plt.Figure:
     for y, names in enumerate(rows):
         for i, name in enumerate(names):
             label = name if entries[name] == 1 else f"{name}@* ({entries[name]} stages)"
-            boxes[name] = ax.text(i - (len(names) - 1) / 2, -y, label, ha="center", va="center", fontsize=9,
-                                  bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "tab:blue"})
+            boxes[name] = ax.text(
+                i - (len(names) - 1) / 2,
+                -y,
+                label,
+                ha="center",
+                va="center",
+                fontsize=9,
+                bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "tab:blue"},
+            )
     fig.canvas.draw()  # lay the text out, so the arrows can end at the edges of its boxes
     for name, befores in groups.items():
         for before in befores:
-            ax.annotate("", xy=boxes[name].get_position(), xytext=boxes[before].get_position(),
-                        arrowprops={"arrowstyle": "-|>", "color": "grey", "patchA": boxes[before].get_bbox_patch(),
-                                    "patchB": boxes[name].get_bbox_patch()})
+            ax.annotate(
+                "",
+                xy=boxes[name].get_position(),
+                xytext=boxes[before].get_position(),
+                arrowprops={
+                    "arrowstyle": "-|>",
+                    "color": "grey",
+                    "patchA": boxes[before].get_bbox_patch(),
+                    "patchB": boxes[name].get_bbox_patch(),
+                },
+            )
     ax.set_xlim(-width / 2, width / 2)
     ax.set_ylim(-len(rows) + 0.5, 0.5)
     ax.axis("off")
@@ -123,7 +138,13 @@ def stage_times(table: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Figure:
     ax.set_xlabel("wall time of the stage's last run (s)")
     ax.margins(x=0.3)  # room for the labels right of the longest bar
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(handles=[plt.Rectangle((0, 0), 1, 1, color=colour) for colour in colours.values()], labels=list(colours),
-              fontsize=7, loc="lower left", bbox_to_anchor=(0, 1), frameon=False)  # above the bars: hosts, not data
+    ax.legend(
+        handles=[plt.Rectangle((0, 0), 1, 1, color=colour) for colour in colours.values()],
+        labels=list(colours),
+        fontsize=7,
+        loc="lower left",
+        bbox_to_anchor=(0, 1),
+        frameon=False,
+    )  # above the bars: hosts, not data
     ax.figure.tight_layout()
     return ax.figure
