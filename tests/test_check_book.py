@@ -1,5 +1,5 @@
 """tools/check_book.py in headless Chromium on a hand-made book: each kind of fault is reported with its page,
-and a clean page passes. Needs Chromium: `make test` installs Debian's where it can; without one these tests are
+a clean page passes, and a screenshot is the page as laid out at 1280 px. Needs Chromium: `make test` installs Debian's where it can; without one these tests are
 skipped with the way to enable them, unless DMLFACES_REQUIRE_BROWSER=1 (CI) makes a missing browser a failure."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 # A 1x1 PNG.
@@ -187,13 +188,13 @@ def test_content_that_fits_its_column_or_is_hidden_passes(tmp_path: Path, chromi
             "<img src='_images/dot.png' width='900' style='max-width: 100%'>"
             f"<div style='display: none'>{wide}</div>"
             f"<div style='visibility: hidden'>{wide}</div>"
-            f"<div style='height: 0; overflow: visible'><div style='width: 2000px'></div></div>"
+            "<div style='height: 0; overflow: visible'><div style='width: 2000px'></div></div>"
             # A hide-input cell: the code is in a closed <details> until the reader opens it.
             f"<details><summary>Show code</summary><pre style='overflow-x: auto'>{'x' * 300}</pre></details>"
             # Screen-reader text, as Sphinx themes hide it.
             f"<div style='overflow-x: auto'><span style='position: absolute; width: 1px; height: 1px; overflow: hidden;"
             f" clip: rect(0, 0, 0, 0); white-space: nowrap'>{'skip to the content ' * 40}</span></div>"
-            # Display math as MathJax 3 renders it: the visible formula fits; the assistive MathML beside it is clipped
+            # Display math in the shape MathJax 3 renders it: the visible formula fits; the assistive MathML beside it is clipped
             # to nothing but still widens its scrolling wrapper's scrollWidth.
             "<div class='math' style='overflow-x: auto'><mjx-container style='display: block; position: relative'>"
             "<mjx-math style='display: inline-block'>x + y</mjx-math><mjx-assistive-mml style='position: absolute;"
@@ -212,8 +213,6 @@ def test_a_screenshot_shows_the_page_as_laid_out_at_1280_px(tmp_path: Path, chro
     """The layout of the theme in small: a 200 px sidebar left of the content from 960 px up, that slides in
     (here slowly) when the window grows that wide. A capture that passes the page through a narrower viewport
     comes back without it and with the content moved to the left edge."""
-    from PIL import Image
-
     book = tmp_path / "html"
     book.mkdir()
     (book / "index.html").write_text(
@@ -228,7 +227,7 @@ def test_a_screenshot_shows_the_page_as_laid_out_at_1280_px(tmp_path: Path, chro
 
     assert code == 0, output
     shot = Image.open(tmp_path / "shots" / "index.png").convert("RGB")
-    assert shot.size == (1280, 3000), output
+    assert shot.width == 1280 and shot.height >= 3000, (shot.size, output)
     for y in (0, 1500, 2999):
         assert [shot.getpixel((x, y)) for x in (0, 199, 200, 1279)] == [(255, 0, 0)] * 2 + [(0, 0, 255)] * 2, (
             f"row {y} of the screenshot is not the page at 1280 px (sidebar 0-199, content from 200)"

@@ -67,7 +67,8 @@ IMAGES_JS = """(async () => {
 })()"""
 
 
-# Content wider than the article's column (its content box): an element whose own box is wider (a table running
+# Content wider than the article's column (the content box of the theme's <article>, else of Sphinx's role=main,
+# else of the body): an element whose own box is wider (a table running
 # off the page, or scrolling sideways inside a wrapper: the reader scrolls it either way), or a box that scrolls
 # or clips sideways because its content is wider than it (a code block's long lines). Only the outermost wide
 # element is named (not a table's rows), and a scrolling box only when nothing inside it is named. Left out:
@@ -144,8 +145,8 @@ FIXES = {
     "other": "narrow it or let its content wrap",
 }
 
-# After a resize: the frames that run the page's resize handlers, then the CSS transitions they set off (the theme's
-# table of contents animates its vh-based max-height), at most 2 s of them.
+# After a resize: two frames (the page's resize handlers run in them), then the CSS transitions the new size set off
+# (the theme's table of contents animates its vh-based max-height), for at most 2 s.
 SETTLED_JS = """new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(() => {
   const transitions = document.getAnimations().filter((a) => a instanceof CSSTransition);
   Promise.race([Promise.allSettled(transitions.map((a) => a.finished)), new Promise((t) => setTimeout(t, 2000))])
@@ -363,10 +364,11 @@ class Page:
     def screenshot(self, path: Path) -> str:
         """A full-page PNG at ``path``, as a reader sees the page at 1280 px; returns a note when the page was taller
         than Chromium can shoot. Leaves the viewport as tall as the page."""
-        # Not captureBeyondViewport: Chromium passes the page through a 1x1 px viewport on the way, the theme's
-        # media queries switch to its narrow layout (the sidebars slide out as off-canvas drawers) and the capture
-        # catches the CSS transitions sliding back: sidebars gone, the article shifted left past the image's edge.
-        # A viewport as tall as the page keeps its 1280 px layout, and the capture takes the viewport as it stands.
+        # Not captureBeyondViewport: Chromium (156, headless) passes the page through a 1x1 px viewport on the way
+        # (a resize event sees innerWidth 1), the theme's media queries switch to its narrow layout (the sidebars
+        # slide out as off-canvas drawers) and the capture catches the CSS transitions sliding back: sidebars gone,
+        # the article shifted left past the image's edge. A viewport as tall as the page keeps the 1280 px layout,
+        # and the capture takes the viewport as it stands.
         height = 0
         for _ in range(3):  # a taller viewport can make the page taller (vh units: search.html): measure again
             content = self.call("Page.getLayoutMetrics")["cssContentSize"]["height"]
@@ -434,17 +436,13 @@ def overflows(page: Page) -> list[str]:
     for item in measured["found"]:
         what = item["element"] + (f' "{item["text"]}"' if item["text"] else "")
         if "shows" in item:
-            how = f"holds content {item['width']} px wide in {item['shows']} px, so " + (
-                "part of it is cut off" if item["clips"] else "it scrolls sideways"
-            )
+            how = f"holds content {item['width']} px wide in {item['shows']} px, so "
+            how += "part of it is cut off" if item["clips"] else "it scrolls sideways"
+        elif item["in"]:
+            how = f"is {item['width']} px wide, so "
+            how += f"{item['in']} cuts it off" if item["clips"] else f"it scrolls sideways in {item['in']}"
         else:
-            how = f"is {item['width']} px wide, so " + (
-                "it runs off the column"
-                if not item["in"]
-                else f"{item['in']} cuts it off"
-                if item["clips"]
-                else f"it scrolls sideways in {item['in']}"
-            )
+            how = f"is {item['width']} px wide, so it runs off the column"
         found.append(f"wider than its column ({measured['room']} px): {what} {how}: {FIXES[item['kind']]}")
     return found
 
