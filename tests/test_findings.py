@@ -55,8 +55,20 @@ def _report() -> dict:
 def test_tar_reads_the_exact_rule_with_its_interval_and_prints_percent() -> None:
     tar = findings.tar_at(_report(), "coreset", "0.0001")
     assert tar == Tar(0.05, 0.01, 0.11)
-    assert str(tar) == "5.0% [1.0, 11.0]"
+    assert str(tar) == "5% [1, 11]"  # an interval 10 points wide: whole points
     assert str(Tar(0.123)) == "12.3%"
+    nearest = findings.tar_at(_report(), "coreset", "0.0001", rule="nearest")
+    assert nearest == Tar(*(_report()["methods"]["coreset"]["0.0001"][key] for key in ("tar_nearest", "ci_low", "ci_high")))
+
+
+def test_a_shown_tar_keeps_the_digits_its_interval_supports() -> None:
+    assert [findings.shown_decimals(low, high) for low, high in ((17.2, 22.6), (42.5, 43.5), (43.0, 43.1), (5.0, 5.0))] == [
+        0,
+        1,
+        2,
+        2,
+    ]
+    assert str(Tar(0.431, 0.425, 0.435)) == "43.1% [42.5, 43.5]" and str(Tar(0.197, 0.172, 0.226)) == "20% [17, 23]"
 
 
 @pytest.mark.parametrize(
@@ -107,7 +119,7 @@ def test_comparisons_give_one_row_per_baseline() -> None:
     table = findings.comparisons(_report(), ["coreset", "coreset_seed1"], ["mean", "media_template"], "0.001")
     assert list(table.index) == ["mean", "media_template"]
     assert list(table["verdict"]) == ["beats", "ties"]
-    assert table.loc["mean", "TAR"] == "20.0% [15.0, 25.0]" and table.loc["mean", "coreset"] == "40.0% [35.0, 45.0]"
+    assert table.loc["mean", "TAR"] == "20% [15, 25]" and table.loc["mean", "coreset"] == "40% [35, 45]"
     assert table.loc["mean", "difference"] == "+20.0 [+15.0, +25.0]"
     differences = findings.difference_table(_report(), ["coreset"], ["mean"], ["0.0001", "0.001"])
     assert differences.loc[("coreset", "mean"), "FAR=1e-3"] == "+20.0 [+15.0, +25.0] beats"
@@ -127,45 +139,6 @@ def test_tar_table_has_every_method_and_far() -> None:
         "mean",
         "media_template",
     ]
-
-
-def _scores(accuracy: float, majority: float, **extra: float) -> dict:
-    return {"accuracy": accuracy, "majority_rate": majority, "nmi": 0.1, "ari": 0.1, "probe_accuracy": 0.9, **extra}
-
-
-def _attributes() -> dict:
-    return {
-        "age": {"protocol": "extra", "status": "ok", "uncontrolled": _scores(0.8, 0.5), "controlled": _scores(0.9, 0.5)},
-        "beard": {"protocol": "intra", "status": "skipped", "reason": "one state only"},
-        "expression": {
-            "protocol": "intra",
-            "status": "ok",
-            **_scores(0.62, 0.67, chance_accuracy=0.61),
-            "accuracy": {"mean": 0.62},
-        },
-        "glasses": {"protocol": "intra", "status": "ok", **_scores(0.70, 0.60, chance_accuracy=0.72), "accuracy": {"mean": 0.70}},
-        "skin_tone": {"protocol": "extra", "status": "ok", "uncontrolled": _scores(0.5, 0.55), "controlled": _scores(0.6, 0.5)},
-    }
-
-
-def test_attribute_table_holds_each_subset_against_its_floor() -> None:
-    table = findings.attribute_table(_attributes())
-    assert list(table["attribute"]) == ["beard", "expression", "glasses", "age", "age", "skin_tone", "skin_tone"]
-    rows = table.set_index(["attribute", "subset"])
-    assert rows.loc[("beard", "skipped: one state only"), "above floor"] is None
-    assert not rows.loc[("expression", "per identity"), "above floor"]  # below its majority rate
-    assert not rows.loc[("glasses", "per identity"), "above floor"]  # above the majority rate, below chance
-    assert rows.loc[("age", "controlled"), "accuracy"] == 0.9 and rows.loc[("age", "all identities"), "above floor"]
-    assert pd.isna(rows.loc[("age", "controlled"), "chance"])
-
-
-def test_recovered_names_the_attributes_above_and_below_their_floors() -> None:
-    table = findings.attribute_table(_attributes())
-    assert (
-        findings.recovered(table, "per identity") == "rises above its floor for none of the attributes (expression and glasses)"
-    )
-    assert findings.recovered(table, "all identities") == "rises above its floor for age, and not for skin tone"
-    assert findings.recovered(table, "controlled") == "rises above its floor for every attribute (age and skin tone)"
 
 
 def test_ablation_table_describes_every_trained_variant_in_order(tmp_path: Path) -> None:
@@ -194,7 +167,7 @@ def test_ablation_table_describes_every_trained_variant_in_order(tmp_path: Path)
     assert table.loc["k1", "gamma"] == "0.01, fixed" and table.loc["coreset", "gamma"] == "1.500, learned"
     assert table.loc["gamma0", "changes"] == "{gamma: 0.0, learn_gamma: false}" and table.loc["coreset", "changes"] == "{}"
     assert table.loc["coreset", "K"] == 3 and table.loc["attention_pooling", "K"] is None
-    assert table.loc["k5", "TAR@1e-4"] == "10.0% [0.0, 20.0]"
+    assert table.loc["k5", "TAR@1e-4"] == "10% [0, 20]"
     assert table.loc["gamma0", "burst shift"] == 0.03 and table.loc["k5", "burst shift"] == 0.05
 
 
@@ -219,85 +192,65 @@ def test_lowest_reported_fars_skip_what_the_protocol_cannot_measure() -> None:
     assert findings.lowest_reported_fars({"measurable_fars": ["0.1", "1e-06", "0.001", "0.01"]}) == ("0.001", "0.01")
 
 
-def _factor_report(top: str, share: float, luck: float, gap_low: float) -> dict:
-    """attributes.json entries of one embedding with factor agreement: beard (within) and gender (across)."""
-    shares = {"pitch": 0.0, "beard": 0.0, "none": 0.0} | {top: share}
-    intra = {
-        "protocol": "intra",
-        "status": "ok",
-        **_scores(0.65, 0.60, chance_accuracy=0.60),
-        "accuracy": {"mean": 0.65, "histogram": {"range": [0, 1], "counts": [1, 2]}},
-        "floor_gap": {"difference": 0.05, "low": gap_low, "high": 0.08},
-        "factors": {
-            "problems": 10,
-            "most_followed": top,
-            "top_share": shares,
-            "null_top_share": {"pitch": luck, "beard": luck, "none": 0.0},
-            "excess_share": {
-                name: {"difference": value - (luck if name != "none" else 0.0), "low": 0.0, "high": 0.5}
-                for name, value in shares.items()
-            },
-        },
-    }
-    intra["by_frame"] = {"thin": {"identities": 4, "accuracy": 0.6, "chance_accuracy": 0.55, "majority_rate": 0.7}}
-    intra["controlled"] = {**intra, "status": "ok", "images_kept": 50}
-    split = {
-        **_scores(0.7, 0.5),
-        "floor_gap": {"difference": 0.2, "low": 0.1, "high": 0.3},
-        "factors": {"most_followed": "skin_tone", "scores": {"gender": {"excess_nmi": 0.01}, "skin_tone": {"excess_nmi": 0.4}}},
-    }
-    return {
-        "attributes": {
-            "beard": intra,
-            "glasses": {**intra, "column": "Eyeglasses"},
-            "gender": {"protocol": "extra", "status": "ok", "uncontrolled": split, "controlled": split},
-        }
-    }
+def test_the_identification_table_has_a_row_per_method_gallery_and_probe_list() -> None:
+    result = {"rank_1": 0.5, "rank_5": 0.8, "tpir_at_fpir": {"0.01": 0.3, "0.1": 0.6}}
+    table = findings.identification_table(
+        {"mean": {"1N_gallery_G1": {"1N_probe_mixed": result}}, "coreset": {"1N_gallery_G1": {"1N_probe_mixed": result}}}
+    )
+    assert list(table.index) == [("mean", "G1", "mixed"), ("coreset", "G1", "mixed")]
+    assert list(table.columns) == ["rank-1", "rank-5", "TPIR@0.01", "TPIR@0.1"] and table.index.names == [
+        "method",
+        "gallery",
+        "probes",
+    ]
 
 
-def test_study_a_tables_say_what_the_splits_follow_and_use_the_floor_interval() -> None:
-    embeddings = {
-        "trained": _factor_report("pitch", 0.4, 0.1, gap_low=0.01),
-        "dlib": _factor_report("beard", 0.3, 0.1, gap_low=-0.02),
+def test_chapter_04s_sentences_and_tables_come_from_the_report() -> None:
+    report = {
+        **_report(),
+        "subjects": 7,
+        "seed_variants": ["coreset", "coreset_seed1"],
+        "burst_shift": {"coreset": {"mean": 0.01, "median": 0.0, "copies": 5}, "mean": {"mean": 0.2, "median": 0.1, "copies": 5}},
     }
-    table = findings.attribute_tables(embeddings)
-    rows = table.set_index(["embedding", "attribute", "subset"])
-    # The gap's interval decides, not the two numbers (0.65 > 0.60 in both).
-    assert rows.loc[("trained", "beard", "per identity"), "above floor"]
-    assert not rows.loc[("dlib", "beard", "per identity"), "above floor"]
-    assert rows.loc[("dlib", "beard", findings.NUISANCE_HELD), "above floor interval"] == "[-2.0, +8.0]"
-    followed = findings.followed_table(embeddings)
-    assert findings.followed_sentence(followed, "trained", "beard", "per identity") == (
-        "pitch (the top factor of 40% of the identities against 10% for random splits; beard tops -10 points of the identities against random splits)"
+    texts = findings.verification_texts(report)
+    assert (
+        texts["pairs"] == "10 genuine and 20000 impostor"
+        and texts["lowest_far"] == "0.0001"
+        and texts["lowest_far_impostors"] == 2
     )
-    assert findings.followed_sentence(followed, "dlib", "beard", "per identity").startswith("beard itself (the top factor of 30%")
-    assert findings.followed_sentence(followed, "trained", "gender", "all identities") == (
-        "skin tone (NMI 0.40 beyond chance; gender: NMI +0.01 beyond chance)"
+    assert texts["best_1e3"] == "coreset" and texts["tar_1e3_mean"] == "20.0%" and texts["headline_far"] == "1e-4"
+    assert texts["coreset_width"] == "10.0" and texts["seed_tars"] == "5.0%, 3.0%" and texts["seed_range"] == "2.0"
+    assert texts["burst_copies"] == 5 and texts["genuine_subjects"] == 7 and texts["methods"] == 4
+    assert findings.trained_methods(report, ["mean", "media_template"]) == ["coreset", "coreset_seed1"]
+    verdicts = findings.verdict_table(report, report["seed_variants"], ["mean", "media_template"], ["0.0001", "0.001"])
+    assert verdicts.loc["mean", "FAR=1e-3"] == "beats" and verdicts.loc["mean", "FAR=1e-4"].startswith(
+        "no verdict (seeds disagree"
     )
-    assert findings.nuisance_text(
-        {
-            "max_yaw_deg": 20.0,
-            "max_pitch_deg": 15.0,
-            "max_light_strength": 0.4,
-            "max_blur": 1.5,
-            "no_occlusion": True,
-            "full_resolution": False,
-        }
-    ).endswith("blur at most 1.5 pixels, no occluder")
-    within = findings.factor_matrix(embeddings, "intra")
-    assert within.loc["pitch", "beard, trained embedding, all"] == pytest.approx(0.3)  # share minus random splits' share
-    assert list(within.index)[0] == "pitch"  # sorted by mean
-    across = findings.factor_matrix(embeddings, "extra")
-    assert across.loc["skin_tone"].tolist() == [0.4] * 4
-    paper = findings.paper_comparison(embeddings)
-    assert paper.loc["beard", "paper v2"] == 90.0 and paper.loc["beard", "trained"] == 65.0
-    assert paper.loc["gender", "dlib controlled floor"] == 50.0
-    reasons = findings.difference_reasons(embeddings).set_index(["attribute", "embedding"])["why ours differs"]
-    assert reasons[("beard", "dlib ResNet")].startswith("the paper: 90.0 %; per identity: 65.0 %, not above its floor of 60.0 %")
-    assert "its splits following skin tone" in reasons[("gender", "trained embedding")]
-    sentences = findings.followed_sentences(followed, ["trained"], ["beard", "hat"], ["gender"])
-    assert sentences["follows_trained_hat_all"] == "no split to describe" and len(sentences) == 6
-    assert sentences["follows_trained_gender_held"].startswith("skin tone")
-    frames = findings.glasses_by_frame(embeddings)
-    assert set(frames["subset"]) == {"per identity", findings.NUISANCE_HELD} and set(frames["frame"]) == {"thin"}
-    assert len(findings.accuracy_histograms(embeddings)) == 4
+    assert verdicts.loc["media_template", "FAR=1e-4"] == "loses to" and verdicts.index.name == "coreset, every seed, against"
+    bursts = findings.burst_table(report)
+    assert bursts.loc["mean", "mean shift"] == 0.2 and list(bursts.columns) == ["mean shift", "median shift"]
+    nearest = findings.tar_table(report, ["0.001"], rule="nearest")
+    assert nearest.loc["mean", "FAR=1e-3"] == "20% [15, 25]"
+
+
+def test_chapter_01s_realism_sentences_and_tables() -> None:
+    realism = {
+        "detection_rate": 0.05,
+        "images": 1200,
+        "detected": 60,
+        "landmark_aligned": 1000,
+        "whole_image": 140,
+        "genuine_pairs": 3000,
+        "impostor_pairs": 700000,
+        "tar_at_far": {"0.001": 0.25, "0.01": 0.5},
+        "detector_only": {"genuine_pairs": 12, "impostor_pairs": 1700, "tar_at_far": {"0.01": 0.4}},
+        "published_lfw_accuracy": 0.9938,
+    }
+    texts = findings.realism_texts(realism)
+    assert texts["dlib_share"] == "only a few" and texts["dlib_images"] == "1,200" and texts["dlib_lfw"] == "99.38%"
+    assert texts["dlib_detected_pairs"] == "12 genuine and 1,700 impostor" and texts["dlib_tar_1e3"] == "25.0%"
+    routes, tars = findings.realism_tables(realism)
+    assert routes["images"].tolist() == [60, 1000, 140] and tars.loc["0.01"].tolist() == [0.5, 0.4]
+    attributes = pd.DataFrame({"Male": [1, -1, 1, 1], "Smiling": [-1, -1, 1, -1], "Hat": [1, 1, 1, 1]})
+    shown = findings.rendered_attribute_table(attributes, ["Male", "Hat", "Smiling"], ["Smiling", "Male"])
+    assert shown.index.tolist() == ["Male", "Smiling"] and shown["fraction of images with it"].tolist() == [0.75, 0.25]

@@ -108,3 +108,19 @@ def test_the_committed_metrics_files_give_small_headlines() -> None:
         headline = metrics.HEADLINES[name](document)
         flat = pd.json_normalize(headline).columns
         assert 0 < len(flat) <= 60, (name, len(flat))  # a table a person can read, not every field
+
+
+def test_the_plotted_curves_are_csv_tables_dvc_can_read(tmp_path: Path) -> None:
+    from dmlfaces.eval.roc import roc_curve_points
+
+    rng = np.random.default_rng(0)
+    labels = (rng.random(4000) < 0.1).astype(np.int8)
+    curves = {"mean": roc_curve_points(rng.normal(size=4000) + labels, labels)}
+    [path] = metrics.write_roc_points(tmp_path, curves)
+    table = pd.read_csv(path)
+    assert path == tmp_path / "plots" / "roc" / "mean.csv" and list(table.columns) == ["far", "tar", "frr"]
+    np.testing.assert_allclose(table["tar"] + table["frr"], 1.0)
+    assert table["far"].is_monotonic_increasing and len(table) == len(curves["mean"].far)
+    history = {"epochs": [{"epoch": 1, "loss": 3.0}, {"epoch": 2, "loss": 2.5}]}
+    [loss] = metrics.write_loss_curves(tmp_path, "aggregator_loss", {"coreset": history})
+    assert pd.read_csv(loss).to_dict("list") == {"epoch": [1, 2], "loss": [3.0, 2.5]}

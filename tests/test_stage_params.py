@@ -148,3 +148,14 @@ def test_every_dataclass_default_is_the_value_params_yaml_runs_with():
     for section in SECTIONS:
         defaults = dataclasses.asdict(section_schema(section)())
         assert defaults == params[section], section
+
+
+def test_a_chapter_loads_its_sections_validated_in_the_order_asked(tmp_path):
+    from dmlfaces.stage_params import DataParams, VerificationReportParams, load_sections
+
+    data, report = load_sections(ROOT / "params.yaml", "data", "verification_report")
+    assert isinstance(data, DataParams) and isinstance(report, VerificationReportParams)
+    with pytest.raises(ParameterError, match=r"verification_report.resamples = 0; it must be a positive integer"):
+        load_sections(_with(tmp_path, "verification_report", resamples=0), "verification_report")
+    with pytest.raises(ParameterError, match=r"no parameter schema for sections \['chapter_04'\]"):
+        load_sections(ROOT / "params.yaml", "chapter_04")

@@ -16,7 +16,7 @@ from dmlfaces.data.errors import DataFormatError
 from dmlfaces.data.ijb import read_ijb
 from dmlfaces.features import FeatureSet, read_features, read_official_feature_pickle, write_features
 from dmlfaces.models.aggregators import build_aggregator
-from dmlfaces.verify import aggregators, describe_protocol, describe_rows, match_crops, verify_descriptors, verify_protocol
+from dmlfaces.verify import compared_methods, describe_protocol, describe_rows, match_crops, verify_descriptors, verify_protocol
 
 
 def _verify(*args: str) -> subprocess.CompletedProcess[str]:
@@ -66,9 +66,12 @@ def test_methods_evaluated_without_the_flip_test_read_the_single_passes(tiny_dat
     crops = FeatureSet(flip.names, flip.features, flip.norms, single_features=single.features, single_norms=single.norms)
     as_published = build_aggregator("mean", 8).eval()
     as_published.flip_test = False  # what load_aggregator sets for aggregator flip_test: false
-    described = describe_protocol({**aggregators(8), "published": as_published}, protocol, crops)
-    assert list(described) == [*aggregators(8), "published", "media_template_N1D1"]
-    on_single, on_flip = describe_protocol(aggregators(8), protocol, single), describe_protocol(aggregators(8), protocol, flip)
+    described = describe_protocol({**compared_methods(8), "published": as_published}, protocol, crops)
+    assert list(described) == [*compared_methods(8), "published", "media_template_N1D1"]
+    on_single, on_flip = (
+        describe_protocol(compared_methods(8), protocol, single),
+        describe_protocol(compared_methods(8), protocol, flip),
+    )
     assert np.array_equal(described["published"][1], on_single["mean"][1])
     assert all(np.array_equal(described[name][1], on_flip[name][1]) for name in on_flip)
     with pytest.raises(DataFormatError, match="holds flip-test features only"):
@@ -98,10 +101,10 @@ def test_bad_features_are_named(tiny_data: Path) -> None:
     crops = FeatureSet(names, features, norms)
     first_row = protocol.unique_crops[3]  # the crop's first row names its first template
     with pytest.raises(DataFormatError, match=f"'{names[3]}' \\(template {protocol.template_ids[first_row]}\\)"):
-        describe_protocol(aggregators(8), protocol, crops)
+        describe_protocol(compared_methods(8), protocol, crops)
     other = FeatureSet(np.array(["elsewhere.jpg", *names[1:]]), features, np.ones(n, np.float32))
     with pytest.raises(DataFormatError, match="1 of .* crops are not crops of"):
-        describe_protocol(aggregators(8), protocol, other)
+        describe_protocol(compared_methods(8), protocol, other)
 
 
 def test_rows_in_another_order_are_matched_by_crop_name(tiny_data: Path) -> None:
@@ -109,7 +112,7 @@ def test_rows_in_another_order_are_matched_by_crop_name(tiny_data: Path) -> None
     crops = _unit_features(protocol)
     order = np.random.default_rng(1).permutation(len(crops.names))
     shuffled = FeatureSet(crops.names[order], crops.features[order], crops.norms[order])
-    methods = aggregators(8)
+    methods = compared_methods(8)
     for name, (templates, rows) in describe_protocol(methods, protocol, shuffled).items():
         expected_templates, expected_rows = describe_protocol(methods, protocol, crops)[name]
         np.testing.assert_array_equal(templates, expected_templates)
@@ -127,7 +130,7 @@ def test_missing_crops_are_refused_unless_recorded_as_skipped(tiny_data: Path, t
         match=rf"f\.npz: key 'names': {gone.sum()} of {protocol.num_crops} crops .* are missing"
         rf" and not recorded as skipped: '{protocol.crop_names[0]}'",
     ):
-        describe_protocol(aggregators(8), protocol, short)
+        describe_protocol(compared_methods(8), protocol, short)
     write_features(tmp_path / "g.npz", crops.names[1:], crops.features[1:], crops.norms[1:], skipped=crops.names[:1])
     skipped = read_features(tmp_path / "g.npz")
     template = int(protocol.template_ids[0])
@@ -137,9 +140,9 @@ def test_missing_crops_are_refused_unless_recorded_as_skipped(tiny_data: Path, t
         for t in np.unique(protocol.template_ids[gone])
     ]
     with pytest.warns(UserWarning, match=rf"g\.npz: {gone.sum()} crops were skipped .* template {template} lost 1 of {total}"):
-        report, _ = verify_protocol(aggregators(8), protocol, skipped, resamples=0)
+        report, _ = verify_protocol(compared_methods(8), protocol, skipped, resamples=0)
     assert report.to_dict()["lost_crops"] == lost
-    assert "lost_crops" not in verify_protocol(aggregators(8), protocol, crops, resamples=0)[0].to_dict()
+    assert "lost_crops" not in verify_protocol(compared_methods(8), protocol, crops, resamples=0)[0].to_dict()
 
 
 def test_a_template_left_without_crops_is_named(tiny_data: Path, tmp_path: Path) -> None:
@@ -155,7 +158,7 @@ def test_a_template_left_without_crops_is_named(tiny_data: Path, tmp_path: Path)
         match=rf"f\.npz: every crop of {len(emptied)} templates was skipped: templates"
         rf" {', '.join(map(str, emptied))};",
     ):
-        describe_protocol(aggregators(8), protocol, read_features(tmp_path / "f.npz"))
+        describe_protocol(compared_methods(8), protocol, read_features(tmp_path / "f.npz"))
     # The same template with zero features for all its crops, read from a file.
     features, norms = crops.features.copy(), crops.norms.copy()
     features[gone], norms[gone] = 0, 0
@@ -165,7 +168,7 @@ def test_a_template_left_without_crops_is_named(tiny_data: Path, tmp_path: Path)
         match=rf"z\.npz: 0 crop features are NaN/inf and {rows_gone.sum()} are zero:"
         rf" .*; every crop of templates {', '.join(map(str, emptied))} has a zero or non-finite feature",
     ):
-        describe_protocol(aggregators(8), protocol, read_features(tmp_path / "z.npz"))
+        describe_protocol(compared_methods(8), protocol, read_features(tmp_path / "z.npz"))
 
 
 def test_field_default_weights_crops_by_norm_and_detector_score(tiny_data: Path) -> None:
@@ -176,7 +179,7 @@ def test_field_default_weights_crops_by_norm_and_detector_score(tiny_data: Path)
     crops = _unit_features(protocol)
     rng = np.random.default_rng(5)
     crops = FeatureSet(crops.names, crops.features, rng.uniform(0.5, 2.0, len(crops.names)).astype(np.float32))
-    described = describe_protocol(aggregators(8), protocol, crops)
+    described = describe_protocol(compared_methods(8), protocol, crops)
     templates, descriptors = described["media_template_N1D1"]
     rows = match_crops(protocol, crops)[0]
     template = templates[0]
@@ -188,12 +191,12 @@ def test_field_default_weights_crops_by_norm_and_detector_score(tiny_data: Path)
         expected += (crops.features[rows[chosen]] * weights[chosen, None]).mean(axis=0)
     np.testing.assert_allclose(descriptors[0], expected / np.linalg.norm(expected), atol=1e-6)
     flat = dataclasses.replace(protocol, detector_scores=np.ones_like(protocol.detector_scores))
-    assert not np.allclose(describe_protocol(aggregators(8), flat, crops)["media_template_N1D1"][1], descriptors)
+    assert not np.allclose(describe_protocol(compared_methods(8), flat, crops)["media_template_N1D1"][1], descriptors)
 
 
 def test_verify_descriptors_on_described_templates_is_verify_protocol(tiny_data: Path) -> None:
     protocol = read_ijb(tiny_data / "IJBS")
-    crops, methods = _unit_features(protocol), aggregators(8)
+    crops, methods = _unit_features(protocol), compared_methods(8)
     expected, expected_n = verify_protocol(methods, protocol, crops, resamples=10, keep_scores=True)
     report, one_to_n = verify_descriptors(describe_protocol(methods, protocol, crops), protocol, resamples=10, keep_scores=True)
     assert json.dumps(report.to_dict()) == json.dumps(expected.to_dict()) and json.dumps(one_to_n) == json.dumps(expected_n)

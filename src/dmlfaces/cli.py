@@ -2,6 +2,8 @@
 
 Nothing here loads numpy or torch before ``main`` has pinned the CPU numerics (``dmlfaces.numerics``): the
 modules each sub-command needs are imported inside its handler.
+
+Its length is the parser's: one sub-command per pipeline stage, each a short handler that imports what it needs.
 """
 
 from __future__ import annotations
@@ -199,7 +201,7 @@ def _verify(args: argparse.Namespace) -> None:
     )
     from dmlfaces.io import write_json
     from dmlfaces.metrics import verification_metrics
-    from dmlfaces.verify import OFFICIAL_CHECKPOINT, aggregators, trained_aggregators, verify_protocol
+    from dmlfaces.verify import OFFICIAL_CHECKPOINT, compared_methods, trained_aggregators, verify_protocol
 
     protocol = read_ijb(args.ijb)
     if args.backbone:
@@ -224,7 +226,7 @@ def _verify(args: argparse.Namespace) -> None:
     else:
         crops = read_features(args.features)
     trained = trained_aggregators(args.aggregators) if args.aggregators else {}
-    methods = aggregators(crops.features.shape[1], trained)
+    methods = compared_methods(crops.features.shape[1], trained)
     if args.coreset_checkpoint:
         from dmlfaces.models.checkpoints import CheckpointError
         from dmlfaces.models.coreset_checkpoint import load_official_coreset

@@ -10,6 +10,9 @@ file and key.
 
 Under ``torchrun`` each rank extracts a contiguous share of whole batches and saves it beside the output;
 rank 0 merges the shares into the file one process would write.
+
+Its length: extraction, the features file's format (written and read here, and the official pickles),
+and the torchrun sharding are one concept, the per-crop features file, kept in one place.
 """
 
 from __future__ import annotations

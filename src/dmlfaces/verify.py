@@ -39,7 +39,7 @@ OFFICIAL_CHECKPOINT = (
 _NAMED = 5  # how many crops or templates an error message names
 
 
-def aggregators(dim: int, trained: Mapping[str, str | Path] | None = None) -> dict[str, nn.Module]:
+def compared_methods(dim: int, trained: Mapping[str, str | Path] | None = None) -> dict[str, nn.Module]:
     """The untrained baselines and the trained aggregators (name -> ``aggregator.pt``), in evaluation mode;
     each trained one says in its ``flip_test`` which crop features it is evaluated on (``reads_flip_test``)."""
     from dmlfaces.train.aggregator import load_aggregator

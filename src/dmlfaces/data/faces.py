@@ -14,6 +14,9 @@ Geometry is drawn in "aligned" coordinates (the ArcFace 112x112 template puts th
 x = 38.3 / 73.5), with a little depth per feature so that yaw and pitch move the features against the
 head outline as a turning head does. Shapes are drawn at 2x; the framing warp samples that drawing
 bilinearly at each 1x pixel centre, which anti-aliases the edges.
+
+Its length is the renderer's: the factors, the drawing of each face part and the degradations are one
+image model, split only at the factor dataclasses it exports.
 """
 
 from __future__ import annotations

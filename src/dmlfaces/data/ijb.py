@@ -11,6 +11,9 @@ seconds, not minutes. Python loops over lines run only once something is wrong, 
 line of the file in the ``DataFormatError``. What the files may contain (encoding, line ends, blank lines,
 runs of whitespace) is the shared policy of ``dmlfaces.data.text``; a pair file that compares a template
 with itself or lists a pair twice, in either order or with both labels, is refused.
+
+Its length: reader and writer of one layout share its parsers, and most lines are the checks that name
+the file and line of a malformed entry.
 """
 
 from __future__ import annotations

@@ -24,6 +24,9 @@ Determinism: identity ``g`` draws its factors from the stream ``(seed, PERSON, g
 it from ``(seed, IMAGE, g, *k)``, so the same preset and seed give byte-identical files and adding
 people changes no existing person. Each split owns a disjoint block of identity numbers, so training,
 IJB and CelebA identities never overlap.
+
+Its length: the generator writes four layouts from one set of sampled identities; the renderer itself
+is :mod:`dmlfaces.data.faces`.
 """
 
 from __future__ import annotations

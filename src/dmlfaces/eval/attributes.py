@@ -22,6 +22,9 @@ With SynthFaces' ground truth (``ground_truth.csv``, see :mod:`dmlfaces.eval.fac
 each split follows (its agreement with every latent factor), reruns the within-identity protocol on images
 whose pose, light strength, occlusion, blur and resolution lie within the ``controlled_*`` thresholds (exposure,
 noise, background and the other attributes still vary), and splits glasses by the frame a person wears.
+
+Its length: the two protocols, their parameters and the nuisance control are one study whose pieces
+share the identity grouping; the clustering engine and the factor analysis are modules of their own.
 """
 
 from __future__ import annotations

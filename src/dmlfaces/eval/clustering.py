@@ -9,6 +9,9 @@ This module holds the attribute-free part:
   tensor operations, fast enough for CelebA's 10,177 identities and as good as scikit-learn per problem;
 * scores: Hungarian-matched accuracy, majority-class rate, NMI and ARI, per problem and per group, and
   a cross-validated linear probe as the supervised upper bound.
+
+Its length is the engine's: the clusterers, the batched per-identity k-means and the scores share the
+same (identity, image) batching, which splitting would have to pass between modules.
 """
 
 from __future__ import annotations

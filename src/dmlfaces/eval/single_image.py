@@ -53,7 +53,7 @@ def spearman_by_degradation(norms: np.ndarray, truth: pd.DataFrame, weights: Map
     Args:
         norms: (N,) feature norms; truth: the N crops' ground truth (``severity_<name>`` and ``quality`` columns).
     Returns:
-        rows by degradation (index ``degradation``), columns weight, norm, quality; None where no crop varies.
+        rows by degradation (index ``degradation``), columns weight, norm, quality; missing (NaN) where no crop varies.
     """
     return pd.DataFrame(
         {

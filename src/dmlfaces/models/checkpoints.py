@@ -1,4 +1,8 @@
-"""Load (and write) IResNet weights in the two public checkpoint layouts.
+"""Backbone checkpoints, read and written in one place: this package's ``backbone.pt`` and the two public layouts.
+
+* ``backbone.pt`` (``save_backbone``): ``dmlfaces_backbone`` (the backbone name), ``embedding_dim`` and the
+  ``state_dict``; every checkpoint the package writes goes through ``write_checkpoint`` (atomic, the same
+  state giving the same bytes).
 
 * insightface arcface_torch ``backbone.pth``: a plain state dict with this package's module names
   (``conv1 bn1 prelu layer1..4 bn2 fc features``); RGB input normalised as (x / 255 - 0.5) / 0.5.
