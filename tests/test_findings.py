@@ -76,8 +76,8 @@ def test_a_shown_tar_keeps_the_digits_its_interval_supports() -> None:
     [
         (Difference(0.02, 0.001, 0.04), "beats", "beats it (+2.0 points, 95 % interval [+0.1, +4.0])"),
         (Difference(-0.02, -0.04, -0.001), "loses to", "loses to it (-2.0 points, 95 % interval [-4.0, -0.1])"),
-        (Difference(0.01, -0.01, 0.03), "ties", "ties with it (+1.0 points, 95 % interval [-1.0, +3.0])"),
-        (Difference(0.0, 0.0, 0.0), "ties", "ties with it (+0.0 points, 95 % interval [+0.0, +0.0])"),
+        (Difference(0.01, -0.01, 0.03), "ties", "ties with it (+1 points, 95 % interval [-1, +3])"),
+        (Difference(0.0, 0.0, 0.0), "ties", "ties with it (+0.00 points, 95 % interval [+0.00, +0.00])"),
     ],
 )
 def test_the_verdict_follows_the_paired_interval(difference: Difference, word: str, phrase: str) -> None:
@@ -120,9 +120,9 @@ def test_comparisons_give_one_row_per_baseline() -> None:
     assert list(table.index) == ["mean", "media_template"]
     assert list(table["verdict"]) == ["beats", "ties"]
     assert table.loc["mean", "TAR"] == "20% [15, 25]" and table.loc["mean", "coreset"] == "40% [35, 45]"
-    assert table.loc["mean", "difference"] == "+20.0 [+15.0, +25.0]"
+    assert table.loc["mean", "difference"] == "+20 [+15, +25]"
     differences = findings.difference_table(_report(), ["coreset"], ["mean"], ["0.0001", "0.001"])
-    assert differences.loc[("coreset", "mean"), "FAR=1e-3"] == "+20.0 [+15.0, +25.0] beats"
+    assert differences.loc[("coreset", "mean"), "FAR=1e-3"] == "+20 [+15, +25] beats"
 
 
 def test_the_headline_far_falls_back_to_the_lowest_measurable_one() -> None:
@@ -182,9 +182,9 @@ def test_changes_table_has_one_row_per_change_with_its_measured_effect() -> None
     table = findings.coreset_changes_table({"differences": differences}, ("0.0001", "0.001"))
     assert list(table.index) == [change.point for change in CHANGES] + ["Every change (our coreset)"]
     assert list(table.columns) == ["official code", "ours", "why", "difference@1e-4", "difference@1e-3"]
-    assert table.iloc[0]["difference@1e-4"] == "+2.0 [+1.0, +3.0] helps"
-    assert table.iloc[1]["difference@1e-4"] == "-2.0 [-3.0, -1.0] hurts"
-    assert table.iloc[2]["difference@1e-3"] == "+0.0 [-1.0, +1.0] no clear effect"
+    assert table.iloc[0]["difference@1e-4"] == "+2 [+1, +3] helps"
+    assert table.iloc[1]["difference@1e-4"] == "-2 [-3, -1] hurts"
+    assert table.iloc[2]["difference@1e-3"] == "+0 [-1, +1] no clear effect"
     assert table.iloc[0]["official code"] == CHANGES[0].official_does
 
 
@@ -254,3 +254,20 @@ def test_chapter_01s_realism_sentences_and_tables() -> None:
     attributes = pd.DataFrame({"Male": [1, -1, 1, 1], "Smiling": [-1, -1, 1, -1], "Hat": [1, 1, 1, 1]})
     shown = findings.rendered_attribute_table(attributes, ["Male", "Hat", "Smiling"], ["Smiling", "Male"])
     assert shown.index.tolist() == ["Male", "Smiling"] and shown["fraction of images with it"].tolist() == [0.75, 0.25]
+
+
+def test_the_introductions_study_s_figures_and_the_summarys_verdicts() -> None:
+    report = {
+        **_report(),
+        "subjects": 7,
+        "seed_variants": ["coreset", "coreset_seed1"],
+        "burst_shift": {"coreset": {"mean": 0.01, "median": 0.0, "copies": 5}, "mean": {"mean": 0.2, "median": 0.1, "copies": 5}},
+    }
+    aggregator = {"picked_quality": 0.61, "template_quality": 0.5, "gamma": {"coreset": 0.02}}
+    texts = findings.introduction_texts(report, aggregator, ["mean", "media_template"])
+    assert texts["s_far"] == "1e-4" and texts["s_tar_coreset"] == "5% [1, 11]" and texts["s_comparisons"] == 4
+    assert texts["s_verdict_media_template"] == "loses to" and texts["s_wins"] == 0 and texts["s_losses_all"] == 1
+    assert texts["s_tar_mean"] == findings.comparisons(report, report["seed_variants"], ["mean"], "0.0001").loc["mean", "TAR"]
+    verdicts = findings.verdicts_by_far(report, ["mean", "media_template"], ["0.0001", "0.001"])
+    assert list(verdicts.columns) == ["FAR=1e-4", "FAR=1e-3"] and verdicts.loc["mean", "FAR=1e-3"] == "beats"
+    assert findings.best_methods(report, ["coreset", "media_template", "mean"], "0.001") == "coreset and media_template"

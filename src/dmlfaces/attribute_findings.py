@@ -333,3 +333,17 @@ def recovered_texts(table: pd.DataFrame) -> dict[str, str]:
         for embedding in table["embedding"].unique()
         for key, subset in subsets.items()
     }
+
+
+def introduction_texts(embeddings: Mapping[str, Mapping]) -> dict[str, str]:
+    """The introduction's Study A clauses (keys ``a_*``, ``a_dlib_*``): what clustering recovers of the trained
+    embedding and of dlib's per subset, and what the trained and dlib splits of beard follow."""
+    trained, dlib = (attribute_table(embeddings[name]["attributes"]) for name in ("trained", "dlib"))
+    followed = followed_table(embeddings)
+    subsets = {"intra": "per identity", "intra_held": NUISANCE_HELD, "all": "all identities", "controlled": "controlled"}
+    return {
+        **{f"a_{key}": recovered(trained, subset) for key, subset in subsets.items()},
+        **{f"a_dlib_{key}": recovered(dlib, subset) for key, subset in subsets.items()},
+        "a_beard_follows": followed_sentence(followed, "trained", "beard", "per identity"),
+        "a_dlib_beard_follows": followed_sentence(followed, "dlib", "beard", "per identity"),
+    }

@@ -83,9 +83,20 @@ class Difference:
         """ "beats", "loses to" or "ties": whether the interval lies above 0, below it, or holds it."""
         return "beats" if self.low > 0 else "loses to" if self.high < 0 else "ties"
 
+    @property
+    def decimals(self) -> int:
+        """``shown_decimals`` of the interval in points, or more (up to 2) where a bound other than 0 would
+        round to 0: the side of 0 each bound lies on is what the verdict reads."""
+        low, high = 100 * self.low, 100 * self.high
+        digits = shown_decimals(low, high)
+        while digits < 2 and any(bound != 0 and round(bound, digits) == 0 for bound in (low, high)):
+            digits += 1
+        return digits
+
     def __str__(self) -> str:
-        """In points of TAR, ``"+2.1 [0.4, 3.9]"``."""
-        return f"{100 * self.value:+.1f} [{100 * self.low:+.1f}, {100 * self.high:+.1f}]"
+        """In points of TAR, rounded as ``decimals`` says: ``"+2 [+1, +4]"``, ``"+1.7 [-0.5, +4.4]"``."""
+        d = self.decimals
+        return f"{100 * self.value:+.{d}f} [{100 * self.low:+.{d}f}, {100 * self.high:+.{d}f}]"
 
 
 def difference_at(report: Mapping, method: str, baseline: str, far: str) -> Difference:
@@ -97,7 +108,10 @@ def difference_at(report: Mapping, method: str, baseline: str, far: str) -> Diff
 
 def comparison_phrase(difference: Difference) -> str:
     """The verdict with what stands behind it, e.g. "beats it (+2.1 points, interval [+0.4, +3.9])"."""
-    interval = f"{100 * difference.value:+.1f} points, 95 % interval [{100 * difference.low:+.1f}, {100 * difference.high:+.1f}]"
+    d = difference.decimals
+    interval = (
+        f"{100 * difference.value:+.{d}f} points, 95 % interval [{100 * difference.low:+.{d}f}, {100 * difference.high:+.{d}f}]"
+    )
     return {"beats": "beats it", "loses to": "loses to it", "ties": "ties with it"}[difference.verdict] + f" ({interval})"
 
 
@@ -370,3 +384,51 @@ def rendered_attribute_table(attributes: pd.DataFrame, names: Sequence[str], ren
     ``attributes``) that have each."""
     shown = [name for name in names if name in rendered]
     return pd.DataFrame({"fraction of images with it": [(attributes[name] == 1).mean() for name in shown]}, index=shown)
+
+
+INTRODUCTION_COLUMNS = {"tar": "TAR", "phrase": "phrase", "verdict": "verdict"}  # glue key part -> comparisons column
+
+
+def introduction_texts(verification: Mapping, aggregator: Mapping, baselines: Sequence[str]) -> dict[str, object]:
+    """The introduction's Study S figures (keys ``s_*``): the protocol, the coreset's TAR and its verdict against
+    each of ``baselines`` at the headline FAR, how many comparisons it wins or loses over every measurable FAR,
+    the seeds' spread, the bursts' shift and the picks' quality."""
+    far, seeds = headline_far(verification), verification["seed_variants"]
+    headline = comparisons(verification, seeds, baselines, far)
+    every = [
+        verdict for f in verification["measurable_fars"] for verdict in comparisons(verification, seeds, baselines, f)["verdict"]
+    ]
+    shifts = verification["burst_shift"]
+    return {
+        "s_baselines": len(baselines),
+        "s_subjects": verification["subjects"],
+        "s_seeds": len(seeds),
+        "s_seed_range": f"{100 * seed_spread(verification, seeds, far)['range']:.1f}",
+        "s_pairs": f"{verification['genuine_pairs']} genuine and {verification['impostor_pairs']} impostor",
+        "s_far": far_text(far),
+        "s_tar_coreset": str(tar_at(verification, "coreset", far)),
+        **{f"s_{key}_{name}": row[column] for name, row in headline.iterrows() for key, column in INTRODUCTION_COLUMNS.items()},
+        "s_wins": int((headline["verdict"] == "beats").sum()),
+        "s_far_count": len(verification["measurable_fars"]),
+        "s_comparisons": len(every),
+        "s_wins_all": every.count("beats"),
+        "s_losses_all": every.count("loses to"),
+        "s_burst_copies": shifts["coreset"]["copies"],
+        "s_burst_coreset": f"{shifts['coreset']['mean']:.3f}",
+        "s_burst_mean": f"{shifts['mean']['mean']:.3f}",
+        "s_picked_quality": f"{aggregator['picked_quality']:.3f}",
+        "s_template_quality": f"{aggregator['template_quality']:.3f}",
+        "s_gamma": f"{aggregator['gamma']['coreset']:.3f}",
+    }
+
+
+def verdicts_by_far(verification: Mapping, baselines: Sequence[str], fars: Sequence[str]) -> pd.DataFrame:
+    """The coreset's verdict (every seed's, ``comparisons``) against each baseline (rows) at each FAR (columns)."""
+    seeds = verification["seed_variants"]
+    return pd.DataFrame({f"FAR={far_text(far)}": comparisons(verification, seeds, baselines, far)["verdict"] for far in fars})
+
+
+def best_methods(verification: Mapping, methods: Sequence[str], far: str) -> str:
+    """The method(s) of ``methods`` with the highest TAR at ``far``, joined with "and" when tied."""
+    tars = {name: tar_at(verification, name, far).value for name in methods}
+    return " and ".join(name for name, value in tars.items() if value == max(tars.values()))

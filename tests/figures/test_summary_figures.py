@@ -74,3 +74,12 @@ def test_stage_times_draw_one_bar_per_stage_coloured_by_host_with_the_extraction
         "AMD EPYC, 2 CPUs, pinned numerics",
         "Intel Xeon, 2 CPUs, native numerics",
     ]
+
+
+def test_tar_panels_draw_one_panel_per_far_and_stage_times_say_when_nothing_is_timed() -> None:
+    tars = {f"FAR={far}": {"coreset": Tar(0.5, 0.4, 0.6), "mean": Tar(0.3)} for far in ("1e-4", "1e-3")}
+    fig = summary.tar_interval_panels(tars, highlight="coreset")
+    assert [ax.get_title() for ax in fig.axes] == ["FAR=1e-4", "FAR=1e-3"]
+    empty = summary.stage_times(pd.DataFrame(columns=["stage", "seconds", "host", "images_per_s"]))
+    assert "No stage has recorded its time" in empty.axes[0].texts[0].get_text()
+    plt.close("all")

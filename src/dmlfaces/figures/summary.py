@@ -58,6 +58,16 @@ def attribute_accuracy(table: pd.DataFrame, ax: plt.Axes | None = None) -> plt.F
     return ax.figure
 
 
+def tar_interval_panels(tars: Mapping[str, Mapping[str, Tar]], highlight: str | None = None) -> plt.Figure:
+    """``tar_intervals`` side by side, one panel per title (e.g. one per FAR): title -> method -> TAR."""
+    rows = max(len(methods) for methods in tars.values())
+    fig, axes = plt.subplots(1, len(tars), figsize=(6.5 * len(tars), 0.4 * rows + 1.5), squeeze=False)
+    for ax, (title, methods) in zip(axes[0], tars.items()):
+        tar_intervals(methods, title, highlight=highlight, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
 def _layers(needs: Mapping[str, Sequence[str]]) -> dict[str, int]:
     """Longest-path layer of each node of a DAG given as node -> the nodes it follows (sources: 0)."""
     layers: dict[str, int] = {}
@@ -125,7 +135,20 @@ def _duration(seconds: float) -> str:
 
 def stage_times(table: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Figure:
     """Wall time of each stage's last run (a row of ``timing.stage_table``), one bar each, the first on top,
-    coloured by the host it ran on; an extraction's images/s beside its bar (the host's speed on a fixed job)."""
+    coloured by the host it ran on; an extraction's images/s beside its bar (the host's speed on a fixed job).
+    With no stage timed yet, the axes say so."""
+    if table.empty:
+        ax = _axes(ax, (7, 1.0))
+        ax.text(
+            0.5,
+            0.5,
+            "No stage has recorded its time here yet: stages record it when `dvc repro` runs them.",
+            ha="center",
+            va="center",
+            fontsize=9,
+        )
+        ax.axis("off")
+        return ax.figure
     rows = table.iloc[::-1]
     ax = _axes(ax, (7, 0.3 * len(rows) + 1.6))
     colours = {host: f"C{i}" for i, host in enumerate(dict.fromkeys(table["host"]))}
