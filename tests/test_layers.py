@@ -19,7 +19,7 @@ LAYERS = {
     "models": ("models",),
     "compute": ("train", "eval", "features"),
     "verification": ("verify", "stress", "metrics", "reproduction", "stage_params", "provenance"),
-    "book": ("findings", "attribute_findings", "figures", "notebook"),
+    "book": ("findings", "attribute_findings", "data_findings", "figures", "notebook"),
     "cli": ("cli", "__main__"),
 }
 LEVEL = {name: level for level, names in enumerate(LAYERS.values()) for name in names}

@@ -9,10 +9,10 @@ import pytest
 
 from dmlfaces.data.celeba import read_celeba
 from dmlfaces.data.errors import DataFormatError
+from dmlfaces.data_findings import detection_share
 from dmlfaces.eval.realism import dlib_realism
 from dmlfaces.eval.verification import all_pairs_tar_at_far
 from dmlfaces.features import write_features
-from dmlfaces.findings import detection_share
 from dmlfaces.models.dlib_embedder import faces_path, read_found_by, write_found_by
 
 

@@ -92,3 +92,23 @@ def test_wrong_depth_names_missing_and_unexpected_keys(tmp_path: Path) -> None:
     torch.save(state, tmp_path / "broken.pth")
     with pytest.raises(CheckpointKeyError, match="Missing keys: fc.bias. Unexpected keys: extra.weight"):
         load_arcface_torch(tmp_path / "broken.pth", name="r18")
+
+
+def test_the_same_state_written_twice_gives_the_same_bytes(tmp_path: Path) -> None:
+    """Every checkpoint goes through write_checkpoint: torch.save given a path names its archive after the
+    (random) temporary file; through a file object two identical runs write identical files."""
+    from dmlfaces.models.backbones import build_backbone
+    from dmlfaces.models.checkpoints import load_backbone, save_backbone, write_checkpoint
+
+    class Settings:
+        backbone, embedding_dim = "small", 16
+
+    model = build_backbone("small", 16).eval()
+    save_backbone(model, Settings(), tmp_path / "a" / "backbone.pt")
+    save_backbone(model, Settings(), tmp_path / "b" / "backbone.pt")
+    assert (tmp_path / "a" / "backbone.pt").read_bytes() == (tmp_path / "b" / "backbone.pt").read_bytes()
+    reloaded = load_backbone(tmp_path / "a" / "backbone.pt")
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reloaded.state_dict().values()))
+    write_checkpoint({"x": torch.ones(3)}, tmp_path / "c.pt")
+    write_checkpoint({"x": torch.ones(3)}, tmp_path / "d.pt")
+    assert (tmp_path / "c.pt").read_bytes() == (tmp_path / "d.pt").read_bytes()

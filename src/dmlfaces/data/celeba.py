@@ -16,8 +16,8 @@ lines, and lines are numbered as an editor numbers them.
 The three or four files may list the images in different orders; every table is aligned to the order
 of ``list_attr_celeba.txt``.
 
-One module for one release layout: its reader and the writer SynthFaces uses share the parsers and their
-errors (about 400 lines, most of them the per-file checks that name the line of a bad entry).
+Its length: one release layout, whose reader and the writer SynthFaces uses share the parsers and their
+errors (most lines are the per-file checks that name the line of a bad entry).
 """
 
 from __future__ import annotations
