@@ -28,3 +28,8 @@ def test_chapter_01s_realism_sentences_and_tables() -> None:
     attributes = pd.DataFrame({"Male": [1, -1, 1, 1], "Smiling": [-1, -1, 1, -1], "Hat": [1, 1, 1, 1]})
     shown = data_findings.rendered_attribute_table(attributes, ["Male", "Hat", "Smiling"], ["Smiling", "Male"])
     assert shown.index.tolist() == ["Male", "Smiling"] and shown["fraction of images with it"].tolist() == [0.75, 0.25]
+
+
+def test_the_detection_share_in_words() -> None:
+    shares = [data_findings.detection_share(rate) for rate in (0.0, 0.05, 0.3, 0.5, 1.0)]
+    assert shares == ["none", "only a few", "fewer than half", "half or more", "all"]

@@ -530,7 +530,7 @@ def test_the_closure_follows_lazy_relative_and_submodule_imports() -> None:
         "from typing import TYPE_CHECKING\n"
         "from dmlfaces.data import ijb\n"
         "if TYPE_CHECKING:\n"
-        "    from dmlfaces import plots\n"
+        "    from dmlfaces import figures\n"
         "def f():\n"
         "    from .eval.roc import roc_curve_points\n"
         "    import dmlfaces.models.templates\n"
@@ -590,7 +590,9 @@ def test_a_stage_missing_inputs_and_modules_is_reported_with_the_import_chain() 
     )
     assert "src/dmlfaces/data/ijb.py" in gaps and "src/dmlfaces/data/align.py" in gaps
     assert "src/dmlfaces/data/__init__.py" in gaps and not any(path.startswith("src/dmlfaces/models/") for path in gaps)
-    assert "src/dmlfaces/plots.py" not in gaps  # imported by no handler `extract` runs
+    assert (
+        "src/dmlfaces/figures/__init__.py" not in gaps and "src/dmlfaces/metrics.py" not in gaps
+    )  # imported by no handler `extract` runs
 
 
 def test_commands_split_on_shell_operators() -> None:

@@ -49,8 +49,7 @@ def test_realism_counts_how_faces_were_found_and_scores_every_pair(tiny_data: Pa
     }
     # The detector's own faces alone: 3 images of 3 identities make no genuine pair, so nothing is scored.
     assert detected == {}
-    assert detection_share(report["detection_rate"]) == "only a few"
-    assert [detection_share(rate) for rate in (0.0, 0.3, 0.5, 1.0)] == ["none", "fewer than half", "half or more", "all"]
+    assert detection_share(report["detection_rate"]) == "only a few"  # the words: tests/test_data_findings.py
 
 
 def test_realism_refuses_files_that_do_not_match(tiny_data: Path, tmp_path: Path) -> None:
