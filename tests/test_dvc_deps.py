@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
@@ -292,6 +293,8 @@ class Built:
 def _evaluate(node: ast.expr, env: dict[str, Built]) -> Built | None:
     if isinstance(node, ast.Name):
         return env.get(node.id)
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):  # a loaded section's key: data.dir
+        return env.get(f"{node.value.id}.{node.attr}")
     if isinstance(node, ast.Call) and isinstance(node.func, (ast.Name, ast.Attribute)) and len(node.args) == 1:
         name = node.func.id if isinstance(node.func, ast.Name) else node.func.attr
         if name in {"Path", "PurePath", "PurePosixPath", "str", "fspath"}:
@@ -306,6 +309,31 @@ def _evaluate(node: ast.expr, env: dict[str, Built]) -> Built | None:
             return Built(left.path / node.right.value, False, left.depth + 1)
         return Built(left.path, True, left.depth)
     return None
+
+
+def loaded_sections(statement: ast.Assign, parameters: dict[str, object]) -> dict[str, Built]:
+    """``data, report = load_sections(params_file, "data", "data_report")``: each string value of the sections
+    named, read from the parameters file, bound as ``data.dir`` -> its path (the chapter's paths start there)."""
+    call = statement.value
+    if not (
+        isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Name)
+        and call.func.id == "load_sections"
+        and call.args
+        and isinstance(call.args[0], ast.Name)
+        and isinstance(parameters.get(call.args[0].id), str)
+    ):
+        return {}
+    target = statement.targets[0]
+    names = [element.id for element in target.elts] if isinstance(target, ast.Tuple) else [target.id]
+    sections = [argument.value for argument in call.args[1:]]
+    params = yaml.safe_load((REPO / str(parameters[call.args[0].id])).read_text())
+    return {
+        f"{name}.{key}": Built(PurePosixPath(value))
+        for name, section in zip(names, sections)
+        for key, value in (params.get(section) or {}).items()
+        if isinstance(value, str) and value
+    }
 
 
 def notebook_reads(notebook: Path, given: dict[str, object]) -> tuple[list[tuple[str, int]], list[tuple[str, str]]]:
@@ -340,6 +368,7 @@ def notebook_reads(notebook: Path, given: dict[str, object]) -> tuple[list[tuple
                         what = "a path starting with" if built.partial else "path"
                         paths.append((built.path.as_posix(), f"{what} {ast.unparse(node)!r} (cell {number})"))
             if isinstance(statement, ast.Assign):
+                env.update(loaded_sections(statement, parameters))
                 for target in statement.targets:
                     pairs = (
                         zip(target.elts, statement.value.elts)
@@ -570,6 +599,29 @@ def test_notebook_paths_are_built_from_parameters(tmp_path: Path) -> None:
         "results/aggregator",
         "results/figures/nb/a.png",
     }
+
+
+def test_notebook_paths_start_at_the_sections_it_loads(tmp_path: Path) -> None:
+    """``data_dir = Path(data.dir)`` after ``load_sections``: paths under the data set's directory of params.yaml."""
+    params = tmp_path / "params.yaml"
+    params.write_text("data: {dir: somewhere/faces, preset: tiny, seed: 0}\n")
+    notebook = tmp_path / "nb.ipynb"
+    cells = [
+        {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": [f"params_file = {str(params)!r}"]},
+        {
+            "cell_type": "code",
+            "metadata": {},
+            "source": [
+                "(data,) = load_sections(params_file, 'data')\n",
+                "data_dir = Path(data.dir)\n",
+                "protocol = read_ijb(data_dir / 'IJBS')\n",
+                "train = read_folders(Path(data.dir) / 'train')\n",
+            ],
+        },
+    ]
+    notebook.write_text(json.dumps({"cells": cells}))
+    _, paths = notebook_reads(notebook, {})
+    assert {path for path, _ in paths} == {str(params), "somewhere/faces/IJBS", "somewhere/faces/train"}
 
 
 def test_a_stage_missing_inputs_and_modules_is_reported_with_the_import_chain() -> None:

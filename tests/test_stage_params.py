@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import json
 import re
 import subprocess
 import sys
@@ -159,3 +161,52 @@ def test_a_chapter_loads_its_sections_validated_in_the_order_asked(tmp_path):
         load_sections(_with(tmp_path, "verification_report", resamples=0), "verification_report")
     with pytest.raises(ParameterError, match=r"no parameter schema for sections \['chapter_04'\]"):
         load_sections(ROOT / "params.yaml", "chapter_04")
+
+
+def _chapter_reads(notebook: Path) -> set[str]:
+    """``section.key`` of every key a chapter reads from the sections it loads
+    (``data, report = load_sections(params_file, "data", "data_report")`` then ``data.seed``, ``report.pca_dim``)."""
+    source = "\n".join(
+        "".join(cell["source"]) for cell in json.loads(notebook.read_text())["cells"] if cell["cell_type"] == "code"
+    )
+    tree = ast.parse("\n".join(line for line in source.splitlines() if not line.startswith("%")))
+    sections: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Call)
+            and getattr(node.value.func, "id", "") == "load_sections"
+        ):
+            target = node.targets[0]
+            names = [element.id for element in target.elts] if isinstance(target, ast.Tuple) else [target.id]
+            sections.update(zip(names, [argument.value for argument in node.value.args[1:]]))
+    return {
+        f"{sections[node.value.id]}.{node.attr}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in sections
+    }
+
+
+def test_every_chapter_declares_the_parameters_it_reads():
+    """A chapter's stage lists as ``params`` every key it reads from a section it loads (or the whole section), or
+    interpolates it (``${data.dir}/IJBS``), so that `dvc repro` reruns the chapter when one of them changes."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    chapters = 0
+    for name, stage in stages.items():
+        notebook = re.search(r"dmlfaces notebook (\S+\.ipynb)", stage.get("cmd", ""))
+        if notebook is None:
+            continue
+        declared = {entry if isinstance(entry, str) else next(iter(entry)) for entry in stage.get("params", [])}
+        declared |= set(re.findall(r"\$\{(\w+\.\w+)\}", json.dumps(stage)))  # interpolated: a new value is a new stage
+        reads = _chapter_reads(ROOT / notebook.group(1))
+        chapters += bool(reads)
+        undeclared = sorted(key for key in reads if key not in declared and key.split(".")[0] not in declared)
+        assert not undeclared, f"stage {name} reads {undeclared} from params.yaml but does not list them as params"
+    assert chapters == 5
+
+
+def test_a_chapter_key_read_but_not_declared_is_found(tmp_path):
+    notebook = tmp_path / "nb.ipynb"
+    source = ["%matplotlib inline\n", "(data,) = load_sections(params_file, 'data')\n", "x = f(data.dir, seed=data.seed)\n"]
+    notebook.write_text(json.dumps({"cells": [{"cell_type": "code", "metadata": {}, "source": source}]}))
+    assert _chapter_reads(notebook) == {"data.dir", "data.seed"}

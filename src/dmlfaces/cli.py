@@ -368,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["ours", "official"],
         help="ours (mild, flip-test features) or FaceCoresetNet's (RandAugment per copy, single-pass features)",
     )
-    views.add_argument("--seed", type=int, default=0)
+    views.add_argument("--seed", type=int, default=DataParams.seed, help="random seed of the augmentations (data.seed)")
     views.add_argument("--device", default="auto")
     views.set_defaults(file_output=True, run=_extract_views)
 
@@ -423,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--resamples", type=int, default=VerificationReportParams.resamples, help="subject-bootstrap resamples (0: no intervals)"
     )
-    verify.add_argument("--seed", type=int, default=0)
+    verify.add_argument("--seed", type=int, default=DataParams.seed, help="random seed of the bootstrap (data.seed)")
     verify.add_argument("--batch-size", type=int, default=256)
     verify.add_argument("--device", default="auto")
     verify.set_defaults(run=_verify)

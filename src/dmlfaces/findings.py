@@ -368,12 +368,6 @@ def introduction_texts(verification: Mapping, aggregator: Mapping, baselines: Se
     }
 
 
-def verdicts_by_far(verification: Mapping, baselines: Sequence[str], fars: Sequence[str]) -> pd.DataFrame:
-    """The coreset's verdict (every seed's, ``comparisons``) against each baseline (rows) at each FAR (columns)."""
-    seeds = verification["seed_variants"]
-    return pd.DataFrame({f"FAR={far_text(far)}": comparisons(verification, seeds, baselines, far)["verdict"] for far in fars})
-
-
 def best_methods(verification: Mapping, methods: Sequence[str], far: str) -> str:
     """The method(s) of ``methods`` with the highest TAR at ``far``, joined with "and" when tied."""
     tars = {name: tar_at(verification, name, far).value for name in methods}

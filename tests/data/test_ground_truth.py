@@ -28,5 +28,5 @@ def test_an_image_the_split_lacks_or_lists_twice_is_named(tiny_data, tmp_path) -
     with pytest.raises(DataFormatError, match=rf"twice.csv:{len(truth) + 2}: image {name} is listed twice"):
         split_ground_truth(tmp_path / "twice.csv", "ijbs", [name])
     truth.drop(columns="quality").to_csv(tmp_path / "no_quality.csv", index=False)
-    with pytest.raises(DataFormatError, match=r"no_quality.csv: no column 'quality'"):
-        split_ground_truth(tmp_path / "no_quality.csv", "ijbs", [name], columns=["quality"])
+    with pytest.raises(DataFormatError, match=r"no_quality.csv: no column 'quality' \(1 of the 3 columns needed missing\)"):
+        split_ground_truth(tmp_path / "no_quality.csv", "ijbs", [name], columns=["path", "quality"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from dmlfaces.eval.templates import insightface_template_descriptors, mean_template_descriptors, unit_rows
 from dmlfaces.models.aggregators import CoresetAggregator, build_aggregator
 from dmlfaces.models.templates import describe_templates, describe_templates_by, group_crops
 
@@ -40,3 +41,19 @@ def test_several_aggregators_on_one_padding_equal_each_alone() -> None:
         alone = describe_templates(aggregator, *crops, crops_per_batch=64, device="cpu")
         for mine, theirs in zip(together[name], alone):
             assert np.array_equal(mine, theirs), name
+
+
+def test_the_torch_baselines_agree_with_the_evaluators_float64_rules():
+    """The two homes of the mean and media-then-template rules (see ``dmlfaces.models.aggregators``) give the same
+    descriptors up to float32 rounding, on templates with repeated media."""
+    rng = np.random.default_rng(0)
+    features = unit_rows(rng.normal(size=(300, 16))).astype(np.float32)
+    norms = rng.uniform(5, 25, 300).astype(np.float32)
+    template_ids = rng.integers(0, 40, 300)
+    media_ids = rng.integers(0, 4, 300) + 10 * template_ids
+    templates, mean = describe_templates(build_aggregator("mean", 16), features, norms, template_ids, device="cpu")[:2]
+    reference_templates, reference = mean_template_descriptors(features, template_ids)
+    np.testing.assert_array_equal(templates, reference_templates)
+    np.testing.assert_allclose(mean, reference, atol=1e-6)
+    media = describe_templates(build_aggregator("media_template", 16), features, norms, template_ids, media_ids, device="cpu")[1]
+    np.testing.assert_allclose(media, insightface_template_descriptors(features, template_ids, media_ids)[1], atol=1e-6)

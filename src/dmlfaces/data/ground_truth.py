@@ -19,21 +19,37 @@ GROUND_TRUTH_FILE = "ground_truth.csv"
 _FIX = "regenerate the data set with 'dmlfaces synth'"
 
 
-def split_ground_truth(path: str | Path, split: str, names: Sequence[str], *, columns: Sequence[str] = ()) -> pd.DataFrame:
+def split_ground_truth(
+    path: str | Path,
+    split: str,
+    names: Sequence[str],
+    *,
+    columns: Sequence[str] = (),
+    images_of: str | Path | None = None,
+    fix: str = _FIX,
+) -> pd.DataFrame:
     """The ground-truth rows of ``split``'s images ``names`` (file names; one may repeat), in that order, indexed
     by file name (index name ``image``).
 
+    Args:
+        columns: columns the caller needs besides ``split`` and ``path``.
+        images_of: where ``names`` come from (a data set's directory), named when an image is not listed;
+            by default they are named as the images asked for (a features file's).
+        fix: what the errors advise (the caller's own way out, e.g. running without ground truth).
     Raises:
-        DataFormatError: naming the file: it is missing, lacks one of ``columns``, lists an image of the split
+        DataFormatError: naming the file: it is missing, lacks one of the columns, lists an image of the split
             twice (with its line), or lacks one of ``names``.
     """
     path = Path(path)
     if not path.is_file():
-        raise DataFormatError(path, "no SynthFaces ground-truth file", fix=_FIX)
+        raise DataFormatError(path, "no SynthFaces ground-truth file", fix=fix)
     truth = pd.read_csv(path)
-    missing = [column for column in ("split", "path", *columns) if column not in truth.columns]
+    needed = list(dict.fromkeys(("split", "path", *columns)))  # a caller may list split or path itself
+    missing = [column for column in needed if column not in truth.columns]
     if missing:
-        raise DataFormatError(path, f"no column {missing[0]!r} ({len(missing)} of the columns needed missing)", fix=_FIX)
+        raise DataFormatError(
+            path, f"no column {missing[0]!r} ({len(missing)} of the {len(needed)} columns needed missing)", fix=fix
+        )
     in_split = (truth["split"] == split).to_numpy()
     rows = truth[in_split]
     rows = rows.set_axis(pd.Index(rows["path"].map(lambda p: Path(p).name), name="image"))
@@ -45,15 +61,16 @@ def split_ground_truth(path: str | Path, split: str, names: Sequence[str], *, co
             f"image {rows.index[np.argmax(twice)]} is listed twice",
             line=line,
             expected=f"each {split} image once",
-            fix=_FIX,
+            fix=fix,
         )
     wanted = pd.Index(names)
     absent = wanted.difference(rows.index)
     if len(absent):
+        asked = f"of {images_of}" if images_of is not None else "asked for"
         raise DataFormatError(
             path,
-            f"lists {len(wanted.unique()) - len(absent)} of the {len(wanted.unique())} images asked "
-            f"for (split {split}; e.g. not {absent[0]})",
-            fix=f"{_FIX}, or give the features of its images",
+            f"lists {len(wanted.unique()) - len(absent)} of the {len(wanted.unique())} images {asked} "
+            f"(split {split}; e.g. not {absent[0]})",
+            fix=fix if images_of is not None else f"{fix}, or give the features of its images",
         )
     return rows.loc[wanted]

@@ -58,6 +58,7 @@ from dmlfaces.data.faces import (
     sample_image,
     sample_person,
 )
+from dmlfaces.data.ground_truth import GROUND_TRUTH_FILE
 from dmlfaces.errors import OutputPathError
 from dmlfaces.io import atomic_directory
 
@@ -652,7 +653,7 @@ def synthesize(out: str | os.PathLike[str], preset: str = "default", seed: int =
 
         for row, points in zip(rows, landmarks):
             row.update({f"landmark_{i}_{axis}": round(float(points[i, a]), 3) for i in range(5) for a, axis in enumerate("xy")})
-        (tmp / "ground_truth.csv").write_text(_ground_truth_csv(rows), encoding="utf-8")
+        (tmp / GROUND_TRUTH_FILE).write_text(_ground_truth_csv(rows), encoding="utf-8")
         counts = {
             "train_identities": sizes.train_identities,
             "train_images": sizes.train_identities * sizes.train_images_per_identity,

@@ -80,7 +80,14 @@ def celeba_ground_truth(path: str | Path, celeba: CelebA) -> pd.DataFrame:
         DataFormatError: the file is missing, lacks a column of ``REQUIRED_COLUMNS``, or lists none or not all of
             the images (a real CelebA has no ground truth: the factor analysis is SynthFaces' alone).
     """
-    return split_ground_truth(path, CELEBA_SPLIT, celeba.attributes.index, columns=REQUIRED_COLUMNS)
+    return split_ground_truth(
+        path,
+        CELEBA_SPLIT,
+        celeba.attributes.index,
+        columns=REQUIRED_COLUMNS,
+        images_of=celeba.root,
+        fix="regenerate the data set with 'dmlfaces synth', or run the attribute study without ground truth",
+    )
 
 
 def _binned(values: pd.Series, edges: tuple[float, ...], names: tuple[str, ...]) -> pd.Series:

@@ -4,6 +4,10 @@ A template is a set of crops (still images and video frames) of one subject. The
 recipe (``recognition/_evaluation_/ijb/ijb_11.py``, ``image2template_feature``) averages the frames
 of each media (one video) first, then sums over the media, so a 200-frame video weighs as much as
 one still. Everything here is vectorised over crops: no Python loop over templates or media.
+
+This float64 numpy form is the evaluator's rule, kept beside the torch baselines of
+``dmlfaces.models.aggregators`` (which Study S compares on the trained aggregators' batches and devices) because
+it must equal insightface's own evaluator float for float in every mode, which float32 batches cannot promise.
 """
 
 from __future__ import annotations

@@ -170,7 +170,7 @@ def evaluate_one_to_one(
         template_subjects: (template ids (T',), subject ids (T',)), needed when ``resamples`` > 0.
         resamples: subject bootstrap resamples B per method (0: no intervals); all methods see the
             same resamples, so their intervals are comparable.
-        keep_scores: keep each method's (P,) scores in the report, e.g. for ``figures.plot_roc``.
+        keep_scores: keep each method's (P,) scores in the report, e.g. for ``dmlfaces.figures.verification.roc``.
         comparisons: (method, baseline) names whose paired difference is measured (needs ``resamples`` > 0).
     Raises:
         KeyError: a pair names a template a method has no descriptor for.

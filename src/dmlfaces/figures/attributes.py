@@ -9,7 +9,7 @@ import seaborn as sns
 
 
 def factor_heatmap(matrix: pd.DataFrame, title: str, value: str) -> plt.Figure:
-    """Heat map of a (factors, problems) frame (``findings.factor_matrix``), one column per split, values annotated."""
+    """Heat map of a (factors, problems) frame (``attribute_findings.factor_matrix``), one column per split, values annotated."""
     fig, ax = plt.subplots(figsize=(1.0 * matrix.shape[1] + 2.5, 0.38 * matrix.shape[0] + 2.4))
     sns.heatmap(
         matrix.astype(float), annot=True, fmt=".2f", cmap="viridis", cbar_kws={"label": value}, annot_kws={"fontsize": 7}, ax=ax

@@ -40,7 +40,7 @@ def tar_intervals(tars: Mapping[str, Tar], title: str, highlight: str | None = N
 
 
 def attribute_accuracy(table: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Figure:
-    """Clustering accuracy of each attribute and subset (a row of ``findings.attribute_table``) against its
+    """Clustering accuracy of each attribute and subset (a row of ``attribute_findings.attribute_table``) against its
     majority rate, chance level and linear probe, in percent."""
     rows = table[table["above floor"].notna()].iloc[::-1]
     ax = _axes(ax, (6, 0.35 * len(rows) + 1.2))

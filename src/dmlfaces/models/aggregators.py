@@ -7,6 +7,12 @@ Every aggregator takes a padded batch of sets and returns unit descriptors and t
 
 A padded slot (mask False) never contributes: it is never picked, never attended and never averaged, so
 padding a set further changes nothing. Every set must hold at least one face.
+
+The baselines here (mean, norm-weighted, media-then-template) are the compared methods of Study S: they run
+through the same padded batches, devices and precision as the trained aggregators, so that a comparison differs
+in the rule alone. ``dmlfaces.eval.templates`` keeps a second, float64 numpy form of the insightface recipe on
+purpose: it is the evaluator's own rule (every N/D/F mode of ``ijb_11.py``, TARs equal to insightface's float for
+float), which a float32 batch on a GPU cannot promise; the two agree to float32 rounding (tests/models).
 """
 
 from __future__ import annotations
