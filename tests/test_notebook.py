@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -54,6 +59,31 @@ def test_a_missing_notebook_is_reported_without_pointing_at_a_stale_partial_run(
         main(["notebook", str(tmp_path / "absent.ipynb"), str(out)])
     assert "absent.ipynb failed" in str(failure.value) and str(part_path(out)) not in str(failure.value)
     assert not out.exists() and not part_path(out).exists()
+
+
+def test_ctrl_c_mid_run_leaves_the_previous_output_and_no_partial_notebook(tmp_path: Path) -> None:
+    """Ctrl-C in a terminal signals the whole process group (dmlfaces, papermill, the kernel) while a cell runs."""
+    started = tmp_path / "started"
+    source = _notebook(tmp_path / "in.ipynb", f"import pathlib, time\npathlib.Path({str(started)!r}).touch()\ntime.sleep(120)")
+    out = tmp_path / "04_x.ipynb"
+    out.write_text("previous run")
+    run = subprocess.Popen(
+        [sys.executable, "-m", "dmlfaces", "notebook", str(source), str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own group, signalled as a terminal signals its foreground job
+    )
+    deadline = time.monotonic() + 120
+    while not started.exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert started.exists(), "the notebook's cell never started"
+    os.killpg(run.pid, signal.SIGINT)
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1].startswith("dmlfaces notebook: interrupted; no output is left half-written")
+    assert "dmlfaces/cli.py" not in stderr  # no traceback of ours (the interrupted kernel may log its own)
+    assert out.read_text() == "previous run" and not part_path(out).exists()
 
 
 def test_a_chapter_moves_to_the_repository_holding_dvc_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -475,7 +476,7 @@ PATH_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, Permiss
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one sub-command; a user error prints one line on stderr and returns 2.
+    """Run one sub-command; a user error prints one line on stderr and returns 2, Ctrl-C one line and 130.
 
     Under DVC the command's wall time and exit status join its stage's record (``dmlfaces.timing``).
     """
@@ -491,6 +492,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         timing.record(clock, argv, status)
     return status
 
+
+INTERRUPTED = 128 + signal.SIGINT  # the shell's status of a command stopped by Ctrl-C
 
 # Sub-commands that compute nothing with torch in their own process (a notebook's kernel is a child process).
 TORCH_FREE_COMMANDS = ("check-params", "notebook")
@@ -512,6 +515,13 @@ def _run(argv: list[str], clock: timing.Clock) -> int:
     except UserError as error:
         print(f"dmlfaces {args.command}: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: every writer has removed its temporary on the way out (dmlfaces.io)
+        print(
+            f"dmlfaces {args.command}: interrupted; no output is left half-written (what a trainer checkpointed"
+            " stays for --resume)",
+            file=sys.stderr,
+        )
+        return INTERRUPTED
     except PATH_ERRORS as error:
         if error.filename is None:
             raise

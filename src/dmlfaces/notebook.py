@@ -34,14 +34,19 @@ def execute_notebook(
 
     The kernel runs in the current directory (the repository root, for a pipeline stage), which the
     notebooks' relative paths assume. Returns ``out``. Raises ``NotebookFailed``, naming the partial notebook
-    with the traceback when a cell raised.
+    with the traceback when a cell raised; an interrupted run (Ctrl-C) removes its partial notebook.
     """
     out, part = Path(out), part_path(out)
     part.unlink(missing_ok=True)  # a failed run's leftover must not be taken for this run's
     command = [sys.executable, "-m", "papermill", "--no-progress-bar", "--cwd", ".", str(notebook), str(part)]
     for name, value in parameters:
         command += ["-p", name, value]
-    if subprocess.run(command).returncode != 0:
+    try:
+        returncode = subprocess.run(command).returncode
+    except KeyboardInterrupt:  # subprocess.run has stopped papermill: its half-run notebook is nobody's
+        part.unlink(missing_ok=True)
+        raise
+    if returncode != 0:
         where = (
             f"the executed cells and the traceback are in {part} (a hidden file; open it with Jupyter)"
             if part.exists()
