@@ -12,7 +12,8 @@ by DVC itself) the test derives what its command runs and reads:
   command reads; an input that is a notebook (``.ipynb``) is code the command runs: the ``import`` statements of its
   code cells are imported, and paths built in its code cells from its papermill parameters
   (``Path(results_dir) / "features" / "ijbs.npz"``, with the values the command's ``-p`` gives or the
-  parameters cell's defaults) are read;
+  parameters cell's defaults), from the params.yaml sections it loads (``data_dir = Path(data.dir)`` after
+  ``load_sections``) and with the package's string constants (``data_dir / GROUND_TRUTH_FILE``) are read;
 * the transitive closure of those imports within the ``dmlfaces`` package, every import anywhere in a module's file
   (lazy ones inside functions too, except ``if TYPE_CHECKING:`` blocks), relative imports resolved,
   ``from pkg import name`` counted as importing ``pkg.name`` when that is a module, and every parent package's
@@ -290,7 +291,10 @@ class Built:
     depth: int = 0  # constant parts joined onto the parameter's value
 
 
-def _evaluate(node: ast.expr, env: dict[str, Built]) -> Built | None:
+def _evaluate(node: ast.expr, env: dict[str, Built], constants: dict[str, str] | None = None) -> Built | None:
+    """The path ``node`` builds from ``env``'s paths and string literals or ``constants`` (names imported from the
+    package that hold strings: ``data_dir / GROUND_TRUTH_FILE``)."""
+    constants = constants or {}
     if isinstance(node, ast.Name):
         return env.get(node.id)
     if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):  # a loaded section's key: data.dir
@@ -298,17 +302,32 @@ def _evaluate(node: ast.expr, env: dict[str, Built]) -> Built | None:
     if isinstance(node, ast.Call) and isinstance(node.func, (ast.Name, ast.Attribute)) and len(node.args) == 1:
         name = node.func.id if isinstance(node.func, ast.Name) else node.func.attr
         if name in {"Path", "PurePath", "PurePosixPath", "str", "fspath"}:
-            return _evaluate(node.args[0], env)
+            return _evaluate(node.args[0], env, constants)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
-        left = _evaluate(node.left, env)
+        left = _evaluate(node.left, env, constants)
         if left is None:
             return None
         if left.partial:
             return left
         if isinstance(node.right, ast.Constant) and isinstance(node.right.value, str):
             return Built(left.path / node.right.value, False, left.depth + 1)
+        if isinstance(node.right, ast.Name) and node.right.id in constants:
+            return Built(left.path / constants[node.right.id], False, left.depth + 1)
         return Built(left.path, True, left.depth)
     return None
+
+
+def string_constants(tree: ast.Module) -> dict[str, str]:
+    """Names a notebook imports from the package that hold strings (``GROUND_TRUTH_FILE``), with their values."""
+    found = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith(f"{PACKAGE}."):
+            module = importlib.import_module(node.module)
+            for alias in node.names:
+                value = getattr(module, alias.name, None)
+                if isinstance(value, str):
+                    found[alias.asname or alias.name] = value
+    return found
 
 
 def loaded_sections(statement: ast.Assign, parameters: dict[str, object]) -> dict[str, Built]:
@@ -350,6 +369,7 @@ def notebook_reads(notebook: Path, given: dict[str, object]) -> tuple[list[tuple
                     except ValueError:
                         pass
     parameters.update(given)
+    constants: dict[str, str] = {}
     env = {name: Built(PurePosixPath(value)) for name, value in parameters.items() if isinstance(value, str) and value}
     for name, value in parameters.items():  # a parameter naming an existing file is read whole (params_file)
         if isinstance(value, str) and value and (REPO / value).is_file():
@@ -357,17 +377,20 @@ def notebook_reads(notebook: Path, given: dict[str, object]) -> tuple[list[tuple
     for number, source, tags in cells:
         tree = ast.parse(source)
         imports += [(name, number) for name, _ in imported_modules(tree, None)]
+        constants.update(string_constants(tree))
         if "parameters" in tags:
             continue  # its values, or the command's -p values that papermill injects after it, are in env already
         for statement in tree.body:  # assignments in order, so that later cells see `data_dir = Path(data_dir)`
             inner = {id(node.left) for node in walk_runtime(statement) if isinstance(node, ast.BinOp)}
             for node in walk_runtime(statement):
                 if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and id(node) not in inner:
-                    built = _evaluate(node, env)
+                    built = _evaluate(node, env, constants)
                     if built is not None and built.depth > 0:
                         what = "a path starting with" if built.partial else "path"
                         paths.append((built.path.as_posix(), f"{what} {ast.unparse(node)!r} (cell {number})"))
             if isinstance(statement, ast.Assign):
+                for name in [node.id for node in ast.walk(statement.targets[0]) if isinstance(node, ast.Name)]:
+                    env = {key: value for key, value in env.items() if not key.startswith(f"{name}.")}  # rebound
                 env.update(loaded_sections(statement, parameters))
                 for target in statement.targets:
                     pairs = (
@@ -377,7 +400,7 @@ def notebook_reads(notebook: Path, given: dict[str, object]) -> tuple[list[tuple
                     )
                     for name, value in pairs:
                         if isinstance(name, ast.Name):
-                            built = _evaluate(value, env)
+                            built = _evaluate(value, env, constants)
                             if built is not None and not built.partial:
                                 env[name.id] = built
                             else:
@@ -602,7 +625,8 @@ def test_notebook_paths_are_built_from_parameters(tmp_path: Path) -> None:
 
 
 def test_notebook_paths_start_at_the_sections_it_loads(tmp_path: Path) -> None:
-    """``data_dir = Path(data.dir)`` after ``load_sections``: paths under the data set's directory of params.yaml."""
+    """``data_dir = Path(data.dir)`` after ``load_sections``: paths under the data set's directory of params.yaml,
+    joined with literals or the package's string constants; a rebound name no longer holds the section."""
     params = tmp_path / "params.yaml"
     params.write_text("data: {dir: somewhere/faces, preset: tiny, seed: 0}\n")
     notebook = tmp_path / "nb.ipynb"
@@ -616,12 +640,21 @@ def test_notebook_paths_start_at_the_sections_it_loads(tmp_path: Path) -> None:
                 "data_dir = Path(data.dir)\n",
                 "protocol = read_ijb(data_dir / 'IJBS')\n",
                 "train = read_folders(Path(data.dir) / 'train')\n",
+                "from dmlfaces.data.ground_truth import GROUND_TRUTH_FILE\n",
+                "truth = read_truth(data_dir / GROUND_TRUTH_FILE)\n",
+                "data = something_else()\n",
+                "stale = Path(data.dir) / 'not read'\n",
             ],
         },
     ]
     notebook.write_text(json.dumps({"cells": cells}))
     _, paths = notebook_reads(notebook, {})
-    assert {path for path, _ in paths} == {str(params), "somewhere/faces/IJBS", "somewhere/faces/train"}
+    assert {path for path, _ in paths} == {
+        str(params),
+        "somewhere/faces/IJBS",
+        "somewhere/faces/train",
+        "somewhere/faces/ground_truth.csv",
+    }
 
 
 def test_a_stage_missing_inputs_and_modules_is_reported_with_the_import_chain() -> None:

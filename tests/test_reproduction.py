@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dmlfaces.reproduction import agreement_sentence, run_comparison, tar_and_verdict_changes, tolerance_list
+from dmlfaces.reproduction import agreement_sentence, other_host_sentence, run_comparison, tar_and_verdict_changes, tolerance_list
 
 
 def _row(tar: float) -> dict:
@@ -34,6 +34,12 @@ def test_tar_and_verdict_changes_cover_what_both_runs_hold() -> None:
     assert abs(changes["largest_tar_difference"] - 0.005) < 1e-12 and changes["at"] == ("coreset", "0.001")
     assert changes["verdicts_compared"] == 2
     assert changes["verdicts_changed"] == ["coreset - mean at FAR 0.001: beats there, ties here"]
+    host = {"cpu": "Intel Xeon", "cpus": 4, "numerics": "pinned"}
+    assert other_host_sentence(host, changes) == (
+        "The other host: Intel Xeon, 4 CPUs, pinned numerics. Verdicts that change: coreset - mean at FAR 0.001: beats there,"
+        " ties here."
+    )
+    assert other_host_sentence(host, {"verdicts_changed": []}).endswith("Verdicts that change: none.")
 
 
 def test_run_comparison_counts_numbers_beyond_the_tolerance(tmp_path: Path) -> None:

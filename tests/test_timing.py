@@ -126,6 +126,8 @@ def test_the_stage_table_follows_the_pipeline_order_and_marks_the_running_stage(
     assert list(table["stage"]) == ["extract_ijbs", "book_pages (so far)"] and list(table["commands"]) == [2, 1]
     assert table["images_per_s"].iloc[0] == 10.0 and math.isnan(table["images_per_s"].iloc[1])
     assert table["host"].iloc[0] == "AMD EPYC, 2 CPUs, pinned numerics"
+    assert timing.untimed_stages(records, ["data_report", "extract_ijbs", "train"]) == "data_report, train"
+    assert timing.untimed_stages(records, ["extract_ijbs"]) == "none"
 
 
 def _stages() -> dict[str, dict]:

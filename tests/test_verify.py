@@ -16,7 +16,15 @@ from dmlfaces.data.errors import DataFormatError
 from dmlfaces.data.ijb import read_ijb
 from dmlfaces.features import FeatureSet, read_features, read_official_feature_pickle, write_features
 from dmlfaces.models.aggregators import build_aggregator
-from dmlfaces.verify import compared_methods, describe_protocol, describe_rows, match_crops, verify_descriptors, verify_protocol
+from dmlfaces.verify import (
+    compared_methods,
+    describe_protocol,
+    describe_rows,
+    every_crop_row,
+    match_crops,
+    verify_descriptors,
+    verify_protocol,
+)
 
 
 def _verify(*args: str) -> subprocess.CompletedProcess[str]:
@@ -143,6 +151,15 @@ def test_missing_crops_are_refused_unless_recorded_as_skipped(tiny_data: Path, t
         report, _ = verify_protocol(compared_methods(8), protocol, skipped, resamples=0)
     assert report.to_dict()["lost_crops"] == lost
     assert "lost_crops" not in verify_protocol(compared_methods(8), protocol, crops, resamples=0)[0].to_dict()
+    # A measure of every crop (single-image pairs) refuses what the templates' descriptors only warn about.
+    with pytest.raises(
+        DataFormatError,
+        match=rf"g\.npz: 1 crops of .* were skipped at extraction \('{protocol.crop_names[0]}'\);"
+        r" single-image pairs needs every crop",
+    ):
+        every_crop_row(protocol, skipped, "single-image pairs")
+    rows = every_crop_row(protocol, crops, "single-image pairs")
+    assert np.array_equal(crops.names[rows], protocol.crop_names)
 
 
 def test_a_template_left_without_crops_is_named(tiny_data: Path, tmp_path: Path) -> None:

@@ -298,7 +298,9 @@ def _notebook(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from dmlfaces.data.synth import PRESETS
+    from dmlfaces.params import AUTO_DEVICE, PARAMS_FILE
     from dmlfaces.stage_params import AggregatorViewsParams, DataParams, VerificationReportParams  # the defaults
+    from dmlfaces.train.aggregator_config import CLIP_VIEWS, AggregatorConfig
 
     parser = argparse.ArgumentParser(prog="dmlfaces", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -324,9 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="chapter 01's data.json: counts read back through the readers, the pixel "
         "baseline's TAR@FAR and dlib's view of the faces (needs 'extract --dlib' of the CelebA set)",
     )
-    report.add_argument(
-        "--params", type=Path, default=Path("params.yaml"), help="parameters file (sections 'data', 'data_report')"
-    )
+    report.add_argument("--params", type=Path, default=PARAMS_FILE, help="parameters file (sections 'data', 'data_report')")
     report.add_argument("--results", type=Path, default=Path("results"), help="the pipeline's results (features/celeba_dlib.*)")
     report.add_argument("--out", type=Path, default=None, help="write the report as JSON here")
     report.set_defaults(file_output=True, run=_data_report)
@@ -334,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train-embedding", help="train the identity embedding (runs under torchrun for many GPUs)")
     train.add_argument("--data", type=Path, required=True, help="identity-per-folder training images")
     train.add_argument("--out", type=Path, required=True, help="directory for backbone.pt, history.json and checkpoints/")
-    train.add_argument("--params", type=Path, default=Path("params.yaml"), help="parameters file (section 'embedding')")
+    train.add_argument("--params", type=Path, default=PARAMS_FILE, help="parameters file (section 'embedding')")
     train.add_argument("--resume", action="store_true", help="continue from out/checkpoints/last.pt")
     train.set_defaults(run=_train_embedding)
 
@@ -348,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="views written by 'extract-views --augmentation official', used by variants with clip_views official",
     )
     aggregator.add_argument("--out", type=Path, required=True, help="directory for aggregator.pt, history.json and checkpoints/")
-    aggregator.add_argument("--params", type=Path, default=Path("params.yaml"))
+    aggregator.add_argument("--params", type=Path, default=PARAMS_FILE)
     aggregator.add_argument("--variant", help="apply params.yaml aggregator_variants.<VARIANT> to the aggregator section")
     aggregator.add_argument("--resume", action="store_true", help="continue from out/checkpoints/last.pt")
     aggregator.set_defaults(run=_train_aggregator)
@@ -365,12 +365,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     views.add_argument(
         "--augmentation",
-        default="ours",
-        choices=["ours", "official"],
+        default=AggregatorConfig.clip_views,
+        choices=CLIP_VIEWS,
         help="ours (mild, flip-test features) or FaceCoresetNet's (RandAugment per copy, single-pass features)",
     )
     views.add_argument("--seed", type=int, default=DataParams.seed, help="random seed of the augmentations (data.seed)")
-    views.add_argument("--device", default="auto")
+    views.add_argument("--device", default=AUTO_DEVICE, help="auto, cpu, cuda or cuda:N")
     views.set_defaults(file_output=True, run=_extract_views)
 
     extract = commands.add_parser(
@@ -401,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --dlib --celeba: describe images without a detection whole, not aligned from the landmarks file",
     )
-    extract.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    extract.add_argument("--device", default=AUTO_DEVICE, help="auto, cpu, cuda or cuda:N")
     extract.set_defaults(file_output=True, run=_extract)
 
     verify = commands.add_parser("verify", help="IJB-B/C 1:1 (and 1:N) evaluation of the baselines and trained aggregators")
@@ -426,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("--seed", type=int, default=DataParams.seed, help="random seed of the bootstrap (data.seed)")
     verify.add_argument("--batch-size", type=int, default=256)
-    verify.add_argument("--device", default="auto")
+    verify.add_argument("--device", default=AUTO_DEVICE, help="auto, cpu, cuda or cuda:N")
     verify.set_defaults(run=_verify)
 
     attributes = commands.add_parser(
@@ -449,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-params", help="validate params.yaml sections (types, ranges, names) before a stage runs")
     check.add_argument("sections", nargs="+", metavar="SECTION", help="params.yaml sections the stage reads")
-    check.add_argument("--params", type=Path, default=Path("params.yaml"))
+    check.add_argument("--params", type=Path, default=PARAMS_FILE)
     check.set_defaults(run=_check_params)
 
     notebook = commands.add_parser(

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
+from dmlfaces.params import AUTO_DEVICE
+
 
 @dataclass(frozen=True)
 class DistributedContext:
@@ -27,10 +29,10 @@ class DistributedContext:
         return self.world_size > 1
 
 
-def resolve_device(preference: str = "auto", local_rank: int = 0) -> torch.device:
+def resolve_device(preference: str = AUTO_DEVICE, local_rank: int = 0) -> torch.device:
     """``auto``: this process's CUDA device when one is present, else the CPU; a bare ``cuda`` means this
     process's GPU too (under torchrun, rank-local), ``cuda:N`` exactly GPU N."""
-    if preference == "auto":
+    if preference == AUTO_DEVICE:
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
     if preference == "cuda":
         return torch.device("cuda", local_rank)

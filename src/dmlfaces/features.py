@@ -37,6 +37,7 @@ from dmlfaces.data.errors import DataFormatError
 from dmlfaces.data.transforms import to_input_tensor
 from dmlfaces.devices import DistributedContext, resolve_device
 from dmlfaces.io import MARKER, atomic_path, atomic_write_text
+from dmlfaces.params import AUTO_DEVICE
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,7 +85,7 @@ def extract_features(
     *,
     batch_size: int = 256,
     flip: bool = True,
-    device: str = "auto",
+    device: str = AUTO_DEVICE,
     threads: int = 4,
     progress: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -107,7 +108,7 @@ def extract_with_single_pass(
     *,
     batch_size: int = 256,
     flip: bool = True,
-    device: str = "auto",
+    device: str = AUTO_DEVICE,
     threads: int = 4,
     progress: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -59,6 +59,8 @@ def check_range(
         raise ParameterError(f"{section}.{key} = {value!r}; it must lie in {interval}")
 
 
+PARAMS_FILE = Path("params.yaml")  # every stage's, in the repository root (DVC's default params file)
+AUTO_DEVICE = "auto"  # the default everywhere: the first CUDA GPU (the local rank's under torchrun), else the CPU
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
 
 

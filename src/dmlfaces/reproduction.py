@@ -234,6 +234,13 @@ def _verdict(row: Mapping) -> str:
     return "beats" if row["ci_low"] > 0 else "loses to" if row["ci_high"] < 0 else "ties"
 
 
+def other_host_sentence(host: Mapping, changes: Mapping) -> str:
+    """The reference run's host (a timing record's ``host``) and the verdicts that change there
+    (``tar_and_verdict_changes``), as one sentence."""
+    changed = "; ".join(changes["verdicts_changed"]) or "none"
+    return f"The other host: {host['cpu']}, {host['cpus']} CPUs, {host['numerics']} numerics. Verdicts that change: {changed}."
+
+
 def tar_and_verdict_changes(verification: Mapping, reference: Mapping) -> dict[str, object]:
     """Between two ``verification.json``: the largest |TAR difference| (exact rule) over the methods and FARs both
     hold, and every paired comparison (method - baseline at a FAR) whose verdict differs."""

@@ -120,6 +120,11 @@ def read_records(results_dir: str | os.PathLike[str]) -> dict[str, dict]:
     return {entry["stage"]: entry for entry in records}
 
 
+def untimed_stages(records: Mapping[str, dict], order: Sequence[str]) -> str:
+    """The stages of ``order`` without a record, comma-separated, or "none"."""
+    return ", ".join(name for name in order if name not in records) or "none"
+
+
 def stage_table(records: Mapping[str, dict], order: Sequence[str], running: str | None = None) -> pd.DataFrame:
     """One row per stage of ``order`` that has a record: its seconds, commands, images/s (extraction) and host.
 

@@ -26,6 +26,7 @@ from dmlfaces.features import FeatureSet
 from dmlfaces.models.aggregators import build_aggregator
 from dmlfaces.models.coreset_changes import CHANGES, FAITHFUL_VARIANT, change_variant
 from dmlfaces.models.templates import describe_templates_by
+from dmlfaces.params import AUTO_DEVICE
 
 BASELINES = ("mean", "norm_weighted", "media_template")
 # insightface's IJB evaluator with its default flags: each crop's raw flip-sum feature (its norm kept as a
@@ -120,8 +121,25 @@ def match_crops(protocol: IJBProtocol, crops: FeatureSet) -> tuple[np.ndarray, d
     return rows, lost
 
 
+def every_crop_row(protocol: IJBProtocol, crops: FeatureSet, needed_for: str) -> np.ndarray:
+    """(N,) row of ``crops`` holding each protocol crop (``match_crops``), for a measure that needs every crop
+    (single-image pairs, the picks' quality): a crop skipped at extraction is an error here, not a warning.
+
+    Raises:
+        DataFormatError: naming the features file: what ``match_crops`` refuses, or crops skipped at extraction.
+    """
+    skipped = np.intersect1d(protocol.crop_names, crops.skipped)
+    if len(skipped):
+        raise DataFormatError(
+            _features_path(crops),
+            f"{len(skipped)} crops of {protocol.root} were skipped at extraction ({_first(skipped)}); {needed_for} needs every crop",
+            fix="correct those crops' landmarks and extract again without --skip-bad-landmarks",
+        )
+    return match_crops(protocol, crops)[0]
+
+
 def describe_protocol(
-    methods: Mapping[str, nn.Module], protocol: IJBProtocol, crops: FeatureSet, device: str = "auto"
+    methods: Mapping[str, nn.Module], protocol: IJBProtocol, crops: FeatureSet, device: str = AUTO_DEVICE
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Template descriptors of every method and of ``FIELD_DEFAULT``: name -> (templates (T,), unit descriptors (T, D)).
 
@@ -162,7 +180,7 @@ def describe_rows(
     norms: np.ndarray,
     template_ids: np.ndarray,
     media_ids: np.ndarray,
-    device: str = "auto",
+    device: str = AUTO_DEVICE,
     single_pass: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Template descriptors of every method from per-row arrays (the protocol's rows, or a stressed copy of
@@ -246,7 +264,7 @@ def verify_protocol(
     resamples: int = 200,
     seed: int = 0,
     keep_scores: bool = False,
-    device: str = "auto",
+    device: str = AUTO_DEVICE,
 ) -> tuple[OneToOneReport, dict]:
     """1:1 report of every method and of insightface's recipe at its default flags (``FIELD_DEFAULT``), with
     subject-bootstrap intervals and every trained method's paired difference to every baseline when 1:N lists

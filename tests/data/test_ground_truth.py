@@ -22,8 +22,12 @@ def test_an_image_the_split_lacks_or_lists_twice_is_named(tiny_data, tmp_path) -
     truth = pd.read_csv(tiny_data / GROUND_TRUTH_FILE)
     first = truth[truth["split"] == "ijbs"].iloc[0]
     name = first["path"].rsplit("/", 1)[-1]
-    with pytest.raises(DataFormatError, match=r"lists 0 of the 1 images asked for \(split ijbs; e.g. not nope.jpg\)"):
+    with pytest.raises(DataFormatError, match=r"lists 0 of the 1 images asked for \(split ijbs; e.g. not nope.jpg\)") as absent:
         split_ground_truth(tiny_data / GROUND_TRUTH_FILE, "ijbs", ["nope.jpg"])
+    assert str(absent.value).endswith("regenerate the data set with 'dmlfaces synth', or give the features of its images")
+    with pytest.raises(DataFormatError, match=r"images of elsewhere/IJBS \(split ijbs") as named:
+        split_ground_truth(tiny_data / GROUND_TRUTH_FILE, "ijbs", ["nope.jpg"], images_of="elsewhere/IJBS", fix="do X")
+    assert str(named.value).endswith("Fix: do X")
     pd.concat([truth, truth.loc[[first.name]]]).to_csv(tmp_path / "twice.csv", index=False)
     with pytest.raises(DataFormatError, match=rf"twice.csv:{len(truth) + 2}: image {name} is listed twice"):
         split_ground_truth(tmp_path / "twice.csv", "ijbs", [name])

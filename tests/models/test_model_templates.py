@@ -44,8 +44,8 @@ def test_several_aggregators_on_one_padding_equal_each_alone() -> None:
 
 
 def test_the_torch_baselines_agree_with_the_evaluators_float64_rules():
-    """The two homes of the mean and media-then-template rules (see ``dmlfaces.models.aggregators``) give the same
-    descriptors up to float32 rounding, on templates with repeated media."""
+    """The two homes of the mean, norm-weighted and media-then-template rules (see ``dmlfaces.models.aggregators``)
+    give the same descriptors up to float32 rounding, on templates with repeated media."""
     rng = np.random.default_rng(0)
     features = unit_rows(rng.normal(size=(300, 16))).astype(np.float32)
     norms = rng.uniform(5, 25, 300).astype(np.float32)
@@ -57,3 +57,7 @@ def test_the_torch_baselines_agree_with_the_evaluators_float64_rules():
     np.testing.assert_allclose(mean, reference, atol=1e-6)
     media = describe_templates(build_aggregator("media_template", 16), features, norms, template_ids, media_ids, device="cpu")[1]
     np.testing.assert_allclose(media, insightface_template_descriptors(features, template_ids, media_ids)[1], atol=1e-6)
+    weighted = describe_templates(build_aggregator("norm_weighted", 16), features, norms, template_ids, device="cpu")[1]
+    each_own_media = np.arange(len(features))  # insightface's D mode with the norms as weights, one crop per media
+    reference = insightface_template_descriptors(features, template_ids, each_own_media, weights=norms)[1]
+    np.testing.assert_allclose(weighted, reference, atol=1e-6)

@@ -26,7 +26,7 @@ def split_ground_truth(
     *,
     columns: Sequence[str] = (),
     images_of: str | Path | None = None,
-    fix: str = _FIX,
+    fix: str | None = None,
 ) -> pd.DataFrame:
     """The ground-truth rows of ``split``'s images ``names`` (file names; one may repeat), in that order, indexed
     by file name (index name ``image``).
@@ -35,12 +35,15 @@ def split_ground_truth(
         columns: columns the caller needs besides ``split`` and ``path``.
         images_of: where ``names`` come from (a data set's directory), named when an image is not listed;
             by default they are named as the images asked for (a features file's).
-        fix: what the errors advise (the caller's own way out, e.g. running without ground truth).
+        fix: what every error advises (the caller's own way out, e.g. running without ground truth); by default,
+            regenerating the data set, or for an image not listed, giving the features of the data set's images.
     Raises:
         DataFormatError: naming the file: it is missing, lacks one of the columns, lists an image of the split
             twice (with its line), or lacks one of ``names``.
     """
     path = Path(path)
+    absent_fix = fix or f"{_FIX}, or give the features of its images"
+    fix = fix or _FIX
     if not path.is_file():
         raise DataFormatError(path, "no SynthFaces ground-truth file", fix=fix)
     truth = pd.read_csv(path)
@@ -71,6 +74,6 @@ def split_ground_truth(
             path,
             f"lists {len(wanted.unique()) - len(absent)} of the {len(wanted.unique())} images {asked} "
             f"(split {split}; e.g. not {absent[0]})",
-            fix=fix if images_of is not None else f"{fix}, or give the features of its images",
+            fix=absent_fix,
         )
     return rows.loc[wanted]

@@ -86,7 +86,7 @@ def celeba_ground_truth(path: str | Path, celeba: CelebA) -> pd.DataFrame:
         celeba.attributes.index,
         columns=REQUIRED_COLUMNS,
         images_of=celeba.root,
-        fix="regenerate the data set with 'dmlfaces synth', or run the attribute study without ground truth",
+        fix="regenerate the data set with 'dmlfaces synth', or run 'dmlfaces attributes' without --ground-truth",
     )
 
 

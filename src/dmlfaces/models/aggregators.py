@@ -12,7 +12,7 @@ The baselines here (mean, norm-weighted, media-then-template) are the compared m
 through the same padded batches, devices and precision as the trained aggregators, so that a comparison differs
 in the rule alone. ``dmlfaces.eval.templates`` keeps a second, float64 numpy form of the insightface recipe on
 purpose: it is the evaluator's own rule (every N/D/F mode of ``ijb_11.py``, TARs equal to insightface's float for
-float), which a float32 batch on a GPU cannot promise; the two agree to float32 rounding (tests/models).
+float), which a float32 batch on a GPU cannot promise; the two agree to float32 rounding (tests/models/test_model_templates.py).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from dmlfaces.devices import resolve_device
+from dmlfaces.params import AUTO_DEVICE
 
 
 def group_crops(template_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -59,7 +60,7 @@ def describe_templates(
     template_ids: np.ndarray,
     media_ids: np.ndarray | None = None,
     crops_per_batch: int = 1 << 16,
-    device: str = "auto",
+    device: str = AUTO_DEVICE,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One descriptor per template.
 
@@ -82,7 +83,7 @@ def describe_templates_by(
     template_ids: np.ndarray,
     media_ids: np.ndarray | None = None,
     crops_per_batch: int = 1 << 16,
-    device: str = "auto",
+    device: str = AUTO_DEVICE,
 ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """``describe_templates`` of every aggregator of ``aggregators`` (name -> module) on the same templates.
 

@@ -35,7 +35,7 @@ from dmlfaces.io import atomic_path, write_json
 from dmlfaces.models.aggregators import build_aggregator
 from dmlfaces.models.checkpoints import load_backbone, write_checkpoint
 from dmlfaces.models.losses import AdaFaceLoss
-from dmlfaces.params import check_choice
+from dmlfaces.params import AUTO_DEVICE, check_choice
 from dmlfaces.train.aggregator_config import CLIP_VIEWS, AggregatorConfig
 from dmlfaces.train.distributed import init_distributed
 from dmlfaces.train.embedding import kill_switch
@@ -53,7 +53,7 @@ def precompute_views(
     views: int,
     seed: int,
     out: str | Path,
-    device: str = "auto",
+    device: str = AUTO_DEVICE,
     clips_root: str | Path | None = None,
     augmentation: str = "ours",
 ) -> None:

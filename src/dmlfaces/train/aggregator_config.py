@@ -13,7 +13,16 @@ from pathlib import Path
 
 from dmlfaces.errors import ParameterError
 from dmlfaces.models.choices import ATTENTION_LAYERS, FIRST_PICKS, NORM_ENCODINGS, PICK_LOGITS
-from dmlfaces.params import check_choice, check_device, check_positive_ints, check_range, check_types, load_section, read_params
+from dmlfaces.params import (
+    AUTO_DEVICE,
+    check_choice,
+    check_device,
+    check_positive_ints,
+    check_range,
+    check_types,
+    load_section,
+    read_params,
+)
 
 TRAINABLE = ("coreset", "attention_pooling")
 HEAD_INITS = ("class_means", "random")
@@ -47,7 +56,7 @@ class AggregatorConfig:
     scale: float = 48.0
     seed: int = 0
     checkpoint_every: int = 100
-    device: str = "auto"
+    device: str = AUTO_DEVICE
     amp: bool = True
     # Each departure from the official code (dmlfaces.models.coreset_changes.CHANGES), at our value.
     pick_logits: str = "log_distance"

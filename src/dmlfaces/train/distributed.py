@@ -16,9 +16,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from dmlfaces.devices import DistributedContext, resolve_device
+from dmlfaces.params import AUTO_DEVICE
 
 
-def init_distributed(device: str = "auto") -> DistributedContext:
+def init_distributed(device: str = AUTO_DEVICE) -> DistributedContext:
     """Join the process group ``torchrun`` describes (NCCL on GPUs, gloo on CPUs), or run alone."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))

@@ -27,7 +27,7 @@ from dmlfaces.io import write_json
 from dmlfaces.models.backbones import DEPTHS, build_backbone
 from dmlfaces.models.checkpoints import save_backbone
 from dmlfaces.models.losses import LOSSES, build_loss
-from dmlfaces.params import check_choice, check_device, check_positive_ints, check_range, load_section
+from dmlfaces.params import AUTO_DEVICE, check_choice, check_device, check_positive_ints, check_range, load_section
 from dmlfaces.train.distributed import init_distributed
 from dmlfaces.train.loop import LoopConfig, train_loop
 
@@ -54,7 +54,7 @@ class EmbeddingConfig:
     cache_images: bool = True
     augment: float = 0.0  # probability of each of AdaFace's crop / low-resolution / colour augmentations (0.2 there)
     loader_threads: int = 4
-    device: str = "auto"
+    device: str = AUTO_DEVICE
     amp: bool = True
 
     def __post_init__(self) -> None:
