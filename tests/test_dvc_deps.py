@@ -389,9 +389,7 @@ def notebook_reads(notebook: Path, given: dict[str, object]) -> tuple[list[tuple
                         what = "a path starting with" if built.partial else "path"
                         paths.append((built.path.as_posix(), f"{what} {ast.unparse(node)!r} (cell {number})"))
             if isinstance(statement, ast.Assign):
-                for name in [node.id for node in ast.walk(statement.targets[0]) if isinstance(node, ast.Name)]:
-                    env = {key: value for key, value in env.items() if not key.startswith(f"{name}.")}  # rebound
-                env.update(loaded_sections(statement, parameters))
+                bound = {}  # name -> what the right-hand side builds, evaluated before any name is rebound
                 for target in statement.targets:
                     pairs = (
                         zip(target.elts, statement.value.elts)
@@ -400,11 +398,11 @@ def notebook_reads(notebook: Path, given: dict[str, object]) -> tuple[list[tuple
                     )
                     for name, value in pairs:
                         if isinstance(name, ast.Name):
-                            built = _evaluate(value, env, constants)
-                            if built is not None and not built.partial:
-                                env[name.id] = built
-                            else:
-                                env.pop(name.id, None)
+                            bound[name.id] = _evaluate(value, env, constants)
+                rebound = {node.id for target in statement.targets for node in ast.walk(target) if isinstance(node, ast.Name)}
+                env = {key: value for key, value in env.items() if key.partition(".")[0] not in rebound}
+                env.update(loaded_sections(statement, parameters))
+                env.update({name: built for name, built in bound.items() if built is not None and not built.partial})
     return imports, paths
 
 
@@ -644,6 +642,9 @@ def test_notebook_paths_start_at_the_sections_it_loads(tmp_path: Path) -> None:
                 "truth = read_truth(data_dir / GROUND_TRUTH_FILE)\n",
                 "data = something_else()\n",
                 "stale = Path(data.dir) / 'not read'\n",
+                "(data,) = load_sections(params_file, 'data')\n",
+                "data = Path(data.dir)\n",
+                "clips = read_clips(data / 'train_clips')\n",
             ],
         },
     ]
@@ -654,6 +655,7 @@ def test_notebook_paths_start_at_the_sections_it_loads(tmp_path: Path) -> None:
         "somewhere/faces/IJBS",
         "somewhere/faces/train",
         "somewhere/faces/ground_truth.csv",
+        "somewhere/faces/train_clips",
     }
 
 

@@ -81,7 +81,7 @@ def test_ctrl_c_mid_run_leaves_the_previous_output_and_no_partial_notebook(tmp_p
     os.killpg(run.pid, signal.SIGINT)
     _, stderr = run.communicate(timeout=60)
     assert run.returncode == 130, stderr
-    assert stderr.strip().splitlines()[-1].startswith("dmlfaces notebook: interrupted; no output is left half-written")
+    assert stderr.strip().splitlines()[-1].startswith("dmlfaces notebook: interrupted; each output file is complete or untouched")
     assert "dmlfaces/cli.py" not in stderr  # no traceback of ours (the interrupted kernel may log its own)
     assert out.read_text() == "previous run" and not part_path(out).exists()
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import importlib
+import importlib.util
+import inspect
 import json
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -160,15 +164,63 @@ def test_a_chapter_loads_its_sections_validated_in_the_order_asked(tmp_path):
         load_sections(ROOT / "params.yaml", "chapter_04")
 
 
+PARAMS_FILE_VARIABLE = "params_file"  # every chapter's parameter naming params.yaml
+SECTION_NAMES = set(yaml.safe_load((ROOT / "params.yaml").read_text()))
+
+
+def helper_sections(function: object, depth: int = 3) -> set[str]:
+    """The params.yaml sections a package function handed the parameters file reads: those its source names as
+    string literals, and those of the package functions it calls, ``depth`` calls deep."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    found = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and node.value in SECTION_NAMES}
+    if depth:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                callee = function.__globals__.get(node.func.id)
+                if inspect.isfunction(callee) and callee.__module__.startswith("dmlfaces"):
+                    found |= helper_sections(callee, depth - 1)
+    return found
+
+
+def _imported(module: str, name: str) -> object:
+    """What ``from module import name`` binds: a submodule, or the module's attribute."""
+    parent = importlib.import_module(module)
+    if hasattr(parent, "__path__") and importlib.util.find_spec(f"{module}.{name}") is not None:
+        return importlib.import_module(f"{module}.{name}")
+    return getattr(parent, name)
+
+
 def chapter_reads(notebook: Path) -> set[str]:
-    """What a chapter reads of the sections it loads (``data, report = load_sections(params_file, "data",
-    "data_report")``): ``section.key`` for each field it reads (``data.seed``), and the bare ``section`` where it
-    hands the whole section on (``run_study(report)``) or calls one of its methods (which may read any field)."""
+    """What a chapter reads of params.yaml: from the sections it loads (``data, report = load_sections(params_file,
+    "data", "data_report")``) ``section.key`` for each field it reads (``data.seed``), and the bare ``section`` where
+    it hands the whole section on (``run_study(report)``) or calls one of its methods (which may read any field);
+    and every section a package function it hands ``params_file`` to reads (``helper_sections``)."""
     source = "\n".join(
         "".join(cell["source"]) for cell in json.loads(notebook.read_text())["cells"] if cell["cell_type"] == "code"
     )
     tree = ast.parse("\n".join(line for line in source.splitlines() if not line.startswith("%")))
+    imported = {
+        alias.asname or alias.name: _imported(node.module, alias.name)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("dmlfaces")
+        for alias in node.names
+    }
     sections: dict[str, str] = {}
+    reads, attribute_of = set(), set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not any(
+            getattr(argument, "id", "") == PARAMS_FILE_VARIABLE for argument in node.args
+        ):
+            continue
+        if getattr(node.func, "id", "") == "load_sections":
+            continue
+        function = imported.get(node.func.id) if isinstance(node.func, ast.Name) else None
+        if isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name):
+            function = getattr(imported.get(node.func.value.id), node.func.attr, None)
+        assert inspect.isfunction(function), (
+            f"{notebook.name}: {ast.unparse(node)} hands {PARAMS_FILE_VARIABLE} to an unknown reader"
+        )
+        reads |= helper_sections(function)
     for node in ast.walk(tree):
         if (
             isinstance(node, ast.Assign)
@@ -178,7 +230,6 @@ def chapter_reads(notebook: Path) -> set[str]:
             target = node.targets[0]
             names = [element.id for element in target.elts] if isinstance(target, ast.Tuple) else [target.id]
             sections.update(zip(names, [argument.value for argument in node.value.args[1:]]))
-    reads, attribute_of = set(), set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in sections:
             attribute_of.add(id(node.value))
@@ -192,9 +243,9 @@ def chapter_reads(notebook: Path) -> set[str]:
 
 
 def declared_params(stage: dict) -> set[str]:
-    """The params.yaml keys and sections a stage declares (``params``) or interpolates (``${data.dir}``): a new
-    value of either makes DVC run the stage again."""
-    declared = set()
+    """The params.yaml keys and sections a stage declares (``params``), interpolates (``${data.dir}``) or depends on
+    whole (params.yaml among its ``deps``): a new value of any makes DVC run the stage again."""
+    declared = set(SECTION_NAMES) if "params.yaml" in stage.get("deps", []) else set()
     for entry in stage.get("params", []):
         if isinstance(entry, str):
             declared.add(entry)
@@ -219,6 +270,9 @@ def test_every_chapter_declares_the_parameters_it_reads():
     assert len(chapters) == 6  # data, embedding, aggregator, verification, attributes reports; the book's pages
     for name in chapters:
         assert undeclared_reads(stages[name]) == [], f"stage {name} reads these from params.yaml but does not list them"
+    for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):  # the reader sees what each chapter reads
+        assert chapter_reads(notebook) or "load_sections" not in notebook.read_text(), notebook.name
+    assert {"aggregator", "aggregator_variants"} <= chapter_reads(ROOT / "notebooks" / "06_results_summary.ipynb")
 
 
 def test_a_chapter_read_that_its_stage_does_not_declare_is_found(tmp_path):
@@ -228,14 +282,17 @@ def test_a_chapter_read_that_its_stage_does_not_declare_is_found(tmp_path):
         "data, report = load_sections(params_file, 'data', 'attributes_report')\n",
         "x = f(data.dir, seed=data.seed)\n",
         "run_study(report)\n",
+        "from dmlfaces import findings\n",
+        "seeds = findings.seed_variants(params_file)\n",
     ]
     notebook.write_text(json.dumps({"cells": [{"cell_type": "code", "metadata": {}, "source": source}]}))
-    assert chapter_reads(notebook) == {"data.dir", "data.seed", "attributes_report"}
+    assert chapter_reads(notebook) == {"data.dir", "data.seed", "attributes_report", "aggregator_variants"}
     stage = {
         "cmd": "dmlfaces notebook nb.ipynb out.ipynb",
         "deps": ["${data.dir}/IJBS"],
         "params": ["attributes_report.map_identities"],
     }
-    assert undeclared_reads(stage, tmp_path) == ["attributes_report", "data.seed"]
-    stage["params"] = ["attributes_report", {"params.yaml": ["data.seed"]}]
+    assert undeclared_reads(stage, tmp_path) == ["aggregator_variants", "attributes_report", "data.seed"]
+    stage["params"] = ["attributes_report", "aggregator_variants", {"params.yaml": ["data.seed"]}]
     assert undeclared_reads(stage, tmp_path) == []
+    assert undeclared_reads({**stage, "params": [], "deps": ["params.yaml"]}, tmp_path) == []  # the whole file

@@ -154,8 +154,8 @@ def test_missing_crops_are_refused_unless_recorded_as_skipped(tiny_data: Path, t
     # A measure of every crop (single-image pairs) refuses what the templates' descriptors only warn about.
     with pytest.raises(
         DataFormatError,
-        match=rf"g\.npz: 1 crops of .* were skipped at extraction \('{protocol.crop_names[0]}'\);"
-        r" single-image pairs needs every crop",
+        match=rf"g\.npz: crops of .* skipped at extraction: 1 \('{protocol.crop_names[0]}'\);"
+        r" every crop is needed for single-image pairs",
     ):
         every_crop_row(protocol, skipped, "single-image pairs")
     rows = every_crop_row(protocol, crops, "single-image pairs")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -263,7 +264,7 @@ def _attributes(args: argparse.Namespace) -> None:
     if args.ground_truth:
         from dmlfaces.eval.factors import celeba_ground_truth
 
-        truth = celeba_ground_truth(args.ground_truth, celeba)
+        truth = celeba_ground_truth(args.ground_truth, celeba, fix="run 'dmlfaces attributes' without --ground-truth")
     found = read_features(args.features)
     report = run_attribute_study(found, celeba, params, truth)
     # The schema of chapter 05's attributes.json, with this one embedding under its name.
@@ -300,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     from dmlfaces.data.synth import PRESETS
     from dmlfaces.params import AUTO_DEVICE, PARAMS_FILE
     from dmlfaces.stage_params import AggregatorViewsParams, DataParams, VerificationReportParams  # the defaults
-    from dmlfaces.train.aggregator_config import CLIP_VIEWS, AggregatorConfig
+    from dmlfaces.train.aggregator_config import CLIP_VIEWS, OUR_VIEWS
 
     parser = argparse.ArgumentParser(prog="dmlfaces", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -365,12 +366,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     views.add_argument(
         "--augmentation",
-        default=AggregatorConfig.clip_views,
+        default=OUR_VIEWS,
         choices=CLIP_VIEWS,
         help="ours (mild, flip-test features) or FaceCoresetNet's (RandAugment per copy, single-pass features)",
     )
     views.add_argument("--seed", type=int, default=DataParams.seed, help="random seed of the augmentations (data.seed)")
-    views.add_argument("--device", default=AUTO_DEVICE, help="auto, cpu, cuda or cuda:N")
+    views.add_argument("--device", default=AUTO_DEVICE, help="auto, cpu, cuda, cuda:N or mps")
     views.set_defaults(file_output=True, run=_extract_views)
 
     extract = commands.add_parser(
@@ -401,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --dlib --celeba: describe images without a detection whole, not aligned from the landmarks file",
     )
-    extract.add_argument("--device", default=AUTO_DEVICE, help="auto, cpu, cuda or cuda:N")
+    extract.add_argument("--device", default=AUTO_DEVICE, help="auto, cpu, cuda, cuda:N or mps")
     extract.set_defaults(file_output=True, run=_extract)
 
     verify = commands.add_parser("verify", help="IJB-B/C 1:1 (and 1:N) evaluation of the baselines and trained aggregators")
@@ -426,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("--seed", type=int, default=DataParams.seed, help="random seed of the bootstrap (data.seed)")
     verify.add_argument("--batch-size", type=int, default=256)
-    verify.add_argument("--device", default=AUTO_DEVICE, help="auto, cpu, cuda or cuda:N")
+    verify.add_argument("--device", default=AUTO_DEVICE, help="auto, cpu, cuda, cuda:N or mps")
     verify.set_defaults(run=_verify)
 
     attributes = commands.add_parser(
@@ -485,6 +486,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     status = 1  # what an exception escaping from the command means for the record
     try:
         status = _run(argv, clock)
+    except KeyboardInterrupt:  # Ctrl-C, also while torch loads: one line, not a traceback
+        status = INTERRUPTED
+        _say_interrupted(argv[0] if argv else "")
     except SystemExit as exit:  # argparse's usage errors and --help, a failed notebook
         status = exit.code if isinstance(exit.code, int) else int(exit.code is not None)
         raise
@@ -494,6 +498,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 INTERRUPTED = 128 + signal.SIGINT  # the shell's status of a command stopped by Ctrl-C
+RESUMABLE_COMMANDS = ("train-embedding", "train-aggregator")
+
+
+def _say_interrupted(command: str) -> None:
+    """One line on stderr for an interrupted command (once under torchrun: rank 0's). Every file is written to a
+    temporary and renamed into place (``dmlfaces.io``), so each output is whole or untouched, but a command that
+    writes several files may have replaced only some."""
+    if os.environ.get("RANK", "0") != "0":
+        return
+    resume = "; --resume continues from its last checkpoint" if command in RESUMABLE_COMMANDS else ""
+    print(
+        f"dmlfaces {command}: interrupted; each output file is complete or untouched, though a command writing several"
+        f" may have replaced only some{resume}",
+        file=sys.stderr,
+    )
+
 
 # Sub-commands that compute nothing with torch in their own process (a notebook's kernel is a child process).
 TORCH_FREE_COMMANDS = ("check-params", "notebook")
@@ -515,13 +535,6 @@ def _run(argv: list[str], clock: timing.Clock) -> int:
     except UserError as error:
         print(f"dmlfaces {args.command}: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # Ctrl-C: every writer has removed its temporary on the way out (dmlfaces.io)
-        print(
-            f"dmlfaces {args.command}: interrupted; no output is left half-written (what a trainer checkpointed"
-            " stays for --resume)",
-            file=sys.stderr,
-        )
-        return INTERRUPTED
     except PATH_ERRORS as error:
         if error.filename is None:
             raise

@@ -256,8 +256,9 @@ def write_features_sharded(
     ``shard_range``.
 
     Each rank saves its rows beside ``path``; after a barrier rank 0 concatenates them in rank order (the
-    crops' order, shares being contiguous), writes ``path`` and removes the shards. A rank that dies stops
-    the barrier, so nothing reaches the final name.
+    crops' order, shares being contiguous) and writes ``path``; after a second barrier each rank removes its
+    own shard, as it does when interrupted or failing. A rank that dies stops the barrier, so nothing reaches
+    the final name.
     """
     if not context.distributed:
         write_features(path, names, features, norms, skipped, flip_test=flip_test, single=single)
@@ -266,23 +267,25 @@ def write_features_sharded(
     rows = {"features": features, "norms": norms}
     if single is not None:
         rows["single_features"], rows["single_norms"] = single
-    _save_npz(_shard_path(path, context.rank), **rows)
-    dist.barrier()
-    if context.is_main:
-        shards = [_shard_path(path, rank) for rank in range(context.world_size)]
-        parts = [_read_shard(shard) for shard in shards]
-        merged = {key: np.concatenate([part[key] for part in parts]) for key in rows}
-        write_features(
-            path,
-            names,
-            merged["features"],
-            merged["norms"],
-            skipped,
-            flip_test=flip_test,
-            single=(merged["single_features"], merged["single_norms"]) if single is not None else None,
-        )
-        for shard in shards:
-            shard.unlink()
+    shard = _shard_path(path, context.rank)
+    try:
+        _save_npz(shard, **rows)
+        dist.barrier()
+        if context.is_main:
+            parts = [_read_shard(_shard_path(path, rank)) for rank in range(context.world_size)]
+            merged = {key: np.concatenate([part[key] for part in parts]) for key in rows}
+            write_features(
+                path,
+                names,
+                merged["features"],
+                merged["norms"],
+                skipped,
+                flip_test=flip_test,
+                single=(merged["single_features"], merged["single_norms"]) if single is not None else None,
+            )
+        dist.barrier()  # every shard read before any is removed
+    finally:  # each rank removes its own shard, also when interrupted or failing
+        shard.unlink(missing_ok=True)
 
 
 def read_features(path: str | os.PathLike[str]) -> FeatureSet:

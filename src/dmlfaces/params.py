@@ -61,7 +61,7 @@ def check_range(
 
 PARAMS_FILE = Path("params.yaml")  # every stage's, in the repository root (DVC's default params file)
 AUTO_DEVICE = "auto"  # the default everywhere: the first CUDA GPU (the local rank's under torchrun), else the CPU
-DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
+DEVICE = re.compile(rf"{AUTO_DEVICE}|cpu|cuda(:\d+)?|mps")
 
 
 def check_device(section: str, key: str, value: str) -> None:

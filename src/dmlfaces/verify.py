@@ -128,11 +128,12 @@ def every_crop_row(protocol: IJBProtocol, crops: FeatureSet, needed_for: str) ->
     Raises:
         DataFormatError: naming the features file: what ``match_crops`` refuses, or crops skipped at extraction.
     """
-    skipped = np.intersect1d(protocol.crop_names, crops.skipped)
+    skipped = np.setdiff1d(np.intersect1d(protocol.crop_names, crops.skipped), crops.names)  # recorded and absent
     if len(skipped):
         raise DataFormatError(
             _features_path(crops),
-            f"{len(skipped)} crops of {protocol.root} were skipped at extraction ({_first(skipped)}); {needed_for} needs every crop",
+            f"crops of {protocol.root} skipped at extraction: {len(skipped)} ({_first(skipped)});"
+            f" every crop is needed for {needed_for}",
             fix="correct those crops' landmarks and extract again without --skip-bad-landmarks",
         )
     return match_crops(protocol, crops)[0]

@@ -52,7 +52,10 @@ def test_ground_truth_errors_name_the_file_and_what_is_missing(tiny_data, tmp_pa
         DataFormatError, match=r"short.csv: lists 59 of the 60 images of .*celeba \(split celeba; e.g. not 000002.jpg\)"
     ) as short:
         celeba_ground_truth(tmp_path / "short.csv", celeba)
-    assert "run 'dmlfaces attributes' without --ground-truth" in str(short.value) and "features" not in str(short.value)
+    assert str(short.value).endswith("Fix: regenerate the data set with 'dmlfaces synth'")  # a folder's names: no features advice
+    with pytest.raises(DataFormatError, match=r"short.csv: lists 59 of the 60") as advised:
+        celeba_ground_truth(tmp_path / "short.csv", celeba, fix="run without --ground-truth")
+    assert str(advised.value).endswith("Fix: regenerate the data set with 'dmlfaces synth', or run without --ground-truth")
     pd.concat([truth, truth[truth["path"] == "celeba/img_align_celeba/000003.jpg"]]).to_csv(tmp_path / "twice.csv", index=False)
     with pytest.raises(DataFormatError, match=r"twice.csv:317: image 000003.jpg is listed twice"):
         celeba_ground_truth(tmp_path / "twice.csv", celeba)

@@ -42,7 +42,8 @@ def split_ground_truth(
             twice (with its line), or lacks one of ``names``.
     """
     path = Path(path)
-    absent_fix = fix or f"{_FIX}, or give the features of its images"
+    # Names from a data set's folder (images_of) cannot be mended by other features; a features file's can.
+    absent_fix = fix or (_FIX if images_of is not None else f"{_FIX}, or give the features of its images")
     fix = fix or _FIX
     if not path.is_file():
         raise DataFormatError(path, "no SynthFaces ground-truth file", fix=fix)

@@ -38,6 +38,7 @@ import io
 import json
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -400,7 +401,10 @@ def _rendering(root: Path, jobs: list[RenderJob], workers: int) -> Iterator[Call
     if workers <= 1:
         yield lambda: np.stack([_render_to(task) for task in tqdm(tasks, **progress)])
         return
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
+    # Workers ignore Ctrl-C: the parent alone is interrupted, and leaving the pool stops them (no trace per worker).
+    with multiprocessing.get_context("fork").Pool(
+        workers, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN)
+    ) as pool:
         results = pool.imap(_render_to, tasks, chunksize=32)
         yield lambda: np.stack(list(tqdm(results, **progress)))
 

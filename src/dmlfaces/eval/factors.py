@@ -73,8 +73,9 @@ REQUIRED_COLUMNS = (
 )
 
 
-def celeba_ground_truth(path: str | Path, celeba: CelebA) -> pd.DataFrame:
+def celeba_ground_truth(path: str | Path, celeba: CelebA, fix: str | None = None) -> pd.DataFrame:
     """The rows of ``ground_truth.csv`` of ``celeba``'s images, indexed by image name in the order of its attributes.
+    ``fix`` is what the errors advise besides regenerating the data set (the caller's way out, e.g. a command's flag).
 
     Raises:
         DataFormatError: the file is missing, lacks a column of ``REQUIRED_COLUMNS``, or lists none or not all of
@@ -86,7 +87,7 @@ def celeba_ground_truth(path: str | Path, celeba: CelebA) -> pd.DataFrame:
         celeba.attributes.index,
         columns=REQUIRED_COLUMNS,
         images_of=celeba.root,
-        fix="regenerate the data set with 'dmlfaces synth', or run 'dmlfaces attributes' without --ground-truth",
+        fix=f"regenerate the data set with 'dmlfaces synth', or {fix}" if fix else None,
     )
 
 

@@ -36,7 +36,7 @@ from dmlfaces.models.aggregators import build_aggregator
 from dmlfaces.models.checkpoints import load_backbone, write_checkpoint
 from dmlfaces.models.losses import AdaFaceLoss
 from dmlfaces.params import AUTO_DEVICE, check_choice
-from dmlfaces.train.aggregator_config import CLIP_VIEWS, AggregatorConfig
+from dmlfaces.train.aggregator_config import CLIP_VIEWS, OUR_VIEWS, AggregatorConfig
 from dmlfaces.train.distributed import init_distributed
 from dmlfaces.train.embedding import kill_switch
 from dmlfaces.train.loop import LoopConfig, epoch_order, train_loop
@@ -55,7 +55,7 @@ def precompute_views(
     out: str | Path,
     device: str = AUTO_DEVICE,
     clips_root: str | Path | None = None,
-    augmentation: str = "ours",
+    augmentation: str = OUR_VIEWS,
 ) -> None:
     """Write the features of every training image, of ``views`` augmented copies, and of video frames to ``out`` (npz).
 

@@ -28,6 +28,7 @@ TRAINABLE = ("coreset", "attention_pooling")
 HEAD_INITS = ("class_means", "random")
 LR_SCHEDULES = ("constant", "multistep")
 CLIP_VIEWS = ("ours", "official")
+OUR_VIEWS = CLIP_VIEWS[0]  # our augmentation of the precomputed training views, extract-views' default
 
 
 @dataclass
