@@ -25,6 +25,32 @@ def test_synth_rejects_an_unknown_preset(capsys: pytest.CaptureFixture[str]) -> 
     assert "invalid choice: 'huge'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            ["extract", "--backbone", "b.pt", "--ijb", "x", "--out", "x.npz", "--device", "gpu"],
+            "argument --device: 'gpu'; choose auto,",
+        ),
+        (
+            ["extract-views", "--backbone", "b.pt", "--data", "d", "--out", "v.npz", "--views", "-2"],
+            "argument --views: -2; it must be at least 0",
+        ),
+        (["verify", "--ijb", "x", "--out", "o", "--resamples", "-5"], "argument --resamples: -5; it must be at least 0"),
+        (["verify", "--ijb", "x", "--out", "o", "--seed", "1.5"], "argument --seed: '1.5' is not an integer"),
+        (["synth", "--out", "s", "--workers", "0"], "argument --workers: 0; it must be at least 1"),
+    ],
+)
+def test_a_value_out_of_range_is_a_usage_error_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], arguments: list[str], message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stopped:
+        main(arguments)
+    assert stopped.value.code == 2 and message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
 def test_synth_writes_the_layouts_and_prints_its_counts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "data"
     assert main(["synth", "--out", str(out), "--preset", "tiny", "--seed", "3", "--workers", "1"]) == 0

@@ -13,7 +13,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from dmlfaces import timing
@@ -297,9 +297,33 @@ def _notebook(args: argparse.Namespace) -> None:
         raise SystemExit(f"dmlfaces notebook: {error}") from None
 
 
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer of at least ``minimum``; anything else is a usage error naming the value."""
+
+    def integer(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value}; it must be at least {minimum}")
+        return value
+
+    return integer
+
+
+def _device(text: str) -> str:
+    """An argparse type: a device name ``check_device`` accepts, checked before any work."""
+    from dmlfaces.params import DEVICE, DEVICE_CHOICES
+
+    if not DEVICE.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r}; choose {DEVICE_CHOICES}")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     from dmlfaces.data.synth import PRESETS
-    from dmlfaces.params import AUTO_DEVICE, PARAMS_FILE
+    from dmlfaces.params import AUTO_DEVICE, DEVICE_CHOICES, PARAMS_FILE
     from dmlfaces.stage_params import AggregatorViewsParams, DataParams, VerificationReportParams  # the defaults
     from dmlfaces.train.aggregator_config import CLIP_VIEWS, OUR_VIEWS
 
@@ -312,10 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     synth.add_argument("--preset", choices=sorted(PRESETS), default=DataParams.preset, help="data set size")
     synth.add_argument(
-        "--seed", type=int, default=DataParams.seed, help="random seed; the same preset and seed give identical files"
+        "--seed", type=_at_least(0), default=DataParams.seed, help="random seed; the same preset and seed give identical files"
     )
     synth.add_argument(
-        "--workers", type=int, default=None, help="render processes (default: all cores; output does not depend on it)"
+        "--workers", type=_at_least(1), default=None, help="render processes (default: all cores; output does not depend on it)"
     )
     synth.add_argument(
         "--reuse", action="store_true", help="keep --out when it already holds this generator version, preset and seed"
@@ -362,7 +386,10 @@ def build_parser() -> argparse.ArgumentParser:
     views.add_argument("--clips", type=Path, help="video clips of the same identities: <identity>/<clip>/<frame>.jpg")
     views.add_argument("--out", type=Path, required=True, help="output .npz")
     views.add_argument(
-        "--views", type=int, default=AggregatorViewsParams.views, help="augmented copies per image (besides the image itself)"
+        "--views",
+        type=_at_least(0),
+        default=AggregatorViewsParams.views,
+        help="augmented copies per image (besides the image itself)",
     )
     views.add_argument(
         "--augmentation",
@@ -370,8 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=CLIP_VIEWS,
         help="ours (mild, flip-test features) or FaceCoresetNet's (RandAugment per copy, single-pass features)",
     )
-    views.add_argument("--seed", type=int, default=DataParams.seed, help="random seed of the augmentations (data.seed)")
-    views.add_argument("--device", default=AUTO_DEVICE, help="auto, cpu, cuda, cuda:N or mps")
+    views.add_argument("--seed", type=_at_least(0), default=DataParams.seed, help="random seed of the augmentations (data.seed)")
+    views.add_argument("--device", type=_device, default=AUTO_DEVICE, help=DEVICE_CHOICES)
     views.set_defaults(file_output=True, run=_extract_views)
 
     extract = commands.add_parser(
@@ -390,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="output .npz (a .csv index is written beside it; with --dlib, also .faces.csv: how each face was found)",
     )
-    extract.add_argument("--batch-size", type=int, default=256)
+    extract.add_argument("--batch-size", type=_at_least(1), default=256)
     extract.add_argument("--no-flip", action="store_true", help="skip the flip test")
     extract.add_argument(
         "--skip-bad-landmarks",
@@ -402,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --dlib --celeba: describe images without a detection whole, not aligned from the landmarks file",
     )
-    extract.add_argument("--device", default=AUTO_DEVICE, help="auto, cpu, cuda, cuda:N or mps")
+    extract.add_argument("--device", type=_device, default=AUTO_DEVICE, help=DEVICE_CHOICES)
     extract.set_defaults(file_output=True, run=_extract)
 
     verify = commands.add_parser("verify", help="IJB-B/C 1:1 (and 1:N) evaluation of the baselines and trained aggregators")
@@ -423,11 +450,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("--out", type=Path, required=True, help="output directory (verification.json, features.npz)")
     verify.add_argument(
-        "--resamples", type=int, default=VerificationReportParams.resamples, help="subject-bootstrap resamples (0: no intervals)"
+        "--resamples",
+        type=_at_least(0),
+        default=VerificationReportParams.resamples,
+        help="subject-bootstrap resamples (0: no intervals)",
     )
-    verify.add_argument("--seed", type=int, default=DataParams.seed, help="random seed of the bootstrap (data.seed)")
-    verify.add_argument("--batch-size", type=int, default=256)
-    verify.add_argument("--device", default=AUTO_DEVICE, help="auto, cpu, cuda, cuda:N or mps")
+    verify.add_argument("--seed", type=_at_least(0), default=DataParams.seed, help="random seed of the bootstrap (data.seed)")
+    verify.add_argument("--batch-size", type=_at_least(1), default=256)
+    verify.add_argument("--device", type=_device, default=AUTO_DEVICE, help=DEVICE_CHOICES)
     verify.set_defaults(run=_verify)
 
     attributes = commands.add_parser(

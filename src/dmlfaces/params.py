@@ -62,12 +62,13 @@ def check_range(
 PARAMS_FILE = Path("params.yaml")  # every stage's, in the repository root (DVC's default params file)
 AUTO_DEVICE = "auto"  # the default everywhere: the first CUDA GPU (the local rank's under torchrun), else the CPU
 DEVICE = re.compile(rf"{AUTO_DEVICE}|cpu|cuda(:\d+)?|mps")
+DEVICE_CHOICES = f"{AUTO_DEVICE}, cpu, cuda, cuda:N (a GPU index) or mps"
 
 
 def check_device(section: str, key: str, value: str) -> None:
     """Raise ParameterError unless ``value`` names a device: auto, cpu, cuda, cuda:N or mps."""
     if not DEVICE.fullmatch(value):
-        raise ParameterError(f"{section}.{key} = {value!r}; choose auto, cpu, cuda, cuda:N (a GPU index) or mps")
+        raise ParameterError(f"{section}.{key} = {value!r}; choose {DEVICE_CHOICES}")
 
 
 def read_params(params_path: str | Path) -> dict:

@@ -16,7 +16,7 @@ import pandas as pd
 from dmlfaces.data.errors import DataFormatError
 
 GROUND_TRUTH_FILE = "ground_truth.csv"
-_FIX = "regenerate the data set with 'dmlfaces synth'"
+REGENERATE = "regenerate the data set with 'dmlfaces synth'"  # the advice of every ground-truth error
 
 
 def split_ground_truth(
@@ -43,8 +43,8 @@ def split_ground_truth(
     """
     path = Path(path)
     # Names from a data set's folder (images_of) cannot be mended by other features; a features file's can.
-    absent_fix = fix or (_FIX if images_of is not None else f"{_FIX}, or give the features of its images")
-    fix = fix or _FIX
+    absent_fix = fix or (REGENERATE if images_of is not None else f"{REGENERATE}, or give the features of its images")
+    fix = fix or REGENERATE
     if not path.is_file():
         raise DataFormatError(path, "no SynthFaces ground-truth file", fix=fix)
     truth = pd.read_csv(path)

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from dmlfaces.data.celeba import CelebA
-from dmlfaces.data.ground_truth import split_ground_truth
+from dmlfaces.data.ground_truth import REGENERATE, split_ground_truth
 from dmlfaces.eval.clustering import group_tables, grouped_partition_scores, table_scores
 
 CELEBA_SPLIT = "celeba"
@@ -87,7 +87,7 @@ def celeba_ground_truth(path: str | Path, celeba: CelebA, fix: str | None = None
         celeba.attributes.index,
         columns=REQUIRED_COLUMNS,
         images_of=celeba.root,
-        fix=f"regenerate the data set with 'dmlfaces synth', or {fix}" if fix else None,
+        fix=f"{REGENERATE}, or {fix}" if fix else None,
     )
 
 
